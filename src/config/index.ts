@@ -1,0 +1,23 @@
+export { ConfigError, formatIssues, type ConfigIssue } from './errors.js'
+export { parseDuration } from './duration.js'
+export { buildConfigJsonSchema } from './json-schema.js'
+export {
+  loadConfigFile,
+  parseConfigText,
+  validateConfig,
+  type LoadConfigOptions,
+  type LoadedConfig,
+} from './load.js'
+export type {
+  AggregationConfig,
+  BackendConfig,
+  HttpBackendConfig,
+  IncomingAuthConfig,
+  OidcConfig,
+  OperationalConfig,
+  OutgoingStrategyConfig,
+  ServerConfig,
+  StdioBackendConfig,
+  ToolOverrideConfig,
+  VmcpConfig,
+} from './schema.js'

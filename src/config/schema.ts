@@ -1,0 +1,212 @@
+import { readFileSync } from 'node:fs'
+import { isAbsolute, resolve } from 'node:path'
+import { z } from 'zod'
+import { Secret } from '../log/secret.js'
+import { checkSecureUrl } from '../net/url-policy.js'
+import { DURATION_PATTERN, parseDuration } from './duration.js'
+
+/** Where secret refs and relative paths are resolved. */
+export interface SchemaContext {
+  baseDir: string
+  env: Readonly<Record<string, string | undefined>>
+  /** false when the schema is only described (JSON Schema export): refs are not read. */
+  resolveSecrets: boolean
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/
+
+export function createConfigSchema(ctx: SchemaContext) {
+  const duration = (fallback: string) =>
+    z
+      .string()
+      .regex(new RegExp(DURATION_PATTERN), 'must be a duration such as 500ms, 30s, 5m or 1h')
+      .default(fallback)
+      .transform((s) => parseDuration(s) ?? 0)
+
+  const secureUrl = z.string().superRefine((s, c) => {
+    const why = checkSecureUrl(s)
+    if (why) c.addIssue({ code: 'custom', message: why })
+  })
+
+  // Secrets are always refs, never bare strings, so they never end up committed in YAML.
+  const secretRef = z
+    .union([
+      z.strictObject({ env: z.string().min(1).describe('environment variable holding the secret') }),
+      z.strictObject({ file: z.string().min(1).describe('file holding the secret (trailing newline trimmed)') }),
+    ])
+    .describe('a secret: { env: NAME } or { file: PATH }')
+    .transform((ref, c): Secret => {
+      if (!ctx.resolveSecrets) return new Secret('')
+      if ('env' in ref) {
+        const v = ctx.env[ref.env]
+        if (v === undefined || v === '') {
+          c.addIssue({ code: 'custom', message: `environment variable ${ref.env} is not set` })
+          return z.NEVER
+        }
+        return new Secret(v)
+      }
+      const path = isAbsolute(ref.file) ? ref.file : resolve(ctx.baseDir, ref.file)
+      try {
+        return new Secret(readFileSync(path, 'utf8').replace(/\r?\n$/, ''))
+      } catch {
+        c.addIssue({ code: 'custom', message: `cannot read secret file ${ref.file}` })
+        return z.NEVER
+      }
+    })
+
+  const name = z.string().regex(NAME, 'must be 1-63 characters of [A-Za-z0-9_.-], starting alphanumeric')
+
+  const httpBackend = z.strictObject({
+    name,
+    transport: z.enum(['streamable-http', 'sse']),
+    url: secureUrl,
+    headers: z.record(z.string(), z.string()).default({}).describe('static, non-secret headers'),
+  })
+  const stdioBackend = z.strictObject({
+    name,
+    transport: z.literal('stdio'),
+    command: z.string().min(1),
+    args: z.array(z.string()).default([]),
+    env: z.record(z.string(), z.string()).default({}),
+    cwd: z
+      .string()
+      .optional()
+      .transform((d) => resolve(ctx.baseDir, d ?? '.')),
+  })
+  const backend = z.discriminatedUnion('transport', [httpBackend, stdioBackend])
+
+  const oidc = z.strictObject({
+    issuer: secureUrl.describe('exact expected `iss`'),
+    audience: z.string().min(1).describe('`aud` must contain this value'),
+    resource: secureUrl.describe('RFC 9728 resource identifier of this endpoint'),
+    jwksUrl: secureUrl.optional().describe('skip discovery and use this JWKS'),
+    scopes: z.array(z.string().min(1)).default([]).describe('advertised in metadata and challenges'),
+    requiredScopes: z.array(z.string().min(1)).default([]),
+    algorithms: z
+      .array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']))
+      .min(1)
+      .default(['RS256', 'PS256', 'ES256', 'ES384', 'EdDSA']),
+    clockSkew: duration('30s'),
+    introspection: z
+      .strictObject({ url: secureUrl, clientId: z.string().min(1), clientSecret: secretRef })
+      .optional()
+      .describe('RFC 7662 introspection for opaque tokens'),
+  })
+  const incomingAuth = z.discriminatedUnion('type', [
+    z.strictObject({ type: z.literal('anonymous') }),
+    z.strictObject({ type: z.literal('oidc'), oidc }),
+  ])
+
+  const strategy = z.discriminatedUnion('type', [
+    z.strictObject({ type: z.literal('unauthenticated') }),
+    z.strictObject({
+      type: z.literal('header_injection'),
+      headerInjection: z.strictObject({
+        headerName: z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be an HTTP header name'),
+        value: secretRef,
+      }),
+    }),
+    z.strictObject({
+      type: z.literal('token_exchange'),
+      tokenExchange: z.strictObject({
+        tokenUrl: secureUrl,
+        clientId: z.string().min(1),
+        clientSecret: secretRef,
+        audience: z.string().min(1).optional(),
+        resource: z.string().min(1).optional(),
+        scopes: z.array(z.string().min(1)).default([]),
+        subjectTokenType: z.string().default('urn:ietf:params:oauth:token-type:access_token'),
+      }),
+    }),
+    z.strictObject({
+      type: z.literal('upstream_inject'),
+      upstreamInject: z.strictObject({ providerName: z.string() }),
+    }),
+  ])
+
+  const override = z.strictObject({
+    name: z.string().min(1).optional(),
+    description: z.string().optional(),
+    annotations: z
+      .strictObject({
+        title: z.string().optional(),
+        readOnlyHint: z.boolean().optional(),
+        destructiveHint: z.boolean().optional(),
+        idempotentHint: z.boolean().optional(),
+        openWorldHint: z.boolean().optional(),
+      })
+      .optional(),
+  })
+
+  const aggregation = z.strictObject({
+    conflictResolution: z.enum(['prefix', 'priority', 'manual']).default('prefix'),
+    prefixFormat: z
+      .string()
+      .refine((s) => s.includes('{backend}'), 'must contain {backend}')
+      .default('{backend}_'),
+    prefixMode: z.enum(['always', 'on-conflict']).default('always'),
+    priorityOrder: z.array(z.string()).default([]),
+    tools: z
+      .array(
+        z.strictObject({
+          backend: z.string(),
+          filter: z.array(z.string()).default([]).describe('if set, only these tools are exposed'),
+          exclude: z.array(z.string()).default([]),
+          overrides: z.record(z.string(), override).default({}),
+        }),
+      )
+      .default([]),
+  })
+
+  const server = z.strictObject({
+    host: z.string().default('127.0.0.1'),
+    port: z.number().int().min(0).max(65535).default(4483),
+    publicUrl: secureUrl
+      .refine((s) => !s.endsWith('/'), 'must not end with /')
+      .optional()
+      .describe('externally visible origin, e.g. https://vmcp.example.com'),
+    maxBodyBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(4 * 1024 * 1024),
+    allowedOrigins: z.array(z.string()).default([]).describe('browser origins allowed besides loopback and publicUrl'),
+  })
+
+  const operational = z.strictObject({
+    sessionTtl: duration('30m'),
+    discoveryTimeout: duration('10s'),
+    callTimeout: duration('60s'),
+    healthCheckInterval: duration('15s'),
+    healthCheckTimeout: duration('5s'),
+    shutdownTimeout: duration('10s'),
+    maxSessions: z.number().int().min(1).default(10_000),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+  })
+
+  return z.strictObject({
+    $schema: z.string().optional(),
+    name: z.string().min(1).default('vmcp'),
+    server: server.prefault({}),
+    backends: z.array(backend).default([]),
+    incomingAuth: incomingAuth.prefault({ type: 'anonymous' }),
+    outgoingAuth: z
+      .strictObject({
+        default: strategy.prefault({ type: 'unauthenticated' }),
+        backends: z.record(z.string(), strategy).default({}),
+      })
+      .prefault({}),
+    aggregation: aggregation.prefault({}),
+    operational: operational.prefault({}),
+  })
+}
+
+export type ConfigSchema = ReturnType<typeof createConfigSchema>
+/** The validated configuration, defaults applied, durations in ms, secrets as `Secret`. */
+export type VmcpConfig = z.output<ConfigSchema>
+export type BackendConfig = VmcpConfig['backends'][number]
+export type HttpBackendConfig = Extract<BackendConfig, { transport: 'streamable-http' | 'sse' }>
+export type StdioBackendConfig = Extract<BackendConfig, { transport: 'stdio' }>
+export type IncomingAuthConfig = VmcpConfig['incomingAuth']
+export type OidcConfig = Extract<IncomingAuthConfig, { type: 'oidc' }>['oidc']
+export type OutgoingStrategyConfig = VmcpConfig['outgoingAuth']['default']
+export type AggregationConfig = VmcpConfig['aggregation']
+export type ToolOverrideConfig = AggregationConfig['tools'][number]['overrides'][string]
+export type OperationalConfig = VmcpConfig['operational']
+export type ServerConfig = VmcpConfig['server']

@@ -1,0 +1,128 @@
+// Small HTTP helpers for tests: a manual redirect follower with a naive cookie jar (headless
+// OAuth authorization flows) and a free-port finder.
+import { createServer } from 'node:net'
+
+/** Cookie name -> value. Domain/path/expiry attributes are ignored (everything is loopback). */
+export type CookieJar = Map<string, string>
+
+export interface FollowRedirectsOptions {
+  /** Reuse a jar across calls (e.g. to keep an IdP session); a fresh one is used otherwise. */
+  jar?: CookieJar
+  /** Upper bound on followed redirects (default 10). */
+  maxRedirects?: number
+  /** Extra request headers for every hop (the cookie header is managed here). */
+  headers?: Record<string, string>
+}
+
+/** Stores every `Set-Cookie` of a response in the jar (Node 20: `headers.getSetCookie()`). */
+export function storeCookies(jar: CookieJar, res: Response): void {
+  for (const setCookie of res.headers.getSetCookie()) {
+    const [pair = ''] = setCookie.split(';')
+    const eq = pair.indexOf('=')
+    if (eq <= 0) continue
+    const name = pair.slice(0, eq).trim()
+    const value = pair.slice(eq + 1).trim()
+    // Max-Age=0 / past Expires means "delete"; oidc-provider does this for its resume cookies.
+    if (/;\s*max-age=0\b/i.test(setCookie) || /;\s*expires=Thu, 01 Jan 1970/i.test(setCookie)) {
+      jar.delete(name)
+    } else {
+      jar.set(name, value)
+    }
+  }
+}
+
+/** Serializes the jar as a `Cookie` request header value. */
+export function cookieHeader(jar: CookieJar): string {
+  return [...jar].map(([k, v]) => `${k}=${v}`).join('; ')
+}
+
+/**
+ * GETs `url` with `redirect: 'manual'`, carrying cookies, and follows `Location` headers until one
+ * starts with `stopPrefix` (typically the OAuth redirect_uri, which is never contacted). Returns
+ * that final URL. Throws if a hop answers without a `Location` or after too many redirects.
+ */
+export async function followRedirectsWithCookies(
+  url: string | URL,
+  stopPrefix: string,
+  options: FollowRedirectsOptions = {},
+): Promise<URL> {
+  const jar = options.jar ?? new Map<string, string>()
+  const max = options.maxRedirects ?? 10
+  let current = new URL(url).href
+  if (current.startsWith(stopPrefix)) return new URL(current)
+  for (let i = 0; i < max; i++) {
+    const headers: Record<string, string> = { ...options.headers }
+    if (jar.size > 0) headers.cookie = cookieHeader(jar)
+    const res = await fetch(current, { redirect: 'manual', headers })
+    storeCookies(jar, res)
+    const location = res.headers.get('location')
+    if (!location) {
+      const body = await res.text().catch(() => '')
+      throw new Error(`no redirect from ${current} (status ${res.status}): ${body.slice(0, 500)}`)
+    }
+    await res.body?.cancel()
+    current = new URL(location, current).href
+    if (current.startsWith(stopPrefix)) return new URL(current)
+  }
+  throw new Error(`too many redirects (> ${max}) without reaching ${stopPrefix}`)
+}
+
+/** Asks the OS for a free TCP port on 127.0.0.1 (listen on port 0, read it, close). */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const srv = createServer()
+    srv.unref()
+    srv.once('error', reject)
+    srv.listen(0, host, () => {
+      const addr = srv.address()
+      if (addr === null || typeof addr === 'string') {
+        srv.close()
+        reject(new Error('could not determine a free port'))
+        return
+      }
+      const { port } = addr
+      srv.close((err) => (err ? reject(err) : resolve(port)))
+    })
+  })
+}
+
+/** `Authorization: Basic` value per RFC 6749 §2.3.1 (form-urlencoded id and secret). */
+export function basicAuth(clientId: string, clientSecret: string): string {
+  const enc = (s: string) => encodeURIComponent(s).replace(/%20/g, '+')
+  return `Basic ${Buffer.from(`${enc(clientId)}:${enc(clientSecret)}`).toString('base64')}`
+}
+
+export interface JsonResponse<T = Record<string, unknown>> {
+  status: number
+  headers: Headers
+  body: T
+}
+
+/**
+ * POSTs an `application/x-www-form-urlencoded` body and parses the JSON answer (any status).
+ * Array values are sent as repeated parameters.
+ */
+export async function postForm<T = Record<string, unknown>>(
+  url: string,
+  params: Record<string, string | string[] | undefined>,
+  headers: Record<string, string> = {},
+): Promise<JsonResponse<T>> {
+  const body = new URLSearchParams()
+  for (const [k, v] of Object.entries(params)) {
+    if (v === undefined) continue
+    for (const item of Array.isArray(v) ? v : [v]) body.append(k, item)
+  }
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+    body,
+  })
+  const text = await res.text()
+  let parsed: unknown
+  try {
+    parsed = text ? JSON.parse(text) : {}
+  } catch {
+    throw new Error(`non-JSON answer from ${url} (status ${res.status}): ${text.slice(0, 500)}`)
+  }
+  return { status: res.status, headers: res.headers, body: parsed as T }
+}
