@@ -1,0 +1,86 @@
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns'
+import { Agent, fetch as undiciFetch } from 'undici'
+import { isPrivateAddress } from './ssrf.js'
+
+/** The fetch signature shared by oauth4webapi, jose and the MCP SDK transports. */
+export type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>
+
+export interface OutboundFetchOptions {
+  /** Refuse connections to private/loopback/link-local addresses (URLs that came from clients). */
+  ssrfGuard?: boolean
+  connectTimeoutMs?: number
+  /** Time to response headers; SSE bodies may then stream for longer. */
+  headersTimeoutMs?: number
+  /** Cap on a response body read with `readLimitedText`. */
+  maxResponseBytes?: number
+}
+
+export class SsrfBlockedError extends Error {
+  constructor(host: string) {
+    super(`refusing to connect to internal address of ${host}`)
+    this.name = 'SsrfBlockedError'
+  }
+}
+
+type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void
+
+/** DNS lookup that fails when any resolved address is internal (checked after resolution, so DNS rebinding cannot slip past). */
+function guardedLookup(hostname: string, options: object, callback: LookupCallback): void {
+  dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
+    if (err) return callback(err, [])
+    const list = addresses as LookupAddress[]
+    if (list.some((a) => isPrivateAddress(a.address))) return callback(new SsrfBlockedError(hostname), [])
+    const all = (options as { all?: boolean }).all
+    if (all) return callback(null, list)
+    const first = list[0]
+    if (!first) return callback(new SsrfBlockedError(hostname), [])
+    callback(null, first.address, first.family)
+  })
+}
+
+/**
+ * The one outbound fetch: undici with connect/header timeouts and no automatic redirects (a
+ * redirect is returned to the caller, never followed silently). With `ssrfGuard`, literal and
+ * resolved internal addresses are refused.
+ */
+export function createOutboundFetch(options: OutboundFetchOptions = {}): FetchLike {
+  const agent = new Agent({
+    connect: {
+      timeout: options.connectTimeoutMs ?? 10_000,
+      ...(options.ssrfGuard ? { lookup: guardedLookup as never } : {}),
+    },
+    headersTimeout: options.headersTimeoutMs ?? 30_000,
+    bodyTimeout: 0,
+  })
+  return async (input, init) => {
+    const url = new URL(typeof input === 'string' || input instanceof URL ? input : input.url)
+    if (options.ssrfGuard && isPrivateAddress(url.hostname.replace(/^\[|\]$/g, ''))) {
+      throw new SsrfBlockedError(url.hostname)
+    }
+    const res = await undiciFetch(input as never, {
+      ...(init as object),
+      redirect: init?.redirect ?? 'manual',
+      dispatcher: agent,
+    } as never)
+    return res as unknown as Response
+  }
+}
+
+/** Reads a response body as text, failing once it exceeds `maxBytes` (no unbounded buffering). */
+export async function readLimitedText(res: Response, maxBytes: number): Promise<string> {
+  if (!res.body) return ''
+  const reader = res.body.getReader()
+  const chunks: Uint8Array[] = []
+  let size = 0
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    size += value.byteLength
+    if (size > maxBytes) {
+      await reader.cancel()
+      throw new Error(`response body exceeds ${maxBytes} bytes`)
+    }
+    chunks.push(value)
+  }
+  return Buffer.concat(chunks).toString('utf8')
+}

@@ -1,0 +1,9 @@
+export {
+  createOutboundFetch,
+  readLimitedText,
+  SsrfBlockedError,
+  type FetchLike,
+  type OutboundFetchOptions,
+} from './fetch.js'
+export { isPrivateAddress } from './ssrf.js'
+export { checkSecureUrl, isLoopbackHost } from './url-policy.js'
