@@ -1,0 +1,134 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util'
+import { ConfigError, loadConfigFile, type VmcpConfig } from '../config/index.js'
+import { createLogger, type LogLevel } from '../log/index.js'
+import { createVmcp } from '../server/index.js'
+import { readVersion } from '../version.js'
+
+// Exit codes: 0 ok, 1 runtime failure, 2 invalid configuration or usage.
+const EXIT_RUNTIME = 1
+const EXIT_CONFIG = 2
+
+const HELP = `vmcp ${readVersion()}: one MCP endpoint in front of many MCP servers
+
+Usage:
+  vmcp serve --config <file> [--host <host>] [--port <port>] [--log-level <level>]
+  vmcp validate --config <file>
+  vmcp --version
+  vmcp --help
+
+Options:
+  -c, --config <file>     vmcp YAML configuration
+      --host <host>       listen address (overrides server.host)
+      --port <port>       listen port (overrides server.port; 0 picks a free port)
+      --log-level <level> fatal | error | warn | info | debug | trace (overrides operational.logLevel)
+
+Exit codes: 0 ok, 1 runtime failure, 2 invalid configuration.
+Logs are JSON lines on stderr (human-readable on a terminal).`
+
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace']
+
+function usage(message: string): never {
+  process.stderr.write(`vmcp: ${message}\n\n${HELP}\n`)
+  process.exit(EXIT_CONFIG)
+}
+
+function load(path: string | undefined): VmcpConfig {
+  if (!path) usage('--config is required')
+  try {
+    return loadConfigFile(path).config
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`)
+      process.exit(EXIT_CONFIG)
+    }
+    throw err
+  }
+}
+
+async function main(argv: string[]): Promise<void> {
+  let parsed
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        host: { type: 'string' },
+        port: { type: 'string' },
+        'log-level': { type: 'string' },
+        version: { type: 'boolean', short: 'v' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    })
+  } catch (err) {
+    usage((err as Error).message)
+  }
+  const { values, positionals } = parsed
+  if (values.version) {
+    process.stdout.write(`${readVersion()}\n`)
+    return
+  }
+  const command = positionals[0]
+  if (values.help || !command) {
+    process.stdout.write(`${HELP}\n`)
+    if (!command && !values.help) process.exitCode = EXIT_CONFIG
+    return
+  }
+  if (command === 'validate') {
+    const config = load(values.config)
+    process.stdout.write(`configuration is valid: ${config.backends.length} backend(s), incoming auth ${config.incomingAuth.type}\n`)
+    return
+  }
+  if (command !== 'serve') usage(`unknown command "${command}"`)
+
+  const config = load(values.config)
+  if (values.host) config.server.host = values.host
+  if (values.port !== undefined) {
+    const port = Number(values.port)
+    if (!Number.isInteger(port) || port < 0 || port > 65535) usage(`--port must be 0-65535, got "${values.port}"`)
+    config.server.port = port
+  }
+  const level = values['log-level']
+  if (level !== undefined) {
+    if (!LEVELS.includes(level)) usage(`--log-level must be one of ${LEVELS.join(', ')}`)
+    config.operational.logLevel = level as VmcpConfig['operational']['logLevel']
+  }
+  const logger = createLogger({ level: config.operational.logLevel as LogLevel })
+  const vmcp = createVmcp({ config, logger })
+
+  let stopping = false
+  const stop = (signal: string) => {
+    if (stopping) return
+    stopping = true
+    logger.info({ signal }, 'shutting down')
+    vmcp
+      .close()
+      .then(() => {
+        logger.info('stopped')
+        logger.flush()
+        process.exit(0)
+      })
+      .catch((err: unknown) => {
+        logger.error({ err: (err as Error).message }, 'shutdown failed')
+        process.exit(EXIT_RUNTIME)
+      })
+  }
+  process.on('SIGINT', () => stop('SIGINT'))
+  process.on('SIGTERM', () => stop('SIGTERM'))
+
+  try {
+    await vmcp.start()
+  } catch (err) {
+    logger.fatal({ err: (err as Error).message }, 'failed to start')
+    logger.flush()
+    process.exit(EXIT_RUNTIME)
+  }
+}
+
+process.on('unhandledRejection', (err) => {
+  // A stray rejection must not take the gateway down; it is a bug to log, not a reason to exit.
+  process.stderr.write(`${JSON.stringify({ level: 50, msg: 'unhandled rejection', err: String(err) })}\n`)
+})
+
+await main(process.argv.slice(2))

@@ -1,0 +1,182 @@
+import { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js'
+import { getDefaultEnvironment, StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js'
+import {
+  CreateMessageRequestSchema,
+  ElicitRequestSchema,
+  ErrorCode,
+  ListRootsRequestSchema,
+  LoggingMessageNotificationSchema,
+  McpError,
+  PromptListChangedNotificationSchema,
+  ResourceListChangedNotificationSchema,
+  ResourceUpdatedNotificationSchema,
+  ToolListChangedNotificationSchema,
+  type ClientCapabilities,
+  type Notification,
+  type Request,
+  type Result,
+} from '@modelcontextprotocol/sdk/types.js'
+import type { Identity } from '../auth/incoming/index.js'
+import type { OutgoingAuthStrategy } from '../auth/outgoing/index.js'
+import type { BackendConfig } from '../config/index.js'
+import type { Logger } from '../log/index.js'
+import type { FetchLike } from '../net/index.js'
+import type { ListKind } from './catalog.js'
+
+/** A client request that is waiting on this backend; server-to-client traffic it causes goes back through it. */
+export interface InflightCall {
+  sessionId: string
+  sendRequest: (request: Request, signal: AbortSignal) => Promise<Result>
+  sendNotification: (notification: Notification) => Promise<void>
+}
+
+/** Where a backend's unsolicited traffic goes when no in-flight call claims it. */
+export interface ConnectionSink {
+  /** Relay a server-to-client request (elicitation, sampling, roots) with no in-flight call. */
+  request?(request: Request, signal: AbortSignal): Promise<Result>
+  notify?(notification: Notification): Promise<void>
+  listChanged(kind: ListKind | 'resources-all', connection: BackendConnection): void
+  resourceUpdated(uri: string, connection: BackendConnection): void
+  closed(connection: BackendConnection): void
+}
+
+export interface BackendConnectionOptions {
+  config: BackendConfig
+  identity: Identity | undefined
+  auth: OutgoingAuthStrategy
+  fetch: FetchLike
+  logger: Logger
+  /** Capabilities to declare: mirror the downstream client so the backend sees what is possible. */
+  capabilities: ClientCapabilities
+  clientInfo: { name: string; version: string }
+  sink: ConnectionSink
+}
+
+/**
+ * One MCP client session to one backend. Relays server-to-client requests and notifications to
+ * the client session whose call is in flight here (for a per-session connection, that is always
+ * its owner; a shared stdio process may serve several sessions).
+ */
+export class BackendConnection {
+  readonly client: Client
+  readonly backend: string
+  readonly inflight = new Set<InflightCall>()
+  #transport: Transport | undefined
+  #closed = false
+  readonly #options: BackendConnectionOptions
+
+  constructor(options: BackendConnectionOptions) {
+    this.#options = options
+    this.backend = options.config.name
+    this.client = new Client(options.clientInfo, { capabilities: options.capabilities })
+    this.#installHandlers()
+  }
+
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  get pid(): number | null {
+    return this.#transport instanceof StdioClientTransport ? this.#transport.pid : null
+  }
+
+  async connect(timeoutMs: number): Promise<void> {
+    const transport = this.#createTransport()
+    this.#transport = transport
+    this.client.onclose = () => {
+      if (this.#closed) return
+      this.#closed = true
+      this.#options.sink.closed(this)
+    }
+    this.client.onerror = (err) => {
+      this.#options.logger.debug({ backend: this.backend, err: err.message }, 'backend transport error')
+    }
+    await this.client.connect(transport, { timeout: timeoutMs })
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    const transport = this.#transport
+    // Streamable HTTP: DELETE the backend session so it does not linger until the backend's TTL.
+    if (transport instanceof StreamableHTTPClientTransport) {
+      await transport.terminateSession().catch(() => undefined)
+    }
+    await this.client.close().catch(() => undefined)
+  }
+
+  /** The in-flight call that should receive traffic the backend sends now (oldest first). */
+  #claimant(): InflightCall | undefined {
+    return this.inflight.values().next().value
+  }
+
+  #installHandlers(): void {
+    const { capabilities, sink } = this.#options
+    const relay = async (request: Request, signal: AbortSignal): Promise<Result> => {
+      const call = this.#claimant()
+      if (call) return call.sendRequest(request, signal)
+      if (sink.request) return sink.request(request, signal)
+      throw new McpError(ErrorCode.InvalidRequest, `no client session to relay ${request.method} to`)
+    }
+    if (capabilities.elicitation) {
+      this.client.setRequestHandler(ElicitRequestSchema, (req, extra) => relay(req, extra.signal) as never)
+    }
+    if (capabilities.sampling) {
+      this.client.setRequestHandler(CreateMessageRequestSchema, (req, extra) => relay(req, extra.signal) as never)
+    }
+    if (capabilities.roots) {
+      this.client.setRequestHandler(ListRootsRequestSchema, (req, extra) => relay(req, extra.signal) as never)
+    }
+    this.client.setNotificationHandler(LoggingMessageNotificationSchema, async (n) => {
+      const call = this.#claimant()
+      if (call) return call.sendNotification(n)
+      await sink.notify?.(n)
+    })
+    this.client.setNotificationHandler(ResourceUpdatedNotificationSchema, async (n) => {
+      sink.resourceUpdated(n.params.uri, this)
+    })
+    this.client.setNotificationHandler(ToolListChangedNotificationSchema, async () => {
+      sink.listChanged('tools', this)
+    })
+    this.client.setNotificationHandler(PromptListChangedNotificationSchema, async () => {
+      sink.listChanged('prompts', this)
+    })
+    this.client.setNotificationHandler(ResourceListChangedNotificationSchema, async () => {
+      sink.listChanged('resources-all', this)
+    })
+  }
+
+  #createTransport(): Transport {
+    const { config, auth, identity, fetch, logger } = this.#options
+    if (config.transport === 'stdio') {
+      const transport = new StdioClientTransport({
+        command: config.command,
+        args: config.args,
+        env: { ...getDefaultEnvironment(), ...config.env },
+        cwd: config.cwd,
+        stderr: 'pipe',
+      })
+      transport.stderr?.on('data', (chunk: Buffer) => {
+        for (const line of chunk.toString('utf8').split('\n')) {
+          if (line.trim()) logger.debug({ backend: config.name, stderr: line.slice(0, 2000) }, 'backend stderr')
+        }
+      })
+      return transport
+    }
+    // Credentials are computed per request, so tokens can be refreshed during a long session.
+    const authedFetch: FetchLike = async (input, init) => {
+      const headers = new Headers(init?.headers)
+      for (const [k, v] of Object.entries(config.headers)) if (!headers.has(k)) headers.set(k, v)
+      for (const [k, v] of Object.entries(await auth.headers(identity, init?.signal ?? undefined))) {
+        headers.set(k, v)
+      }
+      return fetch(input, { ...init, headers })
+    }
+    const url = new URL(config.url)
+    if (config.transport === 'sse') return new SSEClientTransport(url, { fetch: authedFetch })
+    return new StreamableHTTPClientTransport(url, { fetch: authedFetch })
+  }
+}

@@ -1,0 +1,240 @@
+import type { ClientCapabilities } from '@modelcontextprotocol/sdk/types.js'
+import type { OutgoingAuthStrategy } from '../auth/outgoing/index.js'
+import type { BackendConfig, OperationalConfig } from '../config/index.js'
+import type { Logger } from '../log/index.js'
+import type { FetchLike } from '../net/index.js'
+import { BackendConnection, type ConnectionSink } from './backend-connection.js'
+import { discoverCatalog, listAll, type Catalog, type ListKind } from './catalog.js'
+
+export type BackendHealth = 'starting' | 'healthy' | 'unhealthy' | 'per-user'
+
+/** Capabilities declared by connections that serve many client sessions (stdio, discovery). */
+export const SHARED_CLIENT_CAPABILITIES: ClientCapabilities = {
+  elicitation: { form: {}, url: {} },
+  sampling: {},
+  roots: { listChanged: true },
+}
+
+export interface BackendRuntimeOptions {
+  config: BackendConfig
+  auth: OutgoingAuthStrategy
+  fetch: FetchLike
+  logger: Logger
+  operational: OperationalConfig
+  clientInfo: { name: string; version: string }
+  /** Traffic of the shared connection that no in-flight call claims. */
+  sink: Omit<ConnectionSink, 'closed'>
+  /** Called whenever `catalog` or `health` changes. */
+  onChange: (runtime: BackendRuntime) => void
+}
+
+const BACKOFF_BASE_MS = 500
+const BACKOFF_MAX_MS = 30_000
+
+/**
+ * The lasting state of one backend: health, its catalog, and the shared connection used for
+ * discovery and health checks (and for calls, when the backend is a stdio process: one process
+ * serves every session). A backend that is down is retried; vmcp never waits for it.
+ */
+export class BackendRuntime {
+  readonly name: string
+  readonly config: BackendConfig
+  readonly auth: OutgoingAuthStrategy
+  health: BackendHealth = 'starting'
+  lastError: string | undefined
+  catalog: Catalog | undefined
+  shared: BackendConnection | undefined
+  #connecting: Promise<void> | undefined
+  #attempt = 0
+  #retryTimer: NodeJS.Timeout | undefined
+  #stopped = false
+  readonly #options: BackendRuntimeOptions
+
+  constructor(options: BackendRuntimeOptions) {
+    this.#options = options
+    this.config = options.config
+    this.name = options.config.name
+    this.auth = options.auth
+  }
+
+  /** One process per backend: stdio servers are shared by all sessions. */
+  get sharesConnection(): boolean {
+    return this.config.transport === 'stdio'
+  }
+
+  /** Credentials depend on the caller: connections and catalogs are per identity. */
+  get identityScoped(): boolean {
+    return this.auth.identityScoped && !this.sharesConnection
+  }
+
+  get toolCount(): number {
+    return this.catalog?.tools.length ?? 0
+  }
+
+  /** Connects and discovers; resolves either way (failures mark the backend unhealthy). */
+  async start(): Promise<void> {
+    if (this.identityScoped) {
+      this.health = 'per-user'
+      this.#options.onChange(this)
+      return
+    }
+    await this.#connect()
+  }
+
+  /** Health tick: ping a healthy backend, try to bring back an unhealthy one. */
+  async check(): Promise<void> {
+    if (this.#stopped || this.identityScoped || this.#connecting) return
+    if (this.health === 'healthy' && this.shared && !this.shared.closed) {
+      try {
+        await this.shared.client.ping({ timeout: this.#options.operational.healthCheckTimeout })
+        return
+      } catch (err) {
+        this.#markUnhealthy(`health check failed: ${errorText(err)}`)
+        await this.shared?.close()
+        this.shared = undefined
+      }
+    }
+    // stdio restarts follow their own backoff timer.
+    if (this.sharesConnection && this.#retryTimer) return
+    await this.#connect()
+  }
+
+  /** A call saw the backend fail: re-check now instead of waiting for the next tick. */
+  reportFailure(err: unknown): void {
+    if (this.identityScoped || this.health !== 'healthy') return
+    this.#options.logger.debug({ backend: this.name, err: errorText(err) }, 'backend call failed; checking health')
+    void this.check()
+  }
+
+  /** Re-lists one kind after a list_changed notification, through the connection that sent it. */
+  async refresh(kind: ListKind | 'resources-all', via: BackendConnection, into?: Catalog): Promise<void> {
+    const target = into ?? this.catalog
+    if (!target) return
+    const kinds: ListKind[] = kind === 'resources-all' ? ['resources', 'resourceTemplates'] : [kind]
+    const timeout = this.#options.operational.discoveryTimeout
+    for (const k of kinds) {
+      ;(target[k] as unknown[]) = await listAll(via.client, k, { timeout })
+    }
+    if (!into) this.#options.onChange(this)
+  }
+
+  /** Opens a connection to this backend with the given identity and sink. */
+  async openConnection(
+    identity: Parameters<OutgoingAuthStrategy['headers']>[0],
+    capabilities: ClientCapabilities,
+    sink: ConnectionSink,
+  ): Promise<BackendConnection> {
+    const conn = new BackendConnection({
+      config: this.config,
+      identity,
+      auth: this.auth,
+      fetch: this.#options.fetch,
+      logger: this.#options.logger,
+      capabilities,
+      clientInfo: this.#options.clientInfo,
+      sink,
+    })
+    try {
+      await conn.connect(this.#options.operational.discoveryTimeout)
+    } catch (err) {
+      await conn.close()
+      throw err
+    }
+    return conn
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true
+    clearTimeout(this.#retryTimer)
+    await this.shared?.close()
+    this.shared = undefined
+  }
+
+  async #connect(): Promise<void> {
+    if (this.#connecting) return this.#connecting
+    this.#connecting = this.#doConnect().finally(() => {
+      this.#connecting = undefined
+    })
+    return this.#connecting
+  }
+
+  async #doConnect(): Promise<void> {
+    const { logger, operational } = this.#options
+    const started = Date.now()
+    let conn: BackendConnection | undefined
+    try {
+      conn = await this.openConnection(undefined, SHARED_CLIENT_CAPABILITIES, {
+        ...this.#options.sink,
+        closed: (c) => this.#onSharedClosed(c),
+      })
+      const signal = AbortSignal.timeout(operational.discoveryTimeout)
+      const catalog = await discoverCatalog(conn.client, { signal, timeout: operational.discoveryTimeout })
+      if (this.#stopped) {
+        await conn.close()
+        return
+      }
+      this.shared = conn
+      this.catalog = catalog
+      this.health = 'healthy'
+      this.lastError = undefined
+      this.#attempt = 0
+      logger.info(
+        {
+          backend: this.name,
+          transport: this.config.transport,
+          tools: catalog.tools.length,
+          resources: catalog.resources.length,
+          resourceTemplates: catalog.resourceTemplates.length,
+          prompts: catalog.prompts.length,
+          ms: Date.now() - started,
+        },
+        'backend connected',
+      )
+      this.#options.onChange(this)
+    } catch (err) {
+      await conn?.close()
+      this.#markUnhealthy(errorText(err))
+      if (this.sharesConnection) this.#scheduleRestart()
+    }
+  }
+
+  #onSharedClosed(conn: BackendConnection): void {
+    if (conn !== this.shared || this.#stopped) return
+    this.shared = undefined
+    this.#markUnhealthy(this.sharesConnection ? 'process exited' : 'connection closed')
+    if (this.sharesConnection) this.#scheduleRestart()
+  }
+
+  #scheduleRestart(): void {
+    if (this.#stopped || this.#retryTimer) return
+    const delay = Math.min(BACKOFF_BASE_MS * 2 ** this.#attempt, BACKOFF_MAX_MS)
+    this.#attempt++
+    this.#options.logger.info({ backend: this.name, delayMs: delay }, 'restarting stdio backend')
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined
+      void this.#connect()
+    }, delay)
+    this.#retryTimer.unref()
+  }
+
+  #markUnhealthy(reason: string): void {
+    const was = this.health
+    this.health = 'unhealthy'
+    this.lastError = reason
+    const level = was === 'unhealthy' ? 'debug' : 'warn'
+    this.#options.logger[level]({ backend: this.name, transport: this.config.transport, reason }, 'backend unavailable')
+    if (was !== 'unhealthy') this.#options.onChange(this)
+  }
+}
+
+/** An error's message plus the first system error code found in its cause chain (ECONNREFUSED…). */
+export function errorText(err: unknown): string {
+  if (!(err instanceof Error)) return String(err)
+  let cause: unknown = err
+  for (let depth = 0; depth < 4 && cause && typeof cause === 'object'; depth++) {
+    const code = (cause as { code?: unknown }).code
+    if (typeof code === 'string' && /^E[A-Z_]+$/.test(code)) return `${err.message} (${code})`
+    cause = (cause as { cause?: unknown }).cause
+  }
+  return err.message
+}

@@ -1,0 +1,298 @@
+import { randomUUID } from 'node:crypto'
+import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js'
+import { identityKey, type Identity } from '../auth/incoming/index.js'
+import type { OutgoingAuthStrategy } from '../auth/outgoing/index.js'
+import type { VmcpConfig } from '../config/index.js'
+import type { Logger } from '../log/index.js'
+import type { FetchLike } from '../net/index.js'
+import { buildView, type AggregatedView, type BackendCatalog } from './aggregator.js'
+import type { BackendConnection } from './backend-connection.js'
+import { BackendRuntime, errorText, type BackendHealth } from './backend-runtime.js'
+import type { ListKind } from './catalog.js'
+import { ClientSession, type SessionHost } from './session.js'
+
+export interface GatewayOptions {
+  config: VmcpConfig
+  logger: Logger
+  fetch: FetchLike
+  version: string
+  /** Outgoing strategy per backend name (already resolved from outgoingAuth). */
+  outgoingAuth: (backend: string) => OutgoingAuthStrategy
+}
+
+export interface BackendStatus {
+  name: string
+  transport: string
+  health: BackendHealth
+  tools: number
+  resources: number
+  prompts: number
+  error?: string
+}
+
+export interface GatewayStatus {
+  ready: boolean
+  sessions: number
+  backends: BackendStatus[]
+}
+
+/**
+ * The aggregating MCP endpoint: backends, their catalogs and health, and client sessions.
+ * `handle()` takes an authenticated Streamable HTTP request and returns the response.
+ */
+export interface Gateway {
+  start(): Promise<void>
+  handle(request: Request, identity: Identity, body: unknown): Promise<Response>
+  status(): GatewayStatus
+  readonly ready: boolean
+  close(): Promise<void>
+}
+
+const jsonRpcError = (status: number, code: number, message: string) =>
+  new Response(JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null }), {
+    status,
+    headers: { 'content-type': 'application/json' },
+  })
+
+export function createGateway(options: GatewayOptions): Gateway {
+  const { config, logger } = options
+  const op = config.operational
+  const sessions = new Map<string, ClientSession>()
+  const runtimes: BackendRuntime[] = []
+  const byName = new Map<string, BackendRuntime>()
+  // stdio processes are shared: one backend subscription per URI, fanned out to sessions.
+  const sharedSubs = new Map<string, Map<string, Set<ClientSession>>>()
+  let sharedView: AggregatedView | undefined
+  let lastSignature: Record<string, string> = {}
+  let ready = false
+  let starting: Promise<void> | undefined
+  let closed = false
+  let healthTimer: NodeJS.Timeout | undefined
+  let sweepTimer: NodeJS.Timeout | undefined
+
+  const clientInfo = { name: `vmcp:${config.name}`, version: options.version }
+  const anyIdentityScoped = () => runtimes.some((r) => r.identityScoped)
+
+  const catalogsFor = (session?: ClientSession): BackendCatalog[] => {
+    const out: BackendCatalog[] = []
+    for (const r of runtimes) {
+      const catalog = r.identityScoped ? session?.userCatalogs.get(r.name) : r.catalog
+      if (catalog) out.push({ backend: r.name, catalog })
+    }
+    return out
+  }
+
+  const computeShared = (): AggregatedView => {
+    const { view, diagnostics } = buildView(catalogsFor(), config.aggregation)
+    for (const d of diagnostics) logger[d.level]({ backend: d.backend }, d.message)
+    return view
+  }
+
+  const signature = (view: AggregatedView): Record<string, string> => ({
+    tools: JSON.stringify(view.tools),
+    prompts: JSON.stringify(view.prompts),
+    'resources-all': JSON.stringify([view.resources, view.resourceTemplates]),
+  })
+
+  // A backend's catalog or health changed: rebuild the shared view, tell sessions what moved.
+  const onRuntimeChange = () => {
+    if (closed) return
+    sharedView = computeShared()
+    const next = signature(sharedView)
+    const changed = (Object.keys(next) as Array<ListKind | 'resources-all'>).filter(
+      (k) => next[k] !== lastSignature[k],
+    )
+    lastSignature = next
+    for (const session of sessions.values()) {
+      session.invalidateView()
+      for (const kind of changed) void session.notifyListChanged(kind)
+    }
+  }
+
+  const host: SessionHost = {
+    logger,
+    serverInfo: { name: config.name, version: options.version },
+    callTimeout: op.callTimeout,
+    discoveryTimeout: op.discoveryTimeout,
+    runtime: (name) => byName.get(name),
+    runtimes: () => runtimes,
+    viewFor: (session) => {
+      if (!anyIdentityScoped()) return (sharedView ??= computeShared())
+      return buildView(catalogsFor(session), config.aggregation).view
+    },
+    sessionClosed: (session) => {
+      if (sessions.get(session.id) === session) sessions.delete(session.id)
+      for (const byUri of sharedSubs.values()) {
+        for (const [uri, set] of byUri) {
+          set.delete(session)
+          if (set.size === 0) byUri.delete(uri)
+        }
+      }
+      logger.debug({ session: session.id }, 'session closed')
+    },
+    subscribeShared: async (session, runtime, uri, on) => {
+      const byUri = sharedSubs.get(runtime.name) ?? new Map<string, Set<ClientSession>>()
+      sharedSubs.set(runtime.name, byUri)
+      const set = byUri.get(uri) ?? new Set<ClientSession>()
+      const before = set.size
+      if (on) set.add(session)
+      else set.delete(session)
+      if (set.size > 0) byUri.set(uri, set)
+      else byUri.delete(uri)
+      const conn = runtime.shared
+      if (!conn) return
+      if (before === 0 && set.size === 1) await conn.client.subscribeResource({ uri })
+      if (before > 0 && set.size === 0) await conn.client.unsubscribeResource({ uri })
+    },
+  }
+
+  for (const backend of config.backends) {
+    const runtime: BackendRuntime = new BackendRuntime({
+      config: backend,
+      auth: options.outgoingAuth(backend.name),
+      fetch: options.fetch,
+      logger,
+      operational: op,
+      clientInfo,
+      onChange: onRuntimeChange,
+      sink: {
+        // The shared connection's own traffic: nothing claims it, so it has nowhere to go.
+        listChanged: (kind: ListKind | 'resources-all', conn: BackendConnection) => {
+          runtime.refresh(kind, conn).catch((err: unknown) => {
+            logger.warn({ backend: backend.name, err: errorText(err) }, 'refresh after list_changed failed')
+          })
+        },
+        resourceUpdated: (uri: string) => {
+          for (const s of sharedSubs.get(backend.name)?.get(uri) ?? []) void s.resourceUpdated(uri)
+        },
+      },
+    })
+    runtimes.push(runtime)
+    byName.set(backend.name, runtime)
+  }
+
+  const sweep = () => {
+    const now = Date.now()
+    for (const session of sessions.values()) {
+      if (!session.busy && now - session.lastSeen > op.sessionTtl) {
+        logger.info({ session: session.id }, 'session expired')
+        void session.transport.close()
+      }
+    }
+  }
+
+  return {
+    get ready() {
+      return ready
+    },
+
+    async start() {
+      starting = Promise.all(runtimes.map((r) => r.start())).then(() => undefined)
+      await starting
+      sharedView = computeShared()
+      lastSignature = signature(sharedView)
+      ready = true
+      healthTimer = setInterval(() => {
+        for (const r of runtimes) void r.check()
+      }, op.healthCheckInterval)
+      healthTimer.unref()
+      sweepTimer = setInterval(sweep, Math.max(1000, Math.min(op.sessionTtl / 4, 30_000)))
+      sweepTimer.unref()
+    },
+
+    async handle(request, identity, body) {
+      // Clients that connect during startup discovery wait for it (bounded by discoveryTimeout).
+      if (!ready && starting) await starting
+      const sessionId = request.headers.get('mcp-session-id')
+      const owner = identityKey(identity)
+      if (!sessionId) {
+        const isInit = Array.isArray(body) ? body.some((m) => isInitializeRequest(m)) : isInitializeRequest(body)
+        if (request.method !== 'POST' || !isInit) {
+          return jsonRpcError(400, -32000, 'Bad Request: Mcp-Session-Id header is required')
+        }
+        if (sessions.size >= op.maxSessions) {
+          return jsonRpcError(503, -32000, 'Too many sessions; try again later')
+        }
+        const session = new ClientSession(host, identity, owner, () => randomUUID())
+        await session.start()
+        const response = await session.transport.handleRequest(request, { parsedBody: body })
+        if (session.transport.sessionId) {
+          sessions.set(session.transport.sessionId, session)
+          logger.debug({ session: session.id, subject: identity.subject }, 'session created')
+        } else {
+          await session.close()
+        }
+        return response
+      }
+      const session = sessions.get(sessionId)
+      // Another identity presenting this id learns nothing: same answer as an unknown id.
+      if (!session || session.ownerKey !== owner) return jsonRpcError(404, -32001, 'Session not found')
+      session.lastSeen = Date.now()
+      const response = await session.transport.handleRequest(request, { parsedBody: body })
+      session.lastSeen = Date.now()
+      if (request.method === 'GET' && response.body) return trackStream(session, response)
+      return response
+    },
+
+    status() {
+      return {
+        ready,
+        sessions: sessions.size,
+        backends: runtimes.map((r) => {
+          const status: BackendStatus = {
+            name: r.name,
+            transport: r.config.transport,
+            health: r.health,
+            tools: r.catalog?.tools.length ?? 0,
+            resources: r.catalog?.resources.length ?? 0,
+            prompts: r.catalog?.prompts.length ?? 0,
+          }
+          if (r.lastError) status.error = r.lastError
+          return status
+        }),
+      }
+    },
+
+    async close() {
+      closed = true
+      clearInterval(healthTimer)
+      clearInterval(sweepTimer)
+      await Promise.allSettled([...sessions.values()].map((s) => s.close()))
+      await Promise.allSettled(runtimes.map((r) => r.stop()))
+    },
+  }
+}
+
+/** Counts an open GET stream as activity, so a listening client's session does not expire. */
+function trackStream(session: ClientSession, response: Response): Response {
+  const body = response.body
+  if (!body) return response
+  const reader = body.getReader()
+  session.openStreams++
+  let done = false
+  const finish = () => {
+    if (done) return
+    done = true
+    session.openStreams--
+    session.lastSeen = Date.now()
+  }
+  const stream = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const { done: end, value } = await reader.read()
+        if (end) {
+          finish()
+          controller.close()
+        } else controller.enqueue(value)
+      } catch (err) {
+        finish()
+        controller.error(err)
+      }
+    },
+    async cancel(reason) {
+      finish()
+      await reader.cancel(reason)
+    },
+  })
+  return new Response(stream, { status: response.status, statusText: response.statusText, headers: response.headers })
+}

@@ -1,0 +1,451 @@
+import { Server } from '@modelcontextprotocol/sdk/server/index.js'
+import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js'
+import {
+  CallToolRequestSchema,
+  CallToolResultSchema,
+  CompleteRequestSchema,
+  CompleteResultSchema,
+  ErrorCode,
+  GetPromptRequestSchema,
+  GetPromptResultSchema,
+  ListPromptsRequestSchema,
+  ListResourcesRequestSchema,
+  ListResourceTemplatesRequestSchema,
+  ListToolsRequestSchema,
+  McpError,
+  ReadResourceRequestSchema,
+  ReadResourceResultSchema,
+  ResultSchema,
+  SetLevelRequestSchema,
+  SubscribeRequestSchema,
+  UnsubscribeRequestSchema,
+  type ClientCapabilities,
+  type LoggingLevel,
+  type Notification,
+  type Request,
+  type Result,
+  type ServerNotification,
+  type ServerRequest,
+} from '@modelcontextprotocol/sdk/types.js'
+import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js'
+import type { z } from 'zod'
+import type { Identity } from '../auth/incoming/index.js'
+import type { Logger } from '../log/index.js'
+import { routeResource, type AggregatedView } from './aggregator.js'
+import type { BackendConnection, ConnectionSink, InflightCall } from './backend-connection.js'
+import { errorText, type BackendRuntime } from './backend-runtime.js'
+import type { Catalog, ListKind } from './catalog.js'
+import { discoverCatalog } from './catalog.js'
+
+type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>
+
+/** What a session needs from the gateway that owns it. */
+export interface SessionHost {
+  readonly logger: Logger
+  readonly serverInfo: { name: string; version: string }
+  readonly callTimeout: number
+  readonly discoveryTimeout: number
+  runtime(name: string): BackendRuntime | undefined
+  /** All backends, in config order. */
+  runtimes(): readonly BackendRuntime[]
+  /** The view over shared catalogs plus this session's per-user catalogs. */
+  viewFor(session: ClientSession): AggregatedView
+  sessionClosed(session: ClientSession): void
+  subscribeShared(session: ClientSession, runtime: BackendRuntime, uri: string, on: boolean): Promise<void>
+}
+
+/** Raised when a backend cannot be reached; becomes a tool error or JSON-RPC error naming it. */
+export class BackendUnavailableError extends Error {
+  constructor(
+    readonly backend: string,
+    reason: string,
+  ) {
+    super(`backend "${backend}" is unavailable: ${reason}`)
+    this.name = 'BackendUnavailableError'
+  }
+}
+
+export const SERVER_CAPABILITIES = {
+  tools: { listChanged: true },
+  resources: { subscribe: true, listChanged: true },
+  prompts: { listChanged: true },
+  completions: {},
+  logging: {},
+} as const
+
+/**
+ * One client session at `/mcp`: an MCP server facing the client, and this session's own
+ * connections to backends (opened on first use, closed with the session).
+ */
+export class ClientSession {
+  readonly server: Server
+  readonly transport: WebStandardStreamableHTTPServerTransport
+  readonly identity: Identity
+  readonly ownerKey: string
+  lastSeen = Date.now()
+  openStreams = 0
+  readonly subscriptions = new Set<string>()
+  /** Catalogs of identity-scoped backends, discovered with this session's credentials. */
+  readonly userCatalogs = new Map<string, Catalog>()
+  #view: AggregatedView | undefined
+  #connections = new Map<string, Promise<BackendConnection>>()
+  #logLevel: LoggingLevel | undefined
+  #closed = false
+  readonly #host: SessionHost
+
+  constructor(host: SessionHost, identity: Identity, ownerKey: string, generateId: () => string) {
+    this.#host = host
+    this.identity = identity
+    this.ownerKey = ownerKey
+    this.server = new Server(host.serverInfo, { capabilities: SERVER_CAPABILITIES })
+    this.transport = new WebStandardStreamableHTTPServerTransport({
+      sessionIdGenerator: generateId,
+      // The gateway reads and bounds the body itself; the SDK sees the parsed JSON.
+      enableJsonResponse: false,
+    })
+    this.transport.onclose = () => void this.close()
+    this.#installHandlers()
+  }
+
+  get id(): string {
+    return this.transport.sessionId ?? ''
+  }
+
+  get busy(): boolean {
+    return this.openStreams > 0
+  }
+
+  async start(): Promise<void> {
+    await this.server.connect(this.transport)
+  }
+
+  view(): AggregatedView {
+    this.#view ??= this.#host.viewFor(this)
+    return this.#view
+  }
+
+  /** Drops the cached view; the next list or call rebuilds it. */
+  invalidateView(): void {
+    this.#view = undefined
+  }
+
+  async notifyListChanged(kind: ListKind | 'resources-all'): Promise<void> {
+    this.invalidateView()
+    if (!this.server.transport) return
+    try {
+      if (kind === 'tools') await this.server.sendToolListChanged()
+      else if (kind === 'prompts') await this.server.sendPromptListChanged()
+      else await this.server.sendResourceListChanged()
+    } catch (err) {
+      this.#host.logger.debug({ session: this.id, err: errorText(err) }, 'list_changed not delivered')
+    }
+  }
+
+  async resourceUpdated(uri: string): Promise<void> {
+    if (!this.subscriptions.has(uri)) return
+    await this.server.sendResourceUpdated({ uri }).catch(() => undefined)
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    this.#host.sessionClosed(this)
+    const conns = [...this.#connections.values()]
+    this.#connections.clear()
+    await Promise.allSettled(conns.map(async (p) => (await p).close()))
+    await this.server.close().catch(() => undefined)
+  }
+
+  /** This session's connection to a backend: the shared process for stdio, else its own. */
+  async connectionFor(runtime: BackendRuntime): Promise<BackendConnection> {
+    if (runtime.health === 'unhealthy' || runtime.health === 'starting') {
+      throw new BackendUnavailableError(runtime.name, runtime.lastError ?? 'not connected yet')
+    }
+    if (runtime.sharesConnection) {
+      if (!runtime.shared || runtime.shared.closed) throw new BackendUnavailableError(runtime.name, 'not connected')
+      return runtime.shared
+    }
+    const existing = this.#connections.get(runtime.name)
+    if (existing) {
+      const conn = await existing
+      if (!conn.closed) return conn
+      this.#connections.delete(runtime.name)
+    }
+    const opening = runtime.openConnection(this.identity, this.#downstreamCapabilities(), this.#sink())
+    this.#connections.set(runtime.name, opening)
+    try {
+      const conn = await opening
+      if (this.#logLevel) await conn.client.setLoggingLevel(this.#logLevel).catch(() => undefined)
+      return conn
+    } catch (err) {
+      this.#connections.delete(runtime.name)
+      runtime.reportFailure(err)
+      throw new BackendUnavailableError(runtime.name, errorText(err))
+    }
+  }
+
+  /** Discovers identity-scoped backends for this user before the first listing. */
+  async ensureUserCatalogs(runtimes: Iterable<BackendRuntime>): Promise<void> {
+    const pending: Promise<void>[] = []
+    for (const runtime of runtimes) {
+      if (!runtime.identityScoped || this.userCatalogs.has(runtime.name)) continue
+      pending.push(
+        (async () => {
+          try {
+            const conn = await this.connectionFor(runtime)
+            const catalog = await discoverCatalog(conn.client, { timeout: this.#host.discoveryTimeout })
+            this.userCatalogs.set(runtime.name, catalog)
+            this.invalidateView()
+          } catch (err) {
+            this.#host.logger.warn(
+              { backend: runtime.name, session: this.id, err: errorText(err) },
+              'per-user discovery failed',
+            )
+          }
+        })(),
+      )
+    }
+    await Promise.all(pending)
+  }
+
+  #downstreamCapabilities(): ClientCapabilities {
+    const caps = this.server.getClientCapabilities() ?? {}
+    const out: ClientCapabilities = {}
+    if (caps.elicitation) out.elicitation = caps.elicitation
+    if (caps.sampling) out.sampling = caps.sampling
+    if (caps.roots) out.roots = caps.roots
+    return out
+  }
+
+  #sink(): ConnectionSink {
+    return {
+      request: (request, signal) =>
+        this.server.request(request as ServerRequest, ResultSchema, { signal }) as Promise<Result>,
+      notify: (n) => this.server.notification(n as ServerNotification),
+      listChanged: (kind, conn) => void this.#onBackendListChanged(kind, conn),
+      resourceUpdated: (uri) => void this.resourceUpdated(uri),
+      closed: (conn) => {
+        void this.#connections.get(conn.backend)?.then((c) => {
+          if (c === conn) this.#connections.delete(conn.backend)
+        })
+      },
+    }
+  }
+
+  async #onBackendListChanged(kind: ListKind | 'resources-all', conn: BackendConnection): Promise<void> {
+    const runtime = this.#host.runtime(conn.backend)
+    if (!runtime) return
+    try {
+      // A per-user catalog changes for this session only; a shared one for everyone (gateway).
+      const own = this.userCatalogs.get(runtime.name)
+      await runtime.refresh(kind, conn, own)
+      if (own) await this.notifyListChanged(kind)
+    } catch (err) {
+      this.#host.logger.warn({ backend: runtime.name, err: errorText(err) }, 'refresh after list_changed failed')
+    }
+  }
+
+  async #prepare(): Promise<AggregatedView> {
+    await this.ensureUserCatalogs(this.#host.runtimes())
+    return this.view()
+  }
+
+  /**
+   * Sends one request to a backend on behalf of the client request in `extra`: cancellation
+   * follows `extra.signal`, progress is relayed under the client's own token, and any
+   * elicitation/sampling the backend sends meanwhile goes back on this request's stream.
+   */
+  async #forward<S extends z.ZodType>(
+    runtime: BackendRuntime,
+    request: Request,
+    schema: S,
+    extra: Extra,
+  ): Promise<z.infer<S>> {
+    const conn = await this.connectionFor(runtime)
+    const params = { ...(request.params ?? {}) } as Record<string, unknown>
+    const meta = { ...((params._meta as Record<string, unknown> | undefined) ?? {}) }
+    const clientToken = meta.progressToken
+    delete meta.progressToken
+    if (Object.keys(meta).length > 0) params._meta = meta
+    else delete params._meta
+    const call: InflightCall = {
+      sessionId: this.id,
+      sendRequest: (r, signal) =>
+        extra.sendRequest(r as ServerRequest, ResultSchema, { signal }) as Promise<Result>,
+      sendNotification: (n: Notification) => extra.sendNotification(n as ServerNotification),
+    }
+    conn.inflight.add(call)
+    try {
+      return (await conn.client.request({ method: request.method, params } as never, schema as never, {
+        signal: extra.signal,
+        timeout: this.#host.callTimeout,
+        resetTimeoutOnProgress: true,
+        ...(clientToken !== undefined
+          ? {
+              onprogress: (p) =>
+                void extra
+                  .sendNotification({
+                    method: 'notifications/progress',
+                    params: { ...p, progressToken: clientToken as string | number },
+                  })
+                  .catch(() => undefined),
+            }
+          : {}),
+      })) as z.infer<S>
+    } catch (err) {
+      if (isTransportFailure(err)) runtime.reportFailure(err)
+      throw err
+    } finally {
+      conn.inflight.delete(call)
+    }
+  }
+
+  #runtimeFor(backend: string): BackendRuntime {
+    const runtime = this.#host.runtime(backend)
+    if (!runtime) throw new McpError(ErrorCode.InternalError, `backend "${backend}" is not configured`)
+    return runtime
+  }
+
+  #installHandlers(): void {
+    const s = this.server
+    s.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: (await this.#prepare()).tools }))
+    s.setRequestHandler(ListPromptsRequestSchema, async () => ({ prompts: (await this.#prepare()).prompts }))
+    s.setRequestHandler(ListResourcesRequestSchema, async () => ({
+      resources: (await this.#prepare()).resources,
+    }))
+    s.setRequestHandler(ListResourceTemplatesRequestSchema, async () => ({
+      resourceTemplates: (await this.#prepare()).resourceTemplates,
+    }))
+
+    s.setRequestHandler(CallToolRequestSchema, async (req, extra) => {
+      const route = (await this.#prepare()).toolRoutes.get(req.params.name)
+      if (!route) throw new McpError(ErrorCode.InvalidParams, `Unknown tool: ${req.params.name}`)
+      const runtime = this.#runtimeFor(route.backend)
+      try {
+        return await this.#forward(
+          runtime,
+          { method: 'tools/call', params: { ...req.params, name: route.name } },
+          CallToolResultSchema,
+          extra,
+        )
+      } catch (err) {
+        // A backend's own JSON-RPC error is its answer; anything else is a failure to reach it,
+        // reported as a tool error so the model sees which backend failed.
+        if (err instanceof McpError && !isTransportFailure(err)) throw err
+        if (extra.signal.aborted) throw err
+        return toolError(route.backend, err)
+      }
+    })
+
+    s.setRequestHandler(GetPromptRequestSchema, async (req, extra) => {
+      const route = (await this.#prepare()).promptRoutes.get(req.params.name)
+      if (!route) throw new McpError(ErrorCode.InvalidParams, `Unknown prompt: ${req.params.name}`)
+      return this.#forwardOrFail(
+        route.backend,
+        { method: 'prompts/get', params: { ...req.params, name: route.name } },
+        GetPromptResultSchema,
+        extra,
+      )
+    })
+
+    s.setRequestHandler(ReadResourceRequestSchema, async (req, extra) => {
+      const backend = this.#routeUri(await this.#prepare(), req.params.uri)
+      return this.#forwardOrFail(backend, req, ReadResourceResultSchema, extra)
+    })
+
+    s.setRequestHandler(SubscribeRequestSchema, async (req, extra) => {
+      const backend = this.#routeUri(await this.#prepare(), req.params.uri)
+      const runtime = this.#runtimeFor(backend)
+      this.subscriptions.add(req.params.uri)
+      if (runtime.sharesConnection) await this.#host.subscribeShared(this, runtime, req.params.uri, true)
+      else await this.#forwardOrFail(backend, req, ResultSchema, extra)
+      return {}
+    })
+
+    s.setRequestHandler(UnsubscribeRequestSchema, async (req, extra) => {
+      const backend = this.#routeUri(await this.#prepare(), req.params.uri)
+      const runtime = this.#runtimeFor(backend)
+      this.subscriptions.delete(req.params.uri)
+      if (runtime.sharesConnection) await this.#host.subscribeShared(this, runtime, req.params.uri, false)
+      else await this.#forwardOrFail(backend, req, ResultSchema, extra)
+      return {}
+    })
+
+    s.setRequestHandler(CompleteRequestSchema, async (req, extra) => {
+      const view = await this.#prepare()
+      const ref = req.params.ref
+      if (ref.type === 'ref/prompt') {
+        const route = view.promptRoutes.get(ref.name)
+        if (!route) throw new McpError(ErrorCode.InvalidParams, `Unknown prompt: ${ref.name}`)
+        return this.#forwardOrFail(
+          route.backend,
+          { method: 'completion/complete', params: { ...req.params, ref: { ...ref, name: route.name } } },
+          CompleteResultSchema,
+          extra,
+        )
+      }
+      const owner =
+        view.templateRoutes.find((t) => t.uriTemplate === ref.uri)?.backend ?? routeResource(view, ref.uri)
+      if (!owner) throw new McpError(ErrorCode.InvalidParams, `Unknown resource template: ${ref.uri}`)
+      return this.#forwardOrFail(owner, req, CompleteResultSchema, extra)
+    })
+
+    s.setRequestHandler(SetLevelRequestSchema, async (req) => {
+      this.#logLevel = req.params.level
+      // Fan out to every backend this session already talks to; later connections get it on open.
+      const targets = new Set<BackendConnection>()
+      for (const p of this.#connections.values()) targets.add(await p.catch(() => undefined as never))
+      for (const runtime of this.#host.runtimes()) {
+        if (runtime.sharesConnection && runtime.shared) targets.add(runtime.shared)
+      }
+      await Promise.allSettled(
+        [...targets]
+          .filter((c) => c && !c.closed && c.client.getServerCapabilities()?.logging)
+          .map((c) => c.client.setLoggingLevel(req.params.level)),
+      )
+      return {}
+    })
+  }
+
+  #routeUri(view: AggregatedView, uri: string): string {
+    const backend = routeResource(view, uri)
+    // MCP resources: -32002 is "Resource not found".
+    if (!backend) throw new McpError(-32002, `Resource not found: ${uri}`, { uri })
+    return backend
+  }
+
+  async #forwardOrFail<S extends z.ZodType>(
+    backend: string,
+    request: Request,
+    schema: S,
+    extra: Extra,
+  ): Promise<z.infer<S>> {
+    try {
+      return await this.#forward(this.#runtimeFor(backend), request, schema, extra)
+    } catch (err) {
+      if (err instanceof McpError && !isTransportFailure(err)) throw err
+      throw new McpError(ErrorCode.InternalError, failureText(backend, err))
+    }
+  }
+}
+
+// Errors the SDK raises for the link itself rather than for the backend's answer.
+function isTransportFailure(err: unknown): boolean {
+  if (err instanceof BackendUnavailableError) return true
+  if (err instanceof McpError) {
+    return err.code === ErrorCode.ConnectionClosed || err.code === ErrorCode.RequestTimeout
+  }
+  return true
+}
+
+function failureText(backend: string, err: unknown): string {
+  if (err instanceof BackendUnavailableError) return err.message
+  if (err instanceof McpError && err.code === ErrorCode.RequestTimeout) {
+    return `backend "${backend}" did not answer in time`
+  }
+  return `backend "${backend}" failed: ${errorText(err)}`
+}
+
+function toolError(backend: string, err: unknown) {
+  return { isError: true, content: [{ type: 'text' as const, text: failureText(backend, err) }] }
+}

@@ -1,0 +1,190 @@
+import { Hono, type Context } from 'hono'
+import type { IncomingAuthenticator } from '../auth/incoming/index.js'
+import type { ServerConfig } from '../config/index.js'
+import type { Logger } from '../log/index.js'
+import type { Gateway } from '../mcp/index.js'
+import { isLoopbackHost } from '../net/index.js'
+import { readBodyLimited } from './body.js'
+
+export interface CreateAppOptions {
+  name: string
+  version: string
+  server: ServerConfig
+  gateway: Gateway
+  authenticator: IncomingAuthenticator
+  logger: Logger
+  /** Public origin of this server (publicUrl, or the listen address). */
+  baseUrl: string
+}
+
+export const MCP_PATH = '/mcp'
+const PRM_PATH = '/.well-known/oauth-protected-resource'
+const MCP_ALLOWED_HEADERS = 'Authorization, Content-Type, Accept, Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID'
+const MCP_EXPOSED_HEADERS = 'Mcp-Session-Id, Mcp-Protocol-Version, WWW-Authenticate'
+
+const json = (c: Context, status: number, body: unknown, headers: Record<string, string> = {}) =>
+  c.body(JSON.stringify(body), status as 200, { 'content-type': 'application/json', ...headers })
+
+const rpcError = (status: number, code: number, message: string) =>
+  new Response(JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null }), {
+    status,
+    headers: { 'content-type': 'application/json' },
+  })
+
+/**
+ * The HTTP surface: `/mcp` (Streamable HTTP), health/readiness/status, and RFC 9728 metadata.
+ * Every error is JSON in the shape its protocol expects; nothing here throws to the client.
+ */
+export function createApp(options: CreateAppOptions): Hono {
+  const { server, gateway, authenticator, logger } = options
+  const app = new Hono()
+  const allowedOrigins = buildAllowedOrigins(server, options.baseUrl)
+  const allowedHosts = buildAllowedHosts(server, options.baseUrl)
+  const bindIsLoopback = isLoopbackHost(server.host)
+
+  app.use('*', async (c, next) => {
+    const started = performance.now()
+    await next()
+    const path = new URL(c.req.url).pathname
+    logger.info(
+      {
+        method: c.req.method,
+        path,
+        status: c.res.status,
+        ms: Math.round((performance.now() - started) * 100) / 100,
+        session: c.req.header('mcp-session-id'),
+      },
+      'request',
+    )
+  })
+
+  app.onError((err, c) => {
+    logger.error({ err: { message: err.message, stack: err.stack } }, 'unhandled error')
+    return json(c, 500, { error: 'server_error', error_description: 'internal error' })
+  })
+  app.notFound((c) => json(c, 404, { error: 'not_found' }))
+
+  app.get('/health', (c) => json(c, 200, { status: 'ok' }))
+  app.get('/readyz', (c) =>
+    gateway.ready ? json(c, 200, { status: 'ready' }) : json(c, 503, { status: 'not_ready' }),
+  )
+  app.get('/status', (c) => {
+    const s = gateway.status()
+    return json(c, 200, {
+      name: options.name,
+      version: options.version,
+      ready: s.ready,
+      sessions: s.sessions,
+      healthy: s.backends.filter((b) => b.health === 'healthy').length,
+      backends: s.backends,
+    })
+  })
+
+  // RFC 9728 §3: metadata at the well-known URI, with the resource path appended (…/mcp).
+  const prm = authenticator.protectedResourceMetadata()
+  const prmCors = {
+    'access-control-allow-origin': '*',
+    'access-control-allow-methods': 'GET, OPTIONS',
+    'access-control-allow-headers': 'Content-Type, Authorization, Mcp-Protocol-Version',
+    'access-control-max-age': '86400',
+  }
+  for (const path of [PRM_PATH, `${PRM_PATH}${MCP_PATH}`]) {
+    if (!prm) break
+    app.options(path, (c) => c.body(null, 204, prmCors))
+    app.get(path, (c) => json(c, 200, prm, { ...prmCors, 'cache-control': 'public, max-age=3600' }))
+  }
+  // Discovery probes for anything else get JSON, so clients parse a clean 404.
+  app.all('/.well-known/*', (c) => json(c, 404, { error: 'not_found' }))
+
+  app.all(MCP_PATH, async (c) => {
+    const req = c.req.raw
+    const origin = req.headers.get('origin')
+    // MCP transports §Security: validate Origin against DNS rebinding.
+    if (origin !== null && !allowedOrigins(origin)) {
+      return rpcError(403, -32000, 'Forbidden: Origin not allowed')
+    }
+    if (bindIsLoopback && !allowedHosts(req.headers.get('host'))) {
+      return rpcError(403, -32000, 'Forbidden: Host not allowed')
+    }
+    const cors: Record<string, string> = origin
+      ? {
+          'access-control-allow-origin': origin,
+          'access-control-expose-headers': MCP_EXPOSED_HEADERS,
+          vary: 'Origin',
+        }
+      : {}
+    if (req.method === 'OPTIONS') {
+      return c.body(null, 204, {
+        ...cors,
+        'access-control-allow-methods': 'GET, POST, DELETE, OPTIONS',
+        'access-control-allow-headers': MCP_ALLOWED_HEADERS,
+        'access-control-max-age': '86400',
+      })
+    }
+    if (!['GET', 'POST', 'DELETE'].includes(req.method)) {
+      return withHeaders(rpcError(405, -32000, 'Method not allowed'), { allow: 'GET, POST, DELETE', ...cors })
+    }
+    const auth = await authenticator.authenticate(req)
+    if (!auth.ok) return withHeaders(auth.response, cors)
+
+    let body: unknown
+    if (req.method === 'POST') {
+      const read = await readBodyLimited(req, server.maxBodyBytes)
+      if (!read.ok) {
+        return withHeaders(rpcError(413, -32000, `Request body exceeds ${server.maxBodyBytes} bytes`), cors)
+      }
+      try {
+        body = JSON.parse(read.text)
+      } catch {
+        return withHeaders(rpcError(400, -32700, 'Parse error: body is not valid JSON'), cors)
+      }
+    }
+    const res = await gateway.handle(req, auth.identity, body)
+    return withHeaders(res, cors)
+  })
+
+  return app
+}
+
+function withHeaders(res: Response, headers: Record<string, string>): Response {
+  if (Object.keys(headers).length === 0) return res
+  const out = new Response(res.body, res)
+  for (const [k, v] of Object.entries(headers)) out.headers.set(k, v)
+  return out
+}
+
+function buildAllowedOrigins(server: ServerConfig, baseUrl: string): (origin: string) => boolean {
+  const exact = new Set([...server.allowedOrigins, new URL(baseUrl).origin].map((o) => o.toLowerCase()))
+  return (origin) => {
+    if (exact.has(origin.toLowerCase())) return true
+    try {
+      const u = new URL(origin)
+      // Local tools (MCP Inspector, IDEs) run on loopback origins; a rebinding attacker cannot.
+      return (u.protocol === 'http:' || u.protocol === 'https:') && isLoopbackHost(u.hostname)
+    } catch {
+      return false
+    }
+  }
+}
+
+function buildAllowedHosts(server: ServerConfig, baseUrl: string): (host: string | null) => boolean {
+  const names = new Set(
+    [baseUrl, ...server.allowedOrigins].flatMap((o) => {
+      try {
+        return [new URL(o).hostname.toLowerCase()]
+      } catch {
+        return []
+      }
+    }),
+  )
+  return (host) => {
+    if (!host) return false
+    let hostname: string
+    try {
+      hostname = new URL(`http://${host}`).hostname.toLowerCase()
+    } catch {
+      return false
+    }
+    return isLoopbackHost(hostname) || names.has(hostname)
+  }
+}

@@ -1,0 +1,2 @@
+export { createApp, MCP_PATH, type CreateAppOptions } from './app.js'
+export { createVmcp, type Vmcp, type VmcpOptions } from './vmcp.js'

@@ -1,0 +1,151 @@
+import type { AddressInfo } from 'node:net'
+import { serve, type ServerType } from '@hono/node-server'
+import type { Hono } from 'hono'
+import {
+  createAnonymousAuthenticator,
+  createOidcAuthenticator,
+  type IncomingAuthenticator,
+} from '../auth/incoming/index.js'
+import { createOutgoingAuth, type OutgoingAuthStrategy } from '../auth/outgoing/index.js'
+import type { VmcpConfig } from '../config/index.js'
+import { createLogger, type Logger } from '../log/index.js'
+import { createGateway, type Gateway } from '../mcp/index.js'
+import { createOutboundFetch, type FetchLike } from '../net/index.js'
+import { readVersion } from '../version.js'
+import { createApp, MCP_PATH } from './app.js'
+
+export interface VmcpOptions {
+  config: VmcpConfig
+  logger?: Logger
+  /** Outbound fetch for backends and OAuth endpoints (default: the guarded undici fetch). */
+  fetch?: FetchLike
+}
+
+/** A running (or startable) vmcp: the HTTP app, the gateway behind it, and its lifecycle. */
+export interface Vmcp {
+  /** Listens, then discovers backends; resolves once discovery has settled. */
+  start(): Promise<{ url: string }>
+  /** Graceful: stop accepting, close sessions and backends, then force-close what remains. */
+  close(): Promise<void>
+  readonly gateway: Gateway
+  /** The Hono app; available after `start()` (its routes depend on the listen address). */
+  readonly app: Hono | undefined
+  readonly url: string | undefined
+}
+
+export function createVmcp(options: VmcpOptions): Vmcp {
+  const { config } = options
+  const logger = options.logger ?? createLogger({ level: config.operational.logLevel })
+  const fetch = options.fetch ?? createOutboundFetch()
+  const version = readVersion()
+  const strategies = new Map<string, OutgoingAuthStrategy>()
+  for (const b of config.backends) {
+    const strategy = config.outgoingAuth.backends[b.name] ?? config.outgoingAuth.default
+    strategies.set(b.name, createOutgoingAuth(strategy, { backend: b.name, logger, fetch }))
+  }
+  const gateway = createGateway({
+    config,
+    logger,
+    fetch,
+    version,
+    outgoingAuth: (name) => strategies.get(name) as OutgoingAuthStrategy,
+  })
+
+  let app: Hono | undefined
+  let server: ServerType | undefined
+  let url: string | undefined
+  let authenticator: IncomingAuthenticator | undefined
+
+  return {
+    gateway,
+    get app() {
+      return app
+    },
+    get url() {
+      return url
+    },
+
+    async start() {
+      const { host, port } = config.server
+      let handler: ((req: Request) => Response | Promise<Response>) | undefined
+      const listening = await new Promise<AddressInfo>((resolve, reject) => {
+        server = serve(
+          {
+            fetch: (req) => (handler ? handler(req) : new Response('starting', { status: 503 })),
+            hostname: host,
+            port,
+          },
+          (info) => resolve(info),
+        )
+        server.once('error', reject)
+      })
+      const listenHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host
+      const hostPart = listenHost.includes(':') ? `[${listenHost}]` : listenHost
+      const baseUrl = config.server.publicUrl ?? `http://${hostPart}:${listening.port}`
+      url = `${baseUrl}${MCP_PATH}`
+      authenticator = createAuthenticator(config, logger, fetch, baseUrl)
+      app = createApp({
+        name: config.name,
+        version,
+        server: config.server,
+        gateway,
+        authenticator,
+        logger,
+        baseUrl,
+      })
+      const built = app
+      handler = (req) => built.fetch(req)
+      await gateway.start()
+      const status = gateway.status()
+      logger.info(
+        {
+          url,
+          backends: status.backends.length,
+          healthy: status.backends.filter((b) => b.health === 'healthy').length,
+          auth: config.incomingAuth.type,
+        },
+        'ready',
+      )
+      return { url }
+    },
+
+    async close() {
+      const srv = server
+      if (srv) {
+        const closed = new Promise<void>((resolve) => srv.close(() => resolve()))
+        await gateway.close()
+        const force = setTimeout(() => {
+          if ('closeAllConnections' in srv) srv.closeAllConnections()
+        }, config.operational.shutdownTimeout)
+        force.unref()
+        if ('closeIdleConnections' in srv) srv.closeIdleConnections()
+        await closed
+        clearTimeout(force)
+      } else {
+        await gateway.close()
+      }
+      await authenticator?.close?.()
+    },
+  }
+}
+
+function createAuthenticator(
+  config: VmcpConfig,
+  logger: Logger,
+  fetch: FetchLike,
+  baseUrl: string,
+): IncomingAuthenticator {
+  const incoming = config.incomingAuth
+  if (incoming.type === 'anonymous') {
+    logger.warn(
+      'incomingAuth is anonymous: anyone who can reach this port can use every backend; use it for local development only',
+    )
+    return createAnonymousAuthenticator()
+  }
+  return createOidcAuthenticator({
+    config: incoming.oidc,
+    logger,
+    fetch,
+    resourceMetadataUrl: `${baseUrl}/.well-known/oauth-protected-resource${MCP_PATH}`,
+  })
+}
