@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events'
 import type { ClientCapabilities } from '@modelcontextprotocol/sdk/types.js'
 import type { OutgoingAuthStrategy } from '../auth/outgoing/index.js'
 import type { BackendConfig, OperationalConfig } from '../config/index.js'
@@ -168,6 +169,8 @@ export class BackendRuntime {
         closed: (c) => this.#onSharedClosed(c),
       })
       const signal = AbortSignal.timeout(operational.discoveryTimeout)
+      // One deadline spans every page of every list, each request adding a listener.
+      setMaxListeners(0, signal)
       const catalog = await discoverCatalog(conn.client, { signal, timeout: operational.discoveryTimeout })
       if (this.#stopped) {
         await conn.close()

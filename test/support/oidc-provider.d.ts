@@ -104,3 +104,16 @@ declare module 'oidc-provider' {
 
   export default Provider
 }
+
+// Deep import (the package has no "exports" map): the in-memory adapter class, used with our own
+// unbounded store (the default store is an LRU capped at 1000 entries and logs a warning).
+declare module 'oidc-provider/lib/adapters/memory_adapter.js' {
+  export interface MemoryStore {
+    get(key: string): any
+    set(key: string, value: unknown, options?: { maxAge?: number }): unknown
+    delete(key: string): boolean
+  }
+  export default class MemoryAdapter {
+    constructor(model: string, store?: MemoryStore, clockTolerance?: number)
+  }
+}

@@ -65,7 +65,8 @@ async function waitForPong(port: number, child: ChildProcess, tries: number, log
   let lastError = ''
   for (let i = 0; i < tries; i++) {
     if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`redis-server exited early (${child.exitCode ?? child.signalCode}):\n${log.text}`)
+      const how = child.exitCode ?? child.signalCode
+      throw new Error(`redis-server exited early (${how}):\n${log.text}`)
     }
     try {
       const reply = await redisCommand(port, 'PING', 500)
@@ -78,7 +79,9 @@ async function waitForPong(port: number, child: ChildProcess, tries: number, log
     }
     await delay(25) // polling interval between bounded attempts, not a fixed wait
   }
-  throw new Error(`redis-server on ${port} not ready after ${tries} tries (${lastError}):\n${log.text}`)
+  throw new Error(
+    `redis-server on ${port} not ready after ${tries} tries (${lastError}):\n${log.text}`,
+  )
 }
 
 function waitForExit(child: ChildProcess, killAfterMs: number): Promise<void> {
@@ -107,15 +110,15 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
 
   const spawnOn = async (port: number) => {
     const args = [
-      '--port', String(port),
-      '--bind', '127.0.0.1',
-      '--save', '',
-      '--appendonly', 'no',
-      '--daemonize', 'no',
-      '--dir', dir,
-      '--dbfilename', 'dump.rdb',
-      ...(options.args ?? []),
-    ]
+      ['--port', String(port)],
+      ['--bind', '127.0.0.1'],
+      ['--save', ''],
+      ['--appendonly', 'no'],
+      ['--daemonize', 'no'],
+      ['--dir', dir],
+      ['--dbfilename', 'dump.rdb'],
+      options.args ?? [],
+    ].flat()
     const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] })
     const log: ChildLog = { text: '', ready: false }
     const collect = (chunk: Buffer) => {

@@ -1,0 +1,81 @@
+import { Writable } from 'node:stream'
+import { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
+import type { ClientCapabilities } from '@modelcontextprotocol/sdk/types.js'
+import { stringify } from 'yaml'
+import { parseConfigText, type VmcpConfig } from '../../src/config/index.js'
+import { createLogger, type Logger } from '../../src/log/index.js'
+import { createVmcp, type Vmcp } from '../../src/server/index.js'
+
+export interface RunningVmcp {
+  vmcp: Vmcp
+  url: string
+  base: string
+  config: VmcpConfig
+  logs: string[]
+  logger: Logger
+  close(): Promise<void>
+}
+
+/** An in-memory pino destination: every JSON line, for assertions and log canaries. */
+export function memoryLogger(level: 'trace' | 'debug' | 'info' = 'debug'): { logger: Logger; logs: string[] } {
+  const logs: string[] = []
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      logs.push(...chunk.toString('utf8').split('\n').filter(Boolean))
+      cb()
+    },
+  })
+  return { logger: createLogger({ level, destination: stream }), logs }
+}
+
+/**
+ * Starts vmcp in-process on 127.0.0.1 with a random port. `config` is YAML text or an object
+ * (serialized to YAML, so it goes through exactly the loader users get).
+ */
+export async function startVmcp(
+  config: string | Record<string, unknown>,
+  options: { env?: Record<string, string>; level?: 'trace' | 'debug' | 'info'; baseDir?: string } = {},
+): Promise<RunningVmcp> {
+  const text = typeof config === 'string' ? config : stringify(config)
+  const parsed = parseConfigText(text, { baseDir: options.baseDir ?? process.cwd(), env: { ...process.env, ...options.env } })
+  parsed.server.host = '127.0.0.1'
+  if (typeof config !== 'string' || !/port:/.test(text)) parsed.server.port = 0
+  const { logger, logs } = memoryLogger(options.level)
+  const vmcp = createVmcp({ config: parsed, logger })
+  const { url } = await vmcp.start()
+  return {
+    vmcp,
+    url,
+    base: new URL(url).origin,
+    config: parsed,
+    logs,
+    logger,
+    close: () => vmcp.close(),
+  }
+}
+
+export interface ConnectOptions {
+  token?: string
+  capabilities?: ClientCapabilities
+  name?: string
+}
+
+/** A real SDK client connected to vmcp over Streamable HTTP. */
+export async function connectClient(url: string, options: ConnectOptions = {}): Promise<Client> {
+  const client = new Client(
+    { name: options.name ?? 'test-client', version: '1.0.0' },
+    { capabilities: options.capabilities ?? {} },
+  )
+  const headers: Record<string, string> = {}
+  if (options.token) headers.authorization = `Bearer ${options.token}`
+  await client.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } }))
+  return client
+}
+
+/** Calls a tool and returns its first text content. */
+export async function callText(client: Client, name: string, args: Record<string, unknown> = {}): Promise<string> {
+  const res = await client.callTool({ name, arguments: args })
+  const first = (res.content as Array<{ type: string; text?: string }>)[0]
+  return first?.text ?? ''
+}
