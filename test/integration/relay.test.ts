@@ -1,0 +1,185 @@
+import { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
+import {
+  CreateMessageRequestSchema,
+  ElicitRequestSchema,
+  ListRootsRequestSchema,
+  LoggingMessageNotificationSchema,
+  ResourceUpdatedNotificationSchema,
+  ToolListChangedNotificationSchema,
+  type Progress,
+} from '@modelcontextprotocol/sdk/types.js'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { startTestBackend, TEST_BACKEND, type RunningBackend } from '../support/backends.js'
+import { callText, startVmcp, type RunningVmcp } from '../support/vmcp.js'
+
+/** Resolves once `n` parties have arrived: proves two requests were in flight at once. */
+function barrier(n: number) {
+  let arrived = 0
+  let open!: () => void
+  const opened = new Promise<void>((r) => (open = r))
+  return async () => {
+    arrived++
+    if (arrived === n) open()
+    await opened
+  }
+}
+
+interface TestClient {
+  client: Client
+  elicitations: string[]
+  listChanged: Promise<void>
+  updates: string[]
+  logs: string[]
+}
+
+async function connectAs(url: string, who: string, meet: () => Promise<void>): Promise<TestClient> {
+  const client = new Client(
+    { name: who, version: '1.0.0' },
+    { capabilities: { elicitation: {}, sampling: {}, roots: { listChanged: true } } },
+  )
+  const out: TestClient = { client, elicitations: [], listChanged: Promise.resolve(), updates: [], logs: [] }
+  client.setRequestHandler(ElicitRequestSchema, async (req) => {
+    out.elicitations.push(req.params.message)
+    await meet()
+    return { action: 'accept', content: { answer: `${who} says yes` } }
+  })
+  client.setRequestHandler(CreateMessageRequestSchema, async () => {
+    await meet()
+    return { role: 'assistant', model: 'test', content: { type: 'text', text: `${who}-llm` } }
+  })
+  client.setRequestHandler(ListRootsRequestSchema, async () => ({ roots: [{ uri: `file:///home/${who}`, name: who }] }))
+  out.listChanged = new Promise<void>((resolve) =>
+    client.setNotificationHandler(ToolListChangedNotificationSchema, async () => resolve()),
+  )
+  client.setNotificationHandler(ResourceUpdatedNotificationSchema, async (n) => {
+    out.updates.push(n.params.uri)
+  })
+  client.setNotificationHandler(LoggingMessageNotificationSchema, async (n) => {
+    out.logs.push(String(n.params.data))
+  })
+  await client.connect(new StreamableHTTPClientTransport(new URL(url)))
+  return out
+}
+
+describe('relay between clients and backends', () => {
+  let beta: RunningBackend
+  let gw: RunningVmcp
+
+  beforeAll(async () => {
+    beta = await startTestBackend(['--name', 'beta'])
+    gw = await startVmcp({
+      backends: [
+        { name: 'alpha', transport: 'stdio', command: process.execPath, args: [TEST_BACKEND, '--transport', 'stdio', '--name', 'alpha'] },
+        { name: 'beta', transport: 'streamable-http', url: beta.url },
+      ],
+      operational: { callTimeout: '1s' },
+    })
+  })
+  afterAll(async () => {
+    await gw?.close()
+    await beta?.close()
+  })
+
+  it('relays elicitation, sampling and roots to the session whose call caused them, with two clients in flight', async () => {
+    const meet = barrier(2)
+    const a = await connectAs(gw.url, 'ann', meet)
+    const b = await connectAs(gw.url, 'bob', meet)
+    const [ra, rb] = await Promise.all([
+      callText(a.client, 'beta_ask_user', { question: 'proceed?' }),
+      callText(b.client, 'beta_ask_user', { question: 'proceed?' }),
+    ])
+    expect(ra).toBe('answer: ann says yes')
+    expect(rb).toBe('answer: bob says yes')
+    expect(a.elicitations).toEqual(['proceed?'])
+    expect(b.elicitations).toEqual(['proceed?'])
+
+    const meet2 = barrier(2)
+    const a2 = await connectAs(gw.url, 'ann', meet2)
+    const b2 = await connectAs(gw.url, 'bob', meet2)
+    const [sa, sb] = await Promise.all([
+      callText(a2.client, 'beta_ask_llm', { prompt: 'hi' }),
+      callText(b2.client, 'beta_ask_llm', { prompt: 'hi' }),
+    ])
+    expect([sa, sb]).toEqual(['sampled: ann-llm', 'sampled: bob-llm'])
+    expect(JSON.parse(await callText(b2.client, 'beta_list_roots'))).toEqual([{ uri: 'file:///home/bob', name: 'bob' }])
+    for (const c of [a, b, a2, b2]) await c.client.close()
+  })
+
+  it('relays elicitation from a stdio backend to the calling session', async () => {
+    const c = await connectAs(gw.url, 'cy', async () => undefined)
+    expect(await callText(c.client, 'alpha_ask_user', { question: 'ok?' })).toBe('answer: cy says yes')
+    await c.client.close()
+  })
+
+  it('relays progress notifications under the client progress token', async () => {
+    const c = await connectAs(gw.url, 'p', async () => undefined)
+    for (const tool of ['alpha_slow', 'beta_slow']) {
+      const seen: Progress[] = []
+      const res = await c.client.callTool({ name: tool, arguments: { ms: 30, steps: 3 } }, undefined, {
+        onprogress: (p) => seen.push(p),
+      })
+      expect(res.content).toEqual([{ type: 'text', text: 'done' }])
+      expect(seen.map((p) => [p.progress, p.total, p.message])).toEqual([
+        [1, 3, 'step 1'],
+        [2, 3, 'step 2'],
+        [3, 3, 'step 3'],
+      ])
+    }
+    await c.client.close()
+  })
+
+  it('relays cancellation to the backend', async () => {
+    const c = await connectAs(gw.url, 'x', async () => undefined)
+    const before = JSON.parse(await callText(c.client, 'beta_stats')) as { cancellations: number }
+    const ac = new AbortController()
+    const call = c.client.callTool({ name: 'beta_slow', arguments: { ms: 60_000, steps: 600 } }, undefined, {
+      signal: ac.signal,
+      onprogress: () => ac.abort('user cancelled'),
+    })
+    await expect(call).rejects.toThrow()
+    await vi.waitFor(async () => {
+      const after = JSON.parse(await callText(c.client, 'beta_stats')) as { cancellations: number }
+      expect(after.cancellations).toBe(before.cancellations + 1)
+    })
+    await c.client.close()
+  })
+
+  it('turns a backend that never answers into a tool error after callTimeout, not a hang', async () => {
+    const c = await connectAs(gw.url, 't', async () => undefined)
+    const res = await c.client.callTool({ name: 'beta_wait_forever', arguments: {} })
+    expect(res.isError).toBe(true)
+    expect(res.content).toEqual([{ type: 'text', text: 'backend "beta" did not answer in time' }])
+    await c.client.close()
+  })
+
+  it('propagates tools/list_changed from a backend to every connected client', async () => {
+    const a = await connectAs(gw.url, 'ann', async () => undefined)
+    const b = await connectAs(gw.url, 'bob', async () => undefined)
+    expect((await b.client.listTools()).tools.map((t) => t.name)).not.toContain('beta_dynamic_one')
+    expect(await callText(a.client, 'beta_add_tool', { name: 'dynamic_one' })).toBe('added')
+    await Promise.all([a.listChanged, b.listChanged])
+    expect((await b.client.listTools()).tools.map((t) => t.name)).toContain('beta_dynamic_one')
+    expect(await callText(b.client, 'beta_dynamic_one')).toContain('dynamic_one')
+    await a.client.close()
+    await b.client.close()
+  })
+
+  it('relays resource subscriptions and updates from HTTP and stdio backends', async () => {
+    const c = await connectAs(gw.url, 's', async () => undefined)
+    await c.client.subscribeResource({ uri: 'test://counter' })
+    // test://counter is offered by alpha (first in config order), a shared stdio process.
+    await callText(c.client, 'alpha_bump')
+    await vi.waitFor(() => expect(c.updates).toContain('test://counter'))
+    await c.client.unsubscribeResource({ uri: 'test://counter' })
+    await c.client.close()
+  })
+
+  it('relays backend log messages for a call to the calling client', async () => {
+    const c = await connectAs(gw.url, 'l', async () => undefined)
+    await c.client.setLoggingLevel('debug')
+    await callText(c.client, 'beta_log', { level: 'warning', message: 'disk almost full' })
+    await vi.waitFor(() => expect(c.logs).toContain('disk almost full'))
+    await c.client.close()
+  })
+})
