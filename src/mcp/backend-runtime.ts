@@ -45,6 +45,8 @@ export class BackendRuntime {
   lastError: string | undefined
   catalog: Catalog | undefined
   shared: BackendConnection | undefined
+  /** Bumped on every (re)connect: session connections from an older generation are stale. */
+  generation = 0
   #connecting: Promise<void> | undefined
   #attempt = 0
   #retryTimer: NodeJS.Timeout | undefined
@@ -178,6 +180,7 @@ export class BackendRuntime {
       }
       this.shared = conn
       this.catalog = catalog
+      this.generation++
       this.health = 'healthy'
       this.lastError = undefined
       this.#attempt = 0

@@ -1,4 +1,5 @@
 import { Server } from '@modelcontextprotocol/sdk/server/index.js'
+import { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js'
 import {
   CallToolRequestSchema,
@@ -88,7 +89,7 @@ export class ClientSession {
   /** Catalogs of identity-scoped backends, discovered with this session's credentials. */
   readonly userCatalogs = new Map<string, Catalog>()
   #view: AggregatedView | undefined
-  #connections = new Map<string, Promise<BackendConnection>>()
+  #connections = new Map<string, { generation: number; conn: Promise<BackendConnection> }>()
   #logLevel: LoggingLevel | undefined
   #closed = false
   readonly #host: SessionHost
@@ -152,7 +153,7 @@ export class ClientSession {
     this.#host.sessionClosed(this)
     const conns = [...this.#connections.values()]
     this.#connections.clear()
-    await Promise.allSettled(conns.map(async (p) => (await p).close()))
+    await Promise.allSettled(conns.map(async (c) => (await c.conn).close()))
     await this.server.close().catch(() => undefined)
   }
 
@@ -167,12 +168,13 @@ export class ClientSession {
     }
     const existing = this.#connections.get(runtime.name)
     if (existing) {
-      const conn = await existing
-      if (!conn.closed) return conn
-      this.#connections.delete(runtime.name)
+      const conn = await existing.conn.catch(() => undefined)
+      // A backend that restarted since this connection opened no longer knows its session.
+      if (conn && !conn.closed && existing.generation === runtime.generation) return conn
+      this.#dropConnection(runtime.name, conn)
     }
     const opening = runtime.openConnection(this.identity, this.#downstreamCapabilities(), this.#sink())
-    this.#connections.set(runtime.name, opening)
+    this.#connections.set(runtime.name, { generation: runtime.generation, conn: opening })
     try {
       const conn = await opening
       if (this.#logLevel) await conn.client.setLoggingLevel(this.#logLevel).catch(() => undefined)
@@ -208,6 +210,11 @@ export class ClientSession {
     await Promise.all(pending)
   }
 
+  #dropConnection(backend: string, conn: BackendConnection | undefined): void {
+    this.#connections.delete(backend)
+    void conn?.close()
+  }
+
   #downstreamCapabilities(): ClientCapabilities {
     const caps = this.server.getClientCapabilities() ?? {}
     const out: ClientCapabilities = {}
@@ -225,8 +232,11 @@ export class ClientSession {
       listChanged: (kind, conn) => void this.#onBackendListChanged(kind, conn),
       resourceUpdated: (uri) => void this.resourceUpdated(uri),
       closed: (conn) => {
-        void this.#connections.get(conn.backend)?.then((c) => {
-          if (c === conn) this.#connections.delete(conn.backend)
+        const entry = this.#connections.get(conn.backend)
+        void entry?.conn.then((c) => {
+          if (c === conn && this.#connections.get(conn.backend) === entry) {
+            this.#connections.delete(conn.backend)
+          }
         })
       },
     }
@@ -256,6 +266,24 @@ export class ClientSession {
    * elicitation/sampling the backend sends meanwhile goes back on this request's stream.
    */
   async #forward<S extends z.ZodType>(
+    runtime: BackendRuntime,
+    request: Request,
+    schema: S,
+    extra: Extra,
+  ): Promise<z.infer<S>> {
+    try {
+      return await this.#forwardOnce(runtime, request, schema, extra)
+    } catch (err) {
+      // Streamable HTTP §Session Management: 404 means the backend dropped our session (it
+      // restarted or expired it). Open a fresh one and try once more.
+      if (!(err instanceof StreamableHTTPError && err.code === 404) || runtime.sharesConnection) throw err
+      const entry = this.#connections.get(runtime.name)
+      this.#dropConnection(runtime.name, entry ? await entry.conn.catch(() => undefined) : undefined)
+      return this.#forwardOnce(runtime, request, schema, extra)
+    }
+  }
+
+  async #forwardOnce<S extends z.ZodType>(
     runtime: BackendRuntime,
     request: Request,
     schema: S,
@@ -394,7 +422,7 @@ export class ClientSession {
       this.#logLevel = req.params.level
       // Fan out to every backend this session already talks to; later connections get it on open.
       const targets = new Set<BackendConnection>()
-      for (const p of this.#connections.values()) targets.add(await p.catch(() => undefined as never))
+      for (const c of this.#connections.values()) targets.add(await c.conn.catch(() => undefined as never))
       for (const runtime of this.#host.runtimes()) {
         if (runtime.sharesConnection && runtime.shared) targets.add(runtime.shared)
       }

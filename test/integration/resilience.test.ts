@@ -1,0 +1,86 @@
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { startTestBackend, TEST_BACKEND, type RunningBackend } from '../support/backends.js'
+import { freePort } from '../support/http.js'
+import { callText, connectClient, startVmcp, type RunningVmcp } from '../support/vmcp.js'
+
+interface Status {
+  backends: Array<{ name: string; health: string; error?: string }>
+}
+
+describe('backends that fail: down at startup, killed mid-session, restarted', () => {
+  let port: number
+  let beta: RunningBackend | undefined
+  let gw: RunningVmcp
+  let client: Client
+
+  const health = async (name: string) => {
+    const s = (await (await fetch(`${gw.base}/status`)).json()) as Status
+    return s.backends.find((b) => b.name === name)?.health
+  }
+  const toolNames = async () => (await client.listTools()).tools.map((t) => t.name)
+
+  beforeAll(async () => {
+    port = await freePort()
+    gw = await startVmcp({
+      backends: [
+        { name: 'alpha', transport: 'stdio', command: process.execPath, args: [TEST_BACKEND, '--transport', 'stdio', '--name', 'alpha'] },
+        { name: 'beta', transport: 'streamable-http', url: `http://127.0.0.1:${port}/mcp` },
+      ],
+      operational: { healthCheckInterval: '200ms', healthCheckTimeout: '150ms', discoveryTimeout: '2s' },
+    })
+    client = await connectClient(gw.url)
+  })
+  afterAll(async () => {
+    await client?.close()
+    await gw?.close()
+    await beta?.close()
+  })
+
+  it('starts without a backend that is down, serving the others', async () => {
+    expect(await health('beta')).toBe('unhealthy')
+    expect(await health('alpha')).toBe('healthy')
+    const names = await toolNames()
+    expect(names).toContain('alpha_echo')
+    expect(names.some((n) => n.startsWith('beta_'))).toBe(false)
+    expect(gw.logs.some((l) => l.includes('"backend":"beta"') && l.includes('backend unavailable'))).toBe(true)
+  })
+
+  it('joins the backend when it comes up and tells clients the tool list changed', async () => {
+    const changed = new Promise<void>((resolve) =>
+      client.setNotificationHandler(ToolListChangedNotificationSchema, async () => resolve()),
+    )
+    beta = await startTestBackend(['--name', 'beta'], port)
+    await changed
+    expect(await health('beta')).toBe('healthy')
+    expect(await toolNames()).toContain('beta_echo')
+    expect(await callText(client, 'beta_echo', { text: 'up' })).toBe('beta: up')
+  })
+
+  it('fails calls to a killed backend fast with a tool error naming it; others keep serving', async () => {
+    await beta?.kill()
+    const res = await client.callTool({ name: 'beta_echo', arguments: { text: 'x' } })
+    expect(res.isError).toBe(true)
+    expect((res.content as Array<{ text: string }>)[0]?.text).toMatch(/^backend "beta" (failed|is unavailable)/)
+    await vi.waitFor(async () => expect(await health('beta')).toBe('unhealthy'))
+    const again = await client.callTool({ name: 'beta_echo', arguments: { text: 'x' } })
+    expect((again.content as Array<{ text: string }>)[0]?.text).toMatch(/^backend "beta" is unavailable/)
+    expect(await callText(client, 'alpha_echo', { text: 'still' })).toBe('alpha: still')
+  })
+
+  it('rejoins a restarted backend; the same client session calls it again', async () => {
+    beta = await startTestBackend(['--name', 'beta'], port)
+    await vi.waitFor(async () => expect(await health('beta')).toBe('healthy'), { timeout: 10_000 })
+    expect(await callText(client, 'beta_echo', { text: 'back' })).toBe('beta: back')
+  })
+
+  it('restarts a stdio backend that exits, with backoff, and it rejoins', async () => {
+    const res = await client.callTool({ name: 'alpha_crash', arguments: {} })
+    expect(res.isError).toBe(true)
+    expect((res.content as Array<{ text: string }>)[0]?.text).toContain('backend "alpha"')
+    await vi.waitFor(async () => expect(await health('alpha')).toBe('healthy'), { timeout: 10_000 })
+    expect(await callText(client, 'alpha_echo', { text: 'reborn' })).toBe('alpha: reborn')
+    expect(gw.logs.some((l) => l.includes('restarting stdio backend'))).toBe(true)
+  })
+})
