@@ -23,8 +23,11 @@ export interface VmcpOptions {
 
 /** A running (or startable) vmcp: the HTTP app, the gateway behind it, and its lifecycle. */
 export interface Vmcp {
-  /** Listens, then discovers backends; resolves once discovery has settled. */
-  start(): Promise<{ url: string }>
+  /**
+   * Listens, then discovers backends; resolves once discovery has settled. `url` is the public
+   * MCP URL (from publicUrl when set), `listenUrl` the address actually bound.
+   */
+  start(): Promise<{ url: string; listenUrl: string }>
   /** Graceful: stop accepting, close sessions and backends, then force-close what remains. */
   close(): Promise<void>
   readonly gateway: Gateway
@@ -81,7 +84,8 @@ export function createVmcp(options: VmcpOptions): Vmcp {
       })
       const listenHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host
       const hostPart = listenHost.includes(':') ? `[${listenHost}]` : listenHost
-      const baseUrl = config.server.publicUrl ?? `http://${hostPart}:${listening.port}`
+      const listenBase = `http://${hostPart}:${listening.port}`
+      const baseUrl = config.server.publicUrl ?? listenBase
       url = `${baseUrl}${MCP_PATH}`
       authenticator = createAuthenticator(config, logger, fetch, baseUrl)
       app = createApp({
@@ -100,13 +104,14 @@ export function createVmcp(options: VmcpOptions): Vmcp {
       logger.info(
         {
           url,
+          listen: `${listenBase}${MCP_PATH}`,
           backends: status.backends.length,
           healthy: status.backends.filter((b) => b.health === 'healthy').length,
           auth: config.incomingAuth.type,
         },
         'ready',
       )
-      return { url }
+      return { url, listenUrl: `${listenBase}${MCP_PATH}` }
     },
 
     async close() {
