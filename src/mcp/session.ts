@@ -382,7 +382,7 @@ export class ClientSession {
     })
 
     s.setRequestHandler(SubscribeRequestSchema, async (req, extra) => {
-      const backend = this.#routeUri(await this.#prepare(), req.params.uri)
+      const backend = this.#routeUri(await this.#prepare(), req.params.uri, 'subscribe')
       const runtime = this.#runtimeFor(backend)
       this.subscriptions.add(req.params.uri)
       if (runtime.sharesConnection) await this.#host.subscribeShared(this, runtime, req.params.uri, true)
@@ -391,7 +391,7 @@ export class ClientSession {
     })
 
     s.setRequestHandler(UnsubscribeRequestSchema, async (req, extra) => {
-      const backend = this.#routeUri(await this.#prepare(), req.params.uri)
+      const backend = this.#routeUri(await this.#prepare(), req.params.uri, 'subscribe')
       const runtime = this.#runtimeFor(backend)
       this.subscriptions.delete(req.params.uri)
       if (runtime.sharesConnection) await this.#host.subscribeShared(this, runtime, req.params.uri, false)
@@ -435,11 +435,18 @@ export class ClientSession {
     })
   }
 
-  #routeUri(view: AggregatedView, uri: string): string {
-    const backend = routeResource(view, uri)
+  #routeUri(view: AggregatedView, uri: string, need: 'read' | 'subscribe' = 'read'): string {
+    const listed = routeResource(view, uri)
+    if (listed) return listed
+    // A URI no catalog lists (dynamic, or not yet created) belongs to the only backend that
+    // serves resources, when there is exactly one; with several it would be a guess.
+    const able = this.#host.runtimes().filter((r) => {
+      const caps = (r.identityScoped ? this.userCatalogs.get(r.name) : r.catalog)?.capabilities.resources
+      return caps && (need === 'read' || caps.subscribe)
+    })
+    if (able.length === 1 && able[0]) return able[0].name
     // MCP resources: -32002 is "Resource not found".
-    if (!backend) throw new McpError(-32002, `Resource not found: ${uri}`, { uri })
-    return backend
+    throw new McpError(-32002, `Resource not found: ${uri}`, { uri })
   }
 
   async #forwardOrFail<S extends z.ZodType>(
