@@ -1,0 +1,88 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startTestBackend, type RunningBackend } from '../support/backends.js'
+import { startIdp, type Idp } from '../support/idp.js'
+import { callText, connectClient, startVmcp, type RunningVmcp } from '../support/vmcp.js'
+
+const RESOURCE = 'http://127.0.0.1:4483/mcp'
+
+describe('log canary: no secret reaches the logs, even at trace level', () => {
+  let idp: Idp
+  let backend: RunningBackend
+  let gw: RunningVmcp
+  const secrets: string[] = []
+
+  beforeAll(async () => {
+    idp = await startIdp()
+    backend = await startTestBackend(['--name', 'b'])
+    const introspector = await idp.registerConfidentialClient({ client_name: 'canary-introspection' })
+    const exchanger = await idp.registerConfidentialClient({ client_name: 'canary-exchange' })
+    const headerValue = `canary-header-${Math.random().toString(36).slice(2)}`
+    secrets.push(introspector.client_secret, exchanger.client_secret, headerValue)
+    gw = await startVmcp(
+      {
+        server: { publicUrl: 'http://127.0.0.1:4483' },
+        backends: [
+          { name: 'keyed', transport: 'streamable-http', url: backend.url },
+          { name: 'exchanged', transport: 'streamable-http', url: backend.url },
+        ],
+        incomingAuth: {
+          type: 'oidc',
+          oidc: {
+            issuer: idp.issuer,
+            audience: RESOURCE,
+            resource: RESOURCE,
+            introspection: { url: idp.metadata.introspection_endpoint, clientId: introspector.client_id, clientSecret: { env: 'CANARY_INTROSPECTION' } },
+          },
+        },
+        outgoingAuth: {
+          backends: {
+            keyed: { type: 'header_injection', headerInjection: { headerName: 'X-Canary', value: { env: 'CANARY_HEADER' } } },
+            exchanged: {
+              type: 'token_exchange',
+              tokenExchange: { tokenUrl: idp.metadata.token_endpoint, clientId: exchanger.client_id, clientSecret: { env: 'CANARY_EXCHANGE' }, audience: 'backend-api' },
+            },
+          },
+        },
+      },
+      {
+        level: 'trace',
+        env: { CANARY_INTROSPECTION: introspector.client_secret, CANARY_EXCHANGE: exchanger.client_secret, CANARY_HEADER: headerValue },
+      },
+    )
+  })
+  afterAll(async () => {
+    await gw?.close()
+    await backend?.close()
+    await idp?.close()
+  })
+
+  it('runs JWT, introspection, header injection and token exchange flows and logs none of their secrets', async () => {
+    const jwt = await idp.getAccessToken({ resource: RESOURCE })
+    const opaque = await idp.getAccessToken({})
+    secrets.push(jwt.access_token, opaque.access_token)
+    for (const t of [jwt.refresh_token, jwt.id_token, opaque.refresh_token]) if (t) secrets.push(t)
+
+    const a = await connectClient(gw.url, { token: jwt.access_token })
+    const exchanged = JSON.parse(await callText(a, 'exchanged_whoami')) as { authorization: string }
+    secrets.push(exchanged.authorization.replace(/^Bearer /, ''))
+    await callText(a, 'keyed_whoami')
+    await a.close()
+    const b = await connectClient(gw.url, { token: opaque.access_token })
+    await b.listTools()
+    await b.close()
+    // A rejected token is logged too (by fingerprint): it must not appear either.
+    const bad = `${jwt.access_token.slice(0, -4)}AAAA`
+    secrets.push(bad)
+    await fetch(gw.url, { method: 'POST', headers: { authorization: `Bearer ${bad}`, 'content-type': 'application/json' }, body: '{}' })
+
+    const text = gw.logs.join('\n')
+    expect(gw.logs.length).toBeGreaterThan(20)
+    expect(text).toContain('"level":10')
+    for (const secret of secrets) {
+      expect(secret.length).toBeGreaterThan(8)
+      expect(text).not.toContain(secret)
+      // Tokens are JWTs: no part of one (header, payload, signature) may leak either.
+      for (const part of secret.split('.')) if (part.length > 16) expect(text).not.toContain(part)
+    }
+  })
+})
