@@ -2,7 +2,6 @@
 import { parseArgs } from 'node:util'
 import { ConfigError, loadConfigFile, type VmcpConfig } from '../config/index.js'
 import { createLogger, type LogLevel } from '../log/index.js'
-import { createVmcp } from '../server/index.js'
 import { readVersion } from '../version.js'
 
 // Exit codes: 0 ok, 1 runtime failure, 2 invalid configuration or usage.
@@ -95,6 +94,8 @@ async function main(argv: string[]): Promise<void> {
     config.operational.logLevel = level as VmcpConfig['operational']['logLevel']
   }
   const logger = createLogger({ level: config.operational.logLevel as LogLevel })
+  // Loaded only to serve: --version, --help and validate stay fast.
+  const { createVmcp } = await import('../server/index.js')
   const vmcp = createVmcp({ config, logger })
 
   let stopping = false

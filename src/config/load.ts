@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
-import { parseDocument } from 'yaml'
+import { LineCounter, parseDocument } from 'yaml'
 import type { z } from 'zod'
 import { ConfigError, formatPath, type ConfigIssue } from './errors.js'
 import { createConfigSchema, type VmcpConfig } from './schema.js'
@@ -36,13 +36,18 @@ export function parseConfigText(
   text: string,
   options: LoadConfigOptions & { baseDir: string },
 ): VmcpConfig {
-  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true })
+  // prettyErrors would bury the position inside the message; a LineCounter gives it to us plain.
+  const lineCounter = new LineCounter()
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter })
   if (doc.errors.length > 0) {
     throw new ConfigError(
-      doc.errors.map((e) => ({
-        path: '(yaml)',
-        message: `line ${e.linePos?.[0]?.line ?? '?'}: ${e.message.split('\n')[0]}`,
-      })),
+      doc.errors.map((e) => {
+        const { line, col } = lineCounter.linePos(e.pos[0])
+        return {
+          path: '(yaml)',
+          message: `line ${line}, column ${col}: ${e.message.split('\n')[0]}`,
+        }
+      }),
     )
   }
   const raw: unknown = doc.toJS()
@@ -79,6 +84,14 @@ function toIssues(issue: z.core.$ZodIssue, raw: unknown): ConfigIssue[] {
             message: `must be one of: ${options.map((o) => String(o)).join(', ')}`,
           },
         ]
+      }
+      // When the value has the wrong type for every branch (a bare string where a secret ref is
+      // required), the branches only say "must be an object": the union's own message is clearer.
+      const wrongType = issue.errors.every((b) =>
+        b.every((i) => i.code === 'invalid_type' && i.path.length === 0),
+      )
+      if (wrongType && valueAt(raw, path) !== undefined) {
+        return [{ path: formatPath(path), message: issue.message }]
       }
       // Report the branch that got furthest: its issues are the useful ones.
       const branches = issue.errors.filter((b) => b.length > 0)

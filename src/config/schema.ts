@@ -33,7 +33,9 @@ export function createConfigSchema(ctx: SchemaContext) {
     .union([
       z.strictObject({ env: z.string().min(1).describe('environment variable holding the secret') }),
       z.strictObject({ file: z.string().min(1).describe('file holding the secret (trailing newline trimmed)') }),
-    ])
+    ], {
+      error: 'must be a secret ref: { env: NAME } or { file: PATH } (bare values are not allowed)',
+    })
     .describe('a secret: { env: NAME } or { file: PATH }')
     .transform((ref, c): Secret => {
       if (!ctx.resolveSecrets) return new Secret('')
@@ -48,30 +50,53 @@ export function createConfigSchema(ctx: SchemaContext) {
       const path = isAbsolute(ref.file) ? ref.file : resolve(ctx.baseDir, ref.file)
       try {
         return new Secret(readFileSync(path, 'utf8').replace(/\r?\n$/, ''))
-      } catch {
-        c.addIssue({ code: 'custom', message: `cannot read secret file ${ref.file}` })
+      } catch (err) {
+        // The errno code (ENOENT, EACCES) tells the operator what to fix; the path is theirs.
+        const code = (err as NodeJS.ErrnoException).code ?? 'error'
+        c.addIssue({ code: 'custom', message: `cannot read secret file ${ref.file} (${code})` })
         return z.NEVER
       }
     })
 
   const name = z.string().regex(NAME, 'must be 1-63 characters of [A-Za-z0-9_.-], starting alphanumeric')
 
+  // Child process environment: plain values, or secret refs for credentials.
+  const childEnv = z
+    .record(z.string(), z.union([z.string(), secretRef]))
+    .default({})
+    .describe('extra environment variables (values may be secret refs)')
+    .transform((env) =>
+      Object.fromEntries(
+        Object.entries(env).map(([k, v]): [string, Secret] => [k, typeof v === 'string' ? new Secret(v) : v]),
+      ),
+    )
+  const cwd = z
+    .string()
+    .optional()
+    .transform((d) => resolve(ctx.baseDir, d ?? '.'))
+
   const httpBackend = z.strictObject({
     name,
     transport: z.enum(['streamable-http', 'sse']),
     url: secureUrl,
     headers: z.record(z.string(), z.string()).default({}).describe('static, non-secret headers'),
+    launch: z
+      .strictObject({
+        command: z.string().min(1),
+        args: z.array(z.string()).default([]),
+        env: childEnv,
+        cwd,
+      })
+      .optional()
+      .describe('start this local process and keep it running (vmcp stops it on shutdown)'),
   })
   const stdioBackend = z.strictObject({
     name,
     transport: z.literal('stdio'),
     command: z.string().min(1),
     args: z.array(z.string()).default([]),
-    env: z.record(z.string(), z.string()).default({}),
-    cwd: z
-      .string()
-      .optional()
-      .transform((d) => resolve(ctx.baseDir, d ?? '.')),
+    env: childEnv,
+    cwd,
   })
   const backend = z.discriminatedUnion('transport', [httpBackend, stdioBackend])
 
@@ -175,6 +200,13 @@ export function createConfigSchema(ctx: SchemaContext) {
     callTimeout: duration('60s'),
     healthCheckInterval: duration('15s'),
     healthCheckTimeout: duration('5s'),
+    unhealthyThreshold: z
+      .number()
+      .int()
+      .min(1)
+      .max(100)
+      .default(3)
+      .describe('consecutive health-check timeouts before a backend is marked unhealthy'),
     shutdownTimeout: duration('10s'),
     maxSessions: z.number().int().min(1).default(10_000),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),

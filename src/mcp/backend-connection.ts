@@ -1,6 +1,6 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js'
-import { getDefaultEnvironment, StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js'
 import {
@@ -25,6 +25,7 @@ import type { BackendConfig } from '../config/index.js'
 import type { Logger } from '../log/index.js'
 import type { FetchLike } from '../net/index.js'
 import type { ListKind } from './catalog.js'
+import { childEnvironment } from './child-env.js'
 
 /** A client request that is waiting on this backend; server-to-client traffic it causes goes back through it. */
 export interface InflightCall {
@@ -155,7 +156,7 @@ export class BackendConnection {
       const transport = new StdioClientTransport({
         command: config.command,
         args: config.args,
-        env: { ...getDefaultEnvironment(), ...config.env },
+        env: childEnvironment(config.env),
         cwd: config.cwd,
         stderr: 'pipe',
       })

@@ -1,11 +1,12 @@
 import { setMaxListeners } from 'node:events'
-import type { ClientCapabilities } from '@modelcontextprotocol/sdk/types.js'
+import { ErrorCode, McpError, type ClientCapabilities } from '@modelcontextprotocol/sdk/types.js'
 import type { OutgoingAuthStrategy } from '../auth/outgoing/index.js'
 import type { BackendConfig, OperationalConfig } from '../config/index.js'
 import type { Logger } from '../log/index.js'
 import type { FetchLike } from '../net/index.js'
 import { BackendConnection, type ConnectionSink } from './backend-connection.js'
 import { discoverCatalog, listAll, type Catalog, type ListKind } from './catalog.js'
+import { Launcher } from './launcher.js'
 
 export type BackendHealth = 'starting' | 'healthy' | 'unhealthy' | 'per-user'
 
@@ -49,8 +50,10 @@ export class BackendRuntime {
   generation = 0
   #connecting: Promise<void> | undefined
   #attempt = 0
+  #slowPings = 0
   #retryTimer: NodeJS.Timeout | undefined
   #stopped = false
+  readonly #launcher: Launcher | undefined
   readonly #options: BackendRuntimeOptions
 
   constructor(options: BackendRuntimeOptions) {
@@ -58,6 +61,21 @@ export class BackendRuntime {
     this.config = options.config
     this.name = options.config.name
     this.auth = options.auth
+    const launch = options.config.transport === 'stdio' ? undefined : options.config.launch
+    if (launch) {
+      this.#launcher = new Launcher(launch, this.name, options.logger, (code) => {
+        if (this.#stopped) return
+        this.#markUnhealthy(`launched process exited (${code ?? 'signal'})`)
+        void this.shared?.close()
+        this.shared = undefined
+        this.#scheduleRestart()
+      })
+    }
+  }
+
+  /** vmcp owns the process (stdio, or `launch:`): it restarts it with backoff when it exits. */
+  get #supervised(): boolean {
+    return this.sharesConnection || this.#launcher !== undefined
   }
 
   /** One process per backend: stdio servers are shared by all sessions. */
@@ -90,15 +108,24 @@ export class BackendRuntime {
     if (this.health === 'healthy' && this.shared && !this.shared.closed) {
       try {
         await this.shared.client.ping({ timeout: this.#options.operational.healthCheckTimeout })
+        this.#slowPings = 0
         return
       } catch (err) {
+        // A slow answer may be load, not death: only N timeouts in a row count. A refused
+        // connection or a dead process is certain at once.
+        const timedOut = err instanceof McpError && err.code === ErrorCode.RequestTimeout
+        if (timedOut && ++this.#slowPings < this.#options.operational.unhealthyThreshold) {
+          this.#options.logger.debug({ backend: this.name, misses: this.#slowPings }, 'health check timed out')
+          return
+        }
+        this.#slowPings = 0
         this.#markUnhealthy(`health check failed: ${errorText(err)}`)
         await this.shared?.close()
         this.shared = undefined
       }
     }
-    // stdio restarts follow their own backoff timer.
-    if (this.sharesConnection && this.#retryTimer) return
+    // Processes vmcp owns restart on their own backoff timer.
+    if (this.#supervised && this.#retryTimer) return
     await this.#connect()
   }
 
@@ -151,6 +178,7 @@ export class BackendRuntime {
     clearTimeout(this.#retryTimer)
     await this.shared?.close()
     this.shared = undefined
+    await this.#launcher?.stop()
   }
 
   async #connect(): Promise<void> {
@@ -166,10 +194,7 @@ export class BackendRuntime {
     const started = Date.now()
     let conn: BackendConnection | undefined
     try {
-      conn = await this.openConnection(undefined, SHARED_CLIENT_CAPABILITIES, {
-        ...this.#options.sink,
-        closed: (c) => this.#onSharedClosed(c),
-      })
+      conn = await this.#openShared(started)
       const signal = AbortSignal.timeout(operational.discoveryTimeout)
       // One deadline spans every page of every list, each request adding a listener.
       setMaxListeners(0, signal)
@@ -200,7 +225,29 @@ export class BackendRuntime {
     } catch (err) {
       await conn?.close()
       this.#markUnhealthy(errorText(err))
-      if (this.sharesConnection) this.#scheduleRestart()
+      if (this.#supervised) this.#scheduleRestart()
+    }
+  }
+
+  async #openShared(started: number): Promise<BackendConnection> {
+    const open = () =>
+      this.openConnection(undefined, SHARED_CLIENT_CAPABILITIES, {
+        ...this.#options.sink,
+        closed: (c) => this.#onSharedClosed(c),
+      })
+    if (!this.#launcher) return open()
+    this.#launcher.ensure()
+    // A process just launched needs a moment before it listens: retry refused connections
+    // until the discovery deadline.
+    for (let delay = 50; ; delay = Math.min(delay * 2, 1000)) {
+      try {
+        return await open()
+      } catch (err) {
+        const refused = errorText(err).includes('ECONNREFUSED')
+        const late = Date.now() - started + delay > this.#options.operational.discoveryTimeout
+        if (!refused || late || !this.#launcher.running) throw err
+        await new Promise((r) => setTimeout(r, delay))
+      }
     }
   }
 
@@ -215,7 +262,7 @@ export class BackendRuntime {
     if (this.#stopped || this.#retryTimer) return
     const delay = Math.min(BACKOFF_BASE_MS * 2 ** this.#attempt, BACKOFF_MAX_MS)
     this.#attempt++
-    this.#options.logger.info({ backend: this.name, delayMs: delay }, 'restarting stdio backend')
+    this.#options.logger.info({ backend: this.name, delayMs: delay }, 'restarting backend process')
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined
       void this.#connect()

@@ -67,7 +67,7 @@ describe('HTTP rules of /mcp', () => {
         c.close()
       },
     })
-    await expectRpcError(await send({ body: chunked, duplex: 'half' } as RequestInit), 413, -32000, /exceeds/)
+    await expectRpcError(await send({ body: chunked, duplex: 'half' } as { body: ReadableStream }), 413, -32000, /exceeds/)
     expect(gw.vmcp.gateway.status().sessions).toBe(0)
   })
 

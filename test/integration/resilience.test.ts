@@ -81,6 +81,40 @@ describe('backends that fail: down at startup, killed mid-session, restarted', (
     expect((res.content as Array<{ text: string }>)[0]?.text).toContain('backend "alpha"')
     await vi.waitFor(async () => expect(await health('alpha')).toBe('healthy'), { timeout: 10_000 })
     expect(await callText(client, 'alpha_echo', { text: 'reborn' })).toBe('alpha: reborn')
-    expect(gw.logs.some((l) => l.includes('restarting stdio backend'))).toBe(true)
+    expect(gw.logs.some((l) => l.includes('restarting backend process'))).toBe(true)
+  })
+})
+
+describe('launched HTTP backends (launch:)', () => {
+  it('starts the process, connects, restarts it when it dies, and stops it on shutdown', async () => {
+    const port = await freePort()
+    const gw = await startVmcp({
+      backends: [
+        {
+          name: 'web',
+          transport: 'streamable-http',
+          url: `http://127.0.0.1:${port}/mcp`,
+          launch: { command: process.execPath, args: [TEST_BACKEND, '--transport', 'http', '--port', String(port), '--name', 'web'] },
+        },
+      ],
+      operational: { healthCheckInterval: '200ms', healthCheckTimeout: '150ms' },
+    })
+    const pids = () =>
+      gw.logs
+        .filter((l) => l.includes('launched backend process'))
+        .map((l) => (JSON.parse(l) as { pid: number }).pid)
+    const client = await connectClient(gw.url)
+    expect(await callText(client, 'web_echo', { text: 'hi' })).toBe('web: hi')
+    const [first] = pids()
+    expect(first).toBeGreaterThan(0)
+    process.kill(first as number, 'SIGKILL')
+    await vi.waitFor(() => expect(pids()).toHaveLength(2), { timeout: 10_000 })
+    await vi.waitFor(async () => expect(await callText(client, 'web_echo', { text: 'again' })).toBe('web: again'), {
+      timeout: 10_000,
+    })
+    await client.close()
+    await gw.close()
+    const second = pids()[1] as number
+    expect(() => process.kill(second, 0)).toThrow()
   })
 })

@@ -1,0 +1,214 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+
+// The CLI as users run it: the built file, in a child process, from the repository root.
+const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+const CLI = `${ROOT}dist/src/cli/main.js`
+const VALID = 'fixtures/configs/valid/minimal.yaml'
+const INVALID = 'fixtures/configs/invalid/bad-port.yaml'
+const WAIT_MS = 20_000
+
+interface Result {
+  code: number | null
+  signal: NodeJS.Signals | null
+  stdout: string
+  stderr: string
+}
+
+function run(args: string[]): Promise<Result> {
+  return new Promise((resolve) => {
+    const options = { cwd: ROOT, timeout: WAIT_MS }
+    execFile(process.execPath, [CLI, ...args], options, (err, stdout, stderr) => {
+      const e = err as (Error & { code?: unknown; signal?: NodeJS.Signals | null }) | null
+      resolve({
+        code: e ? (typeof e.code === 'number' ? e.code : null) : 0,
+        signal: e?.signal ?? null,
+        stdout,
+        stderr,
+      })
+    })
+  })
+}
+
+interface LogLine {
+  level: number
+  msg: string
+  [key: string]: unknown
+}
+
+/** A running `vmcp serve` whose stderr JSON lines can be awaited. */
+interface Served {
+  child: ChildProcess
+  lines: LogLine[]
+  waitFor(msg: string): Promise<LogLine>
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+}
+
+let served: Served | undefined
+
+function serve(args: string[]): Served {
+  const child = spawn(process.execPath, [CLI, 'serve', ...args], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  const lines: LogLine[] = []
+  const raw: string[] = []
+  const waiters: Array<{ msg: string; resolve: (l: LogLine) => void }> = []
+  createInterface({ input: child.stderr as NodeJS.ReadableStream }).on('line', (text) => {
+    raw.push(text)
+    let line: LogLine
+    try {
+      line = JSON.parse(text) as LogLine
+    } catch {
+      return
+    }
+    lines.push(line)
+    for (const w of waiters.filter((w) => w.msg === line.msg)) {
+      waiters.splice(waiters.indexOf(w), 1)
+      w.resolve(line)
+    }
+  })
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  )
+  const s: Served = {
+    child,
+    lines,
+    exited,
+    waitFor(msg) {
+      const seen = lines.find((l) => l.msg === msg)
+      if (seen) return Promise.resolve(seen)
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`no "${msg}" log line within ${WAIT_MS} ms:\n${raw.join('\n')}`)),
+          WAIT_MS,
+        )
+        const done = (l: LogLine) => {
+          clearTimeout(timer)
+          resolve(l)
+        }
+        waiters.push({ msg, resolve: done })
+        void exited.then(({ code }) => {
+          clearTimeout(timer)
+          reject(new Error(`vmcp exited (${code}) before "${msg}":\n${raw.join('\n')}`))
+        })
+      })
+    },
+  }
+  served = s
+  return s
+}
+
+/** Resolves with the exit, or rejects after a bounded wait (then the afterEach kills it). */
+function exitWithin(s: Served): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`vmcp did not exit within ${WAIT_MS} ms`)),
+      WAIT_MS,
+    )
+    void s.exited.then((r) => {
+      clearTimeout(timer)
+      resolve(r)
+    })
+  })
+}
+
+beforeAll(() => {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: build first (npm test does)`)
+})
+
+afterEach(async () => {
+  const s = served
+  served = undefined
+  if (s && s.child.exitCode === null && s.child.signalCode === null) {
+    s.child.kill('SIGKILL')
+    await s.exited
+  }
+})
+
+describe('vmcp one-shot commands', () => {
+  it('--version prints the package version and exits 0', async () => {
+    const pkg = JSON.parse(readFileSync(`${ROOT}package.json`, 'utf8')) as { version: string }
+    const r = await run(['--version'])
+    expect(r).toMatchObject({ code: 0, stdout: `${pkg.version}\n` })
+  })
+
+  it('--help exits 0 and lists the commands', async () => {
+    const r = await run(['--help'])
+    expect(r.code).toBe(0)
+    expect(r.stdout).toContain('vmcp serve --config <file>')
+    expect(r.stdout).toContain('vmcp validate --config <file>')
+  })
+
+  it('no arguments is a usage error: exit 2', async () => {
+    const r = await run([])
+    expect(r.code).toBe(2)
+    expect(r.stdout).toContain('Usage:')
+  })
+
+  it('an unknown command is a usage error: exit 2', async () => {
+    const r = await run(['frobnicate'])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/^vmcp: unknown command "frobnicate"\n/)
+  })
+
+  it('validate accepts a valid file: exit 0', async () => {
+    const r = await run(['validate', '--config', VALID])
+    expect(r).toMatchObject({
+      code: 0,
+      stdout: 'configuration is valid: 1 backend(s), incoming auth anonymous\n',
+    })
+  })
+
+  it('validate rejects an invalid file: exit 2, one "- path: message" line per issue', async () => {
+    const r = await run(['validate', '--config', INVALID])
+    expect(r.code).toBe(2)
+    expect(r.stdout).toBe('')
+    expect(r.stderr).toBe('invalid configuration:\n- server.port: must be at most 65535\n')
+  })
+
+  it('serve --log-level nope is a usage error: exit 2', async () => {
+    const r = await run(['serve', '--config', VALID, '--port', '0', '--log-level', 'nope'])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/^vmcp: --log-level must be one of fatal, error, warn, info, debug/)
+  })
+
+  it('validate without --config is a usage error: exit 2', async () => {
+    const r = await run(['validate'])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/^vmcp: --config is required\n/)
+  })
+
+})
+
+describe('vmcp serve', () => {
+  it('serve with an invalid configuration exits 2 before listening', async () => {
+    const s = serve(['--config', 'fixtures/configs/invalid/unknown-top-level-key.yaml'])
+    // It exits on its own (no signal), so nothing can be left listening.
+    expect(await exitWithin(s)).toEqual({ code: 2, signal: null })
+    expect(s.lines.map((l) => l.msg)).not.toContain('ready')
+  })
+
+  it('serve --port 0 starts, answers /health and stops cleanly on SIGTERM', async () => {
+    const s = serve(['--config', VALID, '--port', '0'])
+    const ready = await s.waitFor('ready')
+    expect(ready).toMatchObject({ backends: 1, auth: 'anonymous' })
+    const url = new URL(String(ready.url))
+    expect(url.hostname).toBe('127.0.0.1')
+    expect(url.port).not.toBe('0')
+    expect(url.pathname).toBe('/mcp')
+
+    const health = await fetch(new URL('/health', url))
+    expect(health.status).toBe(200)
+    expect(await health.json()).toEqual({ status: 'ok' })
+
+    s.child.kill('SIGTERM')
+    expect(await exitWithin(s)).toEqual({ code: 0, signal: null })
+    const msgs = s.lines.map((l) => l.msg)
+    expect(msgs).toContain('shutting down')
+    expect(msgs.at(-1)).toBe('stopped')
+  })
+})

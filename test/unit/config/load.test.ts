@@ -1,0 +1,323 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { inspect } from 'node:util'
+import { afterAll, describe, expect, it } from 'vitest'
+import {
+  ConfigError,
+  loadConfigFile,
+  parseConfigText,
+  parseDuration,
+  type VmcpConfig,
+} from '../../../src/config/index.js'
+import { Secret } from '../../../src/log/secret.js'
+
+const BASE = '/srv/vmcp'
+const parse = (text: string, env: Record<string, string> = {}) =>
+  parseConfigText(text, { baseDir: BASE, env })
+
+/** The `- path: message` lines of the ConfigError that `fn` throws. */
+function issueLines(fn: () => unknown): string[] {
+  try {
+    fn()
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err
+    const [heading, ...lines] = err.message.split('\n')
+    expect(heading).toBe('invalid configuration:')
+    expect(lines).toHaveLength(err.issues.length)
+    return lines
+  }
+  throw new Error('expected a ConfigError')
+}
+
+const stdio = `backends:\n  - { name: notes, transport: stdio, command: node }\n`
+
+describe('defaults', () => {
+  it('an empty file is a complete configuration', () => {
+    const expected: VmcpConfig = {
+      name: 'vmcp',
+      server: {
+        host: '127.0.0.1',
+        port: 4483,
+        maxBodyBytes: 4 * 1024 * 1024,
+        allowedOrigins: [],
+      },
+      backends: [],
+      incomingAuth: { type: 'anonymous' },
+      outgoingAuth: { default: { type: 'unauthenticated' }, backends: {} },
+      aggregation: {
+        conflictResolution: 'prefix',
+        prefixFormat: '{backend}_',
+        prefixMode: 'always',
+        priorityOrder: [],
+        tools: [],
+      },
+      operational: {
+        sessionTtl: 1_800_000,
+        discoveryTimeout: 10_000,
+        callTimeout: 60_000,
+        healthCheckInterval: 15_000,
+        healthCheckTimeout: 5_000,
+        unhealthyThreshold: 3,
+        shutdownTimeout: 10_000,
+        maxSessions: 10_000,
+        logLevel: 'info',
+      },
+    }
+    expect(parse('')).toEqual(expected)
+    expect(parse('{}')).toEqual(expected)
+    expect(parse('# only a comment\n')).toEqual(expected)
+  })
+
+  it('stdio backends get no args, no extra env and the config directory as cwd', () => {
+    expect(parse(stdio).backends[0]).toEqual({
+      name: 'notes',
+      transport: 'stdio',
+      command: 'node',
+      args: [],
+      env: {},
+      cwd: BASE,
+    })
+  })
+
+  it('a relative stdio cwd resolves against the config directory, not process.cwd()', () => {
+    const config = parse(
+      'backends:\n  - { name: n, transport: stdio, command: node, cwd: ../backends }\n',
+    )
+    expect(config.backends[0]).toMatchObject({ cwd: '/srv/backends' })
+  })
+
+  it('http backends get no static headers', () => {
+    const config = parse(
+      'backends:\n  - { name: w, transport: streamable-http, url: http://127.0.0.1:4490/mcp }\n',
+    )
+    expect(config.backends[0]).toEqual({
+      name: 'w',
+      transport: 'streamable-http',
+      url: 'http://127.0.0.1:4490/mcp',
+      headers: {},
+    })
+  })
+
+  it('oidc gets the asymmetric algorithm set, 30s clock skew and no scopes', () => {
+    const config = parse(
+      [
+        'incomingAuth:',
+        '  type: oidc',
+        '  oidc:',
+        '    issuer: https://idp.example.com',
+        '    audience: vmcp',
+        '    resource: https://v.example.com/mcp',
+      ].join('\n'),
+    )
+    expect(config.incomingAuth).toEqual({
+      type: 'oidc',
+      oidc: {
+        issuer: 'https://idp.example.com',
+        audience: 'vmcp',
+        resource: 'https://v.example.com/mcp',
+        scopes: [],
+        requiredScopes: [],
+        algorithms: ['RS256', 'PS256', 'ES256', 'ES384', 'EdDSA'],
+        clockSkew: 30_000,
+      },
+    })
+  })
+
+  it('token exchange defaults to the access-token subject type and no scopes', () => {
+    const config = parse(
+      [
+        stdio,
+        'outgoingAuth:',
+        '  backends:',
+        '    notes:',
+        '      type: token_exchange',
+        '      tokenExchange:',
+        '        tokenUrl: https://idp.example.com/token',
+        '        clientId: vmcp',
+        '        clientSecret: { env: SECRET }',
+      ].join('\n'),
+      { SECRET: 's' },
+    )
+    expect(config.outgoingAuth.backends.notes).toMatchObject({
+      tokenExchange: {
+        scopes: [],
+        subjectTokenType: 'urn:ietf:params:oauth:token-type:access_token',
+      },
+    })
+  })
+
+  it('a tools entry filters nothing, excludes nothing and overrides nothing', () => {
+    const config = parse(`${stdio}aggregation:\n  tools:\n    - backend: notes\n`)
+    expect(config.aggregation.tools).toEqual([
+      { backend: 'notes', filter: [], exclude: [], overrides: {} },
+    ])
+  })
+})
+
+describe('durations', () => {
+  it.each([
+    ['250ms', 250],
+    ['30s', 30_000],
+    ['5m', 300_000],
+    ['1h30m', 5_400_000],
+    ['1d', 86_400_000],
+    ['1m30s500ms', 90_500],
+    ['0s', 0],
+  ])('%s is %d ms', (text, ms) => {
+    expect(parseDuration(text)).toBe(ms)
+  })
+
+  it.each(['', '30', '1.5h', '-1s', 'ms', '1 h', '1H', '30sec'])('%j is not a duration', (text) => {
+    expect(parseDuration(text)).toBeUndefined()
+  })
+
+  it('config durations become milliseconds', () => {
+    const config = parse('operational:\n  sessionTtl: 1h30m\n  callTimeout: 250ms\n')
+    expect(config.operational.sessionTtl).toBe(5_400_000)
+    expect(config.operational.callTimeout).toBe(250)
+  })
+
+  it('a number is not a duration: the unit must be explicit', () => {
+    expect(issueLines(() => parse('operational:\n  callTimeout: 30\n'))).toEqual([
+      '- operational.callTimeout: must be a string',
+    ])
+  })
+})
+
+describe('secret refs', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vmcp-config-'))
+  afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+  const headerSecret = (ref: string) =>
+    [
+      stdio,
+      'outgoingAuth:',
+      '  backends:',
+      '    notes:',
+      '      type: header_injection',
+      `      headerInjection: { headerName: X-API-Key, value: ${ref} }`,
+    ].join('\n')
+
+  const secretOf = (config: VmcpConfig): Secret => {
+    const s = config.outgoingAuth.backends.notes
+    if (s?.type !== 'header_injection') throw new Error('expected header_injection')
+    return s.headerInjection.value
+  }
+
+  it('{ env } reads the given environment, not process.env', () => {
+    const config = parse(headerSecret('{ env: VMCP_UNIT_KEY }'), { VMCP_UNIT_KEY: 'from-env-123' })
+    expect(secretOf(config).reveal()).toBe('from-env-123')
+  })
+
+  it('an empty environment variable counts as not set', () => {
+    expect(issueLines(() => parse(headerSecret('{ env: K }'), { K: '' }))).toEqual([
+      '- outgoingAuth.backends.notes.headerInjection.value: environment variable K is not set',
+    ])
+  })
+
+  it('{ file } is relative to the config directory and loses one trailing newline', () => {
+    writeFileSync(join(dir, 'key'), 'from-file-456\n')
+    writeFileSync(join(dir, 'crlf'), 'crlf-789\r\n')
+    writeFileSync(join(dir, 'two'), 'two-newlines\n\n')
+    const at = (ref: string) =>
+      secretOf(parseConfigText(headerSecret(ref), { baseDir: dir, env: {} })).reveal()
+    expect(at('{ file: key }')).toBe('from-file-456')
+    expect(at('{ file: ./key }')).toBe('from-file-456')
+    expect(at(`{ file: ${join(dir, 'key')} }`)).toBe('from-file-456')
+    expect(at('{ file: crlf }')).toBe('crlf-789')
+    // Only the newline an editor adds is trimmed; anything else is part of the secret.
+    expect(at('{ file: two }')).toBe('two-newlines\n')
+  })
+
+  it('loadConfigFile resolves { file } against the file, wherever the process runs', () => {
+    writeFileSync(join(dir, 'secret'), 'beside-the-config\n')
+    writeFileSync(join(dir, 'vmcp.yaml'), headerSecret('{ file: secret }'))
+    const { config, path } = loadConfigFile(join(dir, 'vmcp.yaml'), { env: {} })
+    expect(path).toBe(join(dir, 'vmcp.yaml'))
+    expect(secretOf(config).reveal()).toBe('beside-the-config')
+  })
+
+  it('the value never prints: JSON, inspect and String show [REDACTED]', () => {
+    const config = parse(headerSecret('{ env: K }'), { K: 'sk-live-very-secret' })
+    const json = JSON.stringify(config)
+    expect(json).toContain('"value":"[REDACTED]"')
+    expect(json).not.toContain('sk-live-very-secret')
+    expect(inspect(config, { depth: 10 })).not.toContain('sk-live-very-secret')
+    expect(String(secretOf(config))).toBe('[REDACTED]')
+  })
+
+  it('a bare string is refused without echoing it back', () => {
+    const lines = issueLines(() => parse(headerSecret('sk-live-committed-by-mistake')))
+    expect(lines).toEqual([
+      '- outgoingAuth.backends.notes.headerInjection.value: must be a secret ref: { env: NAME } or { file: PATH } (bare values are not allowed)',
+    ])
+    expect(lines.join('\n')).not.toContain('sk-live-committed-by-mistake')
+  })
+
+  it('a ref with both env and file is refused', () => {
+    expect(issueLines(() => parse(headerSecret('{ env: K, file: f }'), { K: 'v' }))).toEqual([
+      '- outgoingAuth.backends.notes.headerInjection.value.file: unknown key',
+    ])
+  })
+})
+
+describe('errors', () => {
+  it('reports every schema problem at once, in file order, with YAML paths', () => {
+    const text = [
+      'nmae: typo',
+      'server: { port: -1, host: 127.0.0.1, extra: true }',
+      'backends:',
+      '  - { name: a, transport: stdio }',
+      '  - { name: b, transport: streamable-http, url: http://example.com/mcp }',
+      'incomingAuth: { type: oidc }',
+      'aggregation: { prefixMode: sometimes }',
+      'operational: { shutdownTimeout: soon, maxSessions: 0 }',
+    ].join('\n')
+    expect(issueLines(() => parse(text))).toEqual([
+      '- server.port: must be at least 0',
+      '- server.extra: unknown key',
+      '- backends[0].command: is required',
+      '- backends[1].url: must use https (http is allowed only for loopback hosts)',
+      '- incomingAuth.oidc: is required',
+      '- aggregation.prefixMode: must be one of: always, on-conflict',
+      '- operational.shutdownTimeout: must be a duration such as 500ms, 30s, 5m or 1h',
+      '- operational.maxSessions: must be at least 1',
+      '- nmae: unknown key',
+    ])
+  })
+
+  it('reports every cross-field problem at once', () => {
+    const text = [
+      'backends:',
+      '  - { name: a, transport: stdio, command: x }',
+      '  - { name: a, transport: stdio, command: y }',
+      'outgoingAuth: { backends: { ghost: { type: unauthenticated } } }',
+      'aggregation: { conflictResolution: priority, tools: [{ backend: nope }] }',
+      'operational: { healthCheckInterval: 1s, healthCheckTimeout: 2s }',
+    ].join('\n')
+    expect(issueLines(() => parse(text))).toEqual([
+      '- backends[1].name: duplicate backend name "a"',
+      '- outgoingAuth.backends.ghost: no backend named "ghost" (known: a)',
+      '- aggregation.priorityOrder: is required when conflictResolution is priority',
+      '- aggregation.tools[0].backend: no backend named "nope" (known: a)',
+      '- operational.healthCheckTimeout: must be shorter than operational.healthCheckInterval',
+    ])
+  })
+
+  it('YAML errors carry line and column', () => {
+    expect(issueLines(() => parse('server:\n  port: 1\n  port: 2\n'))).toEqual([
+      '- (yaml): line 3, column 3: Map keys must be unique',
+    ])
+  })
+
+  it('a document that is not a mapping is reported at the root', () => {
+    expect(issueLines(() => parse('- just\n- a list\n'))).toEqual(['- (root): must be an object'])
+  })
+
+  it('an unreadable file is a ConfigError, not a crash', () => {
+    expect(issueLines(() => loadConfigFile('/nonexistent/vmcp.yaml', { env: {} }))).toEqual([
+      '- (file): cannot read /nonexistent/vmcp.yaml (ENOENT)',
+    ])
+  })
+})
