@@ -381,23 +381,8 @@ export class ClientSession {
       return this.#forwardOrFail(backend, req, ReadResourceResultSchema, extra)
     })
 
-    s.setRequestHandler(SubscribeRequestSchema, async (req, extra) => {
-      const backend = this.#routeUri(await this.#prepare(), req.params.uri, 'subscribe')
-      const runtime = this.#runtimeFor(backend)
-      this.subscriptions.add(req.params.uri)
-      if (runtime.sharesConnection) await this.#host.subscribeShared(this, runtime, req.params.uri, true)
-      else await this.#forwardOrFail(backend, req, ResultSchema, extra)
-      return {}
-    })
-
-    s.setRequestHandler(UnsubscribeRequestSchema, async (req, extra) => {
-      const backend = this.#routeUri(await this.#prepare(), req.params.uri, 'subscribe')
-      const runtime = this.#runtimeFor(backend)
-      this.subscriptions.delete(req.params.uri)
-      if (runtime.sharesConnection) await this.#host.subscribeShared(this, runtime, req.params.uri, false)
-      else await this.#forwardOrFail(backend, req, ResultSchema, extra)
-      return {}
-    })
+    s.setRequestHandler(SubscribeRequestSchema, (req, extra) => this.#subscription(req, true, extra))
+    s.setRequestHandler(UnsubscribeRequestSchema, (req, extra) => this.#subscription(req, false, extra))
 
     s.setRequestHandler(CompleteRequestSchema, async (req, extra) => {
       const view = await this.#prepare()
@@ -433,6 +418,22 @@ export class ClientSession {
       )
       return {}
     })
+  }
+
+  /** resources/subscribe and /unsubscribe: shared stdio processes subscribe once for all sessions. */
+  async #subscription(
+    req: { method: string; params: { uri: string } },
+    on: boolean,
+    extra: Extra,
+  ): Promise<Record<string, never>> {
+    const uri = req.params.uri
+    const backend = this.#routeUri(await this.#prepare(), uri, 'subscribe')
+    const runtime = this.#runtimeFor(backend)
+    if (on) this.subscriptions.add(uri)
+    else this.subscriptions.delete(uri)
+    if (runtime.sharesConnection) await this.#host.subscribeShared(this, runtime, uri, on)
+    else await this.#forwardOrFail(backend, req as Request, ResultSchema, extra)
+    return {}
   }
 
   #routeUri(view: AggregatedView, uri: string, need: 'read' | 'subscribe' = 'read'): string {

@@ -66,21 +66,33 @@ export function createOutboundFetch(options: OutboundFetchOptions = {}): FetchLi
   }
 }
 
-/** Reads a response body as text, failing once it exceeds `maxBytes` (no unbounded buffering). */
-export async function readLimitedText(res: Response, maxBytes: number): Promise<string> {
-  if (!res.body) return ''
-  const reader = res.body.getReader()
+/**
+ * Reads a body stream to the end, giving up (and cancelling it) as soon as it passes `maxBytes`:
+ * no unbounded buffering of what a peer sends. `undefined` means too large.
+ */
+export async function readStreamLimited(
+  body: ReadableStream<Uint8Array> | null,
+  maxBytes: number,
+): Promise<Buffer | undefined> {
+  if (!body) return Buffer.alloc(0)
+  const reader = body.getReader()
   const chunks: Uint8Array[] = []
   let size = 0
   for (;;) {
     const { done, value } = await reader.read()
-    if (done) break
+    if (done) return Buffer.concat(chunks)
     size += value.byteLength
     if (size > maxBytes) {
-      await reader.cancel()
-      throw new Error(`response body exceeds ${maxBytes} bytes`)
+      await reader.cancel().catch(() => undefined)
+      return undefined
     }
     chunks.push(value)
   }
-  return Buffer.concat(chunks).toString('utf8')
+}
+
+/** Reads a response body as text, failing once it exceeds `maxBytes`. */
+export async function readLimitedText(res: Response, maxBytes: number): Promise<string> {
+  const buf = await readStreamLimited(res.body, maxBytes)
+  if (!buf) throw new Error(`response body exceeds ${maxBytes} bytes`)
+  return buf.toString('utf8')
 }

@@ -1,6 +1,7 @@
 export {
   createOutboundFetch,
   readLimitedText,
+  readStreamLimited,
   SsrfBlockedError,
   type FetchLike,
   type OutboundFetchOptions,

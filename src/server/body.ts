@@ -1,3 +1,5 @@
+import { readStreamLimited } from '../net/index.js'
+
 export type BodyRead = { ok: true; text: string } | { ok: false }
 
 /**
@@ -7,19 +9,6 @@ export type BodyRead = { ok: true; text: string } | { ok: false }
 export async function readBodyLimited(req: Request, maxBytes: number): Promise<BodyRead> {
   const declared = Number(req.headers.get('content-length') ?? NaN)
   if (Number.isFinite(declared) && declared > maxBytes) return { ok: false }
-  if (!req.body) return { ok: true, text: '' }
-  const reader = req.body.getReader()
-  const chunks: Uint8Array[] = []
-  let size = 0
-  for (;;) {
-    const { done, value } = await reader.read()
-    if (done) break
-    size += value.byteLength
-    if (size > maxBytes) {
-      await reader.cancel().catch(() => undefined)
-      return { ok: false }
-    }
-    chunks.push(value)
-  }
-  return { ok: true, text: Buffer.concat(chunks).toString('utf8') }
+  const buf = await readStreamLimited(req.body, maxBytes)
+  return buf ? { ok: true, text: buf.toString('utf8') } : { ok: false }
 }
