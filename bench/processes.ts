@@ -1,0 +1,180 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { dirname, resolve } from 'node:path'
+import { createInterface } from 'node:readline'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
+
+/** Repository root (this file runs from dist/bench/). */
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
+export const TEST_BACKEND = resolve(ROOT, 'fixtures/backends/test-backend.mjs')
+export const VMCP_CLI = resolve(ROOT, 'dist/src/cli/main.js')
+
+export interface Child {
+  readonly name: string
+  readonly proc: ChildProcess
+  readonly pid: number
+  /** The last lines the child wrote to stderr (for failure messages). */
+  tail(): string
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves once the process has exited. */
+  stop(graceMs?: number): Promise<void>
+}
+
+const live = new Set<Child>()
+
+/** Last-resort cleanup: kills every child this bench started that is still running. */
+export function killAll(): void {
+  for (const c of live) {
+    if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL')
+  }
+  live.clear()
+}
+
+function track(name: string, proc: ChildProcess, onLine?: (line: string) => void): Child {
+  if (proc.pid === undefined) throw new Error(`${name}: spawn failed`)
+  const lines: string[] = []
+  if (proc.stderr) {
+    createInterface({ input: proc.stderr }).on('line', (line) => {
+      onLine?.(line)
+      lines.push(line)
+      if (lines.length > 50) lines.shift()
+    })
+  }
+  const exited = new Promise<void>((done) => proc.once('exit', () => done()))
+  const child: Child = {
+    name,
+    proc,
+    pid: proc.pid,
+    tail: () => lines.join('\n'),
+    async stop(graceMs = 10_000) {
+      if (proc.exitCode === null && proc.signalCode === null) {
+        proc.kill('SIGTERM')
+        const timer = setTimeout(() => proc.kill('SIGKILL'), graceMs)
+        await exited
+        clearTimeout(timer)
+      }
+      live.delete(child)
+    },
+  }
+  live.add(child)
+  return child
+}
+
+export interface BackendChild extends Child {
+  url: string
+}
+
+/** fixtures/backends/test-backend.mjs over Streamable HTTP on a random loopback port. */
+export async function startHttpBackend(name: string, tools = 0): Promise<BackendChild> {
+  const proc = spawn(
+    process.execPath,
+    [TEST_BACKEND, '--transport', 'http', '--port', '0', '--name', name, '--tools', String(tools)],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+  )
+  const child = track(`backend ${name}`, proc)
+  const url = await new Promise<string>((ok, fail) => {
+    const rl = createInterface({ input: proc.stdout! })
+    const timer = setTimeout(() => {
+      fail(new Error(`backend ${name}: no URL after 15 s\n${child.tail()}`))
+    }, 15_000)
+    rl.once('line', (line) => {
+      clearTimeout(timer)
+      try {
+        ok((JSON.parse(line) as { url: string }).url)
+      } catch {
+        fail(new Error(`backend ${name}: unexpected stdout line ${line}`))
+      }
+    })
+    proc.once('exit', (code) => {
+      fail(new Error(`backend ${name} exited (${code})\n${child.tail()}`))
+    })
+  })
+  return { ...child, url }
+}
+
+/** A free TCP port on 127.0.0.1 (released immediately; the race is harmless on a quiet host). */
+export async function freePort(): Promise<number> {
+  const srv = createServer()
+  await new Promise<void>((ok, fail) => srv.once('error', fail).listen(0, '127.0.0.1', ok))
+  const { port } = srv.address() as { port: number }
+  await new Promise<void>((ok) => srv.close(() => ok()))
+  return port
+}
+
+export interface VmcpChild extends Child {
+  /** `http://127.0.0.1:PORT` */
+  base: string
+  /** `${base}/mcp` */
+  url: string
+  /** Lines the child printed that start with `{"bench":` (from bench/gc-hook). */
+  readonly benchLines: string[]
+}
+
+export interface StartVmcpOptions {
+  name: string
+  configPath: string
+  /** Extra node flags, before the script (`--cpu-prof`, `--expose-gc`, `--import`...). */
+  nodeArgs?: string[]
+  logLevel?: string
+  /** How long to wait for /readyz (backend discovery included). */
+  readyTimeoutMs?: number
+}
+
+/**
+ * `node dist/src/cli/main.js serve` on a free port. Readiness is polled on /readyz: at
+ * `--log-level warn` the `ready` log line is never written, and we want warn to keep the
+ * per-request access log (info) out of the measurement.
+ */
+export async function startVmcp(options: StartVmcpOptions): Promise<VmcpChild> {
+  const port = await freePort()
+  const proc = spawn(
+    process.execPath,
+    [
+      ...(options.nodeArgs ?? []),
+      VMCP_CLI,
+      'serve',
+      '--config',
+      options.configPath,
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--log-level',
+      options.logLevel ?? 'warn',
+    ],
+    { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] },
+  )
+  const benchLines: string[] = []
+  const child = track(`vmcp ${options.name}`, proc, (line) => {
+    if (line.startsWith('{"bench":')) benchLines.push(line)
+  })
+  const base = `http://127.0.0.1:${port}`
+  const deadline = Date.now() + (options.readyTimeoutMs ?? 30_000)
+  for (;;) {
+    if (proc.exitCode !== null) {
+      throw new Error(`vmcp ${options.name} exited (${proc.exitCode})\n${child.tail()}`)
+    }
+    try {
+      const res = await fetch(`${base}/readyz`)
+      await res.body?.cancel()
+      if (res.status === 200) break
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      await child.stop()
+      throw new Error(`vmcp ${options.name} not ready in time\n${child.tail()}`)
+    }
+    await sleep(100)
+  }
+  return { ...child, base, url: `${base}/mcp`, benchLines }
+}
+
+/** VmRSS of a live process, in bytes (Linux /proc). */
+export function readRssBytes(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(status)
+  if (!match) throw new Error(`no VmRSS for pid ${pid}`)
+  return Number(match[1]) * 1024
+}

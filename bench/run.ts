@@ -1,0 +1,449 @@
+// npm run bench: tools/call throughput and latency (direct vs through vmcp, with and without
+// Mode A JWT validation), aggregated tools/list latency, and RSS per idle session. Everything
+// runs on 127.0.0.1; the table goes to stdout, every number to bench/results.json.
+//
+//   BENCH_SECONDS=5   measured seconds per load run (after 1 s of warm-up)
+//   BENCH_PROFILE=1   run the throughput vmcp child with --cpu-prof; prints the profile's path
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os'
+import { join, resolve } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { pathToFileURL } from 'node:url'
+import { Pool } from 'undici'
+import { stringify } from 'yaml'
+import { startJwksServer, type JwksServer } from './jwks-server.js'
+import { runLoad, summarize, type LatencySummary, type LoadResult } from './load.js'
+import { McpHttpSession } from './mcp-http.js'
+import {
+  killAll,
+  readRssBytes,
+  ROOT,
+  startHttpBackend,
+  startVmcp,
+  TEST_BACKEND,
+  type BackendChild,
+  type Child,
+  type VmcpChild,
+} from './processes.js'
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5)
+if (!(SECONDS > 0)) throw new Error('BENCH_SECONDS must be a positive number')
+const WARMUP_MS = 1000
+const DURATION_MS = SECONDS * 1000
+const PROFILE = process.env.BENCH_PROFILE === '1'
+const CONCURRENCY = [1, 32] as const
+const LIST_BACKENDS = 20
+const LIST_TOOLS_PER_BACKEND = 50
+const IDLE_SESSIONS = 1000
+// Opened before the baseline reading, so one-time costs (JIT, lazy init) do not count per session.
+const WARM_SESSIONS = 50
+const OPEN_CONCURRENCY = 16
+const AUDIENCE = 'vmcp-bench'
+const BACKEND_NAME = 'bench'
+const RESULTS = resolve(ROOT, 'bench/results.json')
+
+interface CallTarget {
+  label: 'direct' | 'vmcp' | 'vmcp+jwt'
+  url: string
+  tool: string
+  headers?: Record<string, string>
+}
+
+interface CallRun extends LoadResult {
+  target: CallTarget['label']
+}
+
+const tmp = mkdtempSync(join(tmpdir(), 'vmcp-bench-'))
+const children: Child[] = []
+let jwks: JwksServer | undefined
+
+const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`)
+const round = (n: number, digits = 2) =>
+  Number.isFinite(n) ? Math.round(n * 10 ** digits) / 10 ** digits : n
+
+function writeConfig(name: string, config: Record<string, unknown>): string {
+  const path = join(tmp, `${name}.yaml`)
+  writeFileSync(path, stringify({ name: `bench-${name}`, ...config }))
+  return path
+}
+
+function stdioBackend(name: string, tools: number) {
+  return {
+    name,
+    transport: 'stdio',
+    command: process.execPath,
+    args: [TEST_BACKEND, '--transport', 'stdio', '--name', name, '--tools', String(tools)],
+  }
+}
+
+async function vmcp(
+  name: string,
+  config: Record<string, unknown>,
+  nodeArgs: string[] = [],
+  readyTimeoutMs?: number,
+) {
+  const child = await startVmcp({
+    name,
+    configPath: writeConfig(name, config),
+    nodeArgs,
+    ...(readyTimeoutMs ? { readyTimeoutMs } : {}),
+  })
+  children.push(child)
+  return child
+}
+
+async function stop(child: Child | undefined) {
+  if (!child) return
+  await child.stop()
+  const i = children.indexOf(child)
+  if (i >= 0) children.splice(i, 1)
+}
+
+async function openSessions(pool: Pool, url: string, n: number, headers?: Record<string, string>) {
+  const path = new URL(url).pathname
+  const out: McpHttpSession[] = []
+  let next = 0
+  const opener = async () => {
+    while (next < n) {
+      next++
+      out.push(await McpHttpSession.open({ pool, path, ...(headers ? { headers } : {}) }))
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(n, OPEN_CONCURRENCY) }, opener))
+  return out
+}
+
+// ---- 1 + 2: tools/call throughput and latency ----
+
+async function measureCalls(target: CallTarget, concurrency: number): Promise<CallRun> {
+  const origin = new URL(target.url).origin
+  const pool = new Pool(origin, { connections: concurrency, keepAliveTimeout: 60_000 })
+  try {
+    const sessions = await openSessions(pool, target.url, concurrency, target.headers)
+    const args = { text: 'ping' }
+    const probe = await sessions[0]!.callTool(target.tool, args)
+    const text = (probe.content as Array<{ text?: string }> | undefined)?.[0]?.text
+    if (text !== `${BACKEND_NAME}: ping`) {
+      throw new Error(`${target.label}: unexpected echo ${JSON.stringify(probe)}`)
+    }
+    const result = await runLoad({
+      concurrency,
+      warmupMs: WARMUP_MS,
+      durationMs: DURATION_MS,
+      call: (i) => sessions[i]!.callTool(target.tool, args),
+    })
+    await Promise.allSettled(sessions.map((s) => s.close()))
+    const errors = result.errors ? `, ${result.errors} errors (${result.firstError})` : ''
+    log(
+      `${target.label} c=${concurrency}: ${round(result.rps, 0)} req/s, ` +
+        `p50 ${round(result.p50Ms, 3)} ms, p99 ${round(result.p99Ms, 3)} ms${errors}`,
+    )
+    return { target: target.label, ...result }
+  } finally {
+    await pool.close()
+  }
+}
+
+async function benchCalls(backend: BackendChild) {
+  jwks = await startJwksServer()
+  const backends = [{ name: BACKEND_NAME, transport: 'streamable-http', url: backend.url }]
+  const profileDir = join(tmp, 'profiles')
+  const profileArgs = PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []
+  const anon = await vmcp('calls', { backends }, profileArgs)
+  const jwt = await vmcp('calls-jwt', {
+    backends,
+    incomingAuth: {
+      type: 'oidc',
+      oidc: {
+        issuer: jwks.issuer,
+        audience: AUDIENCE,
+        resource: 'http://127.0.0.1/mcp',
+        jwksUrl: jwks.jwksUrl,
+        algorithms: ['ES256'],
+      },
+    },
+  })
+  const token = await jwks.mint(AUDIENCE)
+  const prefixed = `${BACKEND_NAME}_echo`
+  const bearer = { authorization: `Bearer ${token}` }
+  const targets: CallTarget[] = [
+    { label: 'direct', url: backend.url, tool: 'echo' },
+    { label: 'vmcp', url: anon.url, tool: prefixed },
+    { label: 'vmcp+jwt', url: jwt.url, tool: prefixed, headers: bearer },
+  ]
+  const runs: CallRun[] = []
+  for (const c of CONCURRENCY) for (const t of targets) runs.push(await measureCalls(t, c))
+  await stop(anon)
+  await stop(jwt)
+  return { runs, jwksFetches: jwks.jwksHits, ...(PROFILE ? { profileDir } : {}) }
+}
+
+// ---- 3: aggregated tools/list ----
+
+async function benchList() {
+  const backends = Array.from({ length: LIST_BACKENDS }, (_, i) =>
+    stdioBackend(`b${String(i).padStart(2, '0')}`, LIST_TOOLS_PER_BACKEND),
+  )
+  const started = performance.now()
+  const config = { backends, operational: { discoveryTimeout: '60s' } }
+  const child = await vmcp('list', config, [], 90_000)
+  const startupMs = performance.now() - started
+  const status = (await (await fetch(`${child.base}/status`)).json()) as { healthy: number }
+  const pool = new Pool(child.base, { connections: 1, keepAliveTimeout: 60_000 })
+  try {
+    const [session] = await openSessions(pool, child.url, 1)
+    let tools = 0
+    let bytes = 0
+    const result = await runLoad({
+      concurrency: 1,
+      warmupMs: WARMUP_MS,
+      durationMs: DURATION_MS,
+      call: async () => {
+        const r = await session!.request('tools/list')
+        tools = (r.tools as unknown[]).length
+      },
+    })
+    bytes = JSON.stringify(await session!.request('tools/list')).length
+    await session!.close()
+    log(
+      `tools/list: ${tools} tools from ${status.healthy} backends, ` +
+        `p50 ${round(result.p50Ms)} ms, p99 ${round(result.p99Ms)} ms`,
+    )
+    return {
+      backends: LIST_BACKENDS,
+      healthyBackends: status.healthy,
+      toolsPerBackendFlag: LIST_TOOLS_PER_BACKEND,
+      tools,
+      resultBytes: bytes,
+      startupMs,
+      ...result,
+    }
+  } finally {
+    await pool.close()
+    await stop(child)
+  }
+}
+
+// ---- 4: RSS per idle session ----
+
+async function memoryReading(child: VmcpChild): Promise<{ rss: number; heapUsed: number }> {
+  const seen = child.benchLines.length
+  child.proc.kill('SIGUSR2')
+  const deadline = Date.now() + 5000
+  while (child.benchLines.length === seen) {
+    if (Date.now() > deadline) throw new Error('no memory line from the gc hook')
+    await sleep(20)
+  }
+  const line = JSON.parse(child.benchLines[seen]!) as { heapUsed: number }
+  return { rss: readRssBytes(child.pid), heapUsed: line.heapUsed }
+}
+
+async function stableReading(child: VmcpChild) {
+  await sleep(500)
+  const readings: Array<{ rss: number; heapUsed: number }> = []
+  for (let i = 0; i < 3; i++) {
+    readings.push(await memoryReading(child))
+    await sleep(250)
+  }
+  const median = (xs: number[]) => xs.sort((a, b) => a - b)[1]!
+  return {
+    rss: median(readings.map((r) => r.rss)),
+    heapUsed: median(readings.map((r) => r.heapUsed)),
+    readings,
+  }
+}
+
+async function benchMemory(backend: BackendChild) {
+  const hook = pathToFileURL(resolve(ROOT, 'dist/bench/gc-hook.js')).href
+  const child = await vmcp(
+    'memory',
+    {
+      backends: [
+        stdioBackend('mem_stdio', 0),
+        { name: 'mem_http', transport: 'streamable-http', url: backend.url },
+      ],
+    },
+    ['--expose-gc', '--import', hook],
+  )
+  const pool = new Pool(child.base, { connections: OPEN_CONCURRENCY, keepAliveTimeout: 60_000 })
+  try {
+    await openSessions(pool, child.url, WARM_SESSIONS)
+    const before = await stableReading(child)
+    const t0 = performance.now()
+    await openSessions(pool, child.url, IDLE_SESSIONS)
+    const openMs = performance.now() - t0
+    const after = await stableReading(child)
+    const status = (await (await fetch(`${child.base}/status`)).json()) as { sessions: number }
+    const perSessionBytes = (after.rss - before.rss) / IDLE_SESSIONS
+    const heapPerSessionBytes = (after.heapUsed - before.heapUsed) / IDLE_SESSIONS
+    log(
+      `memory: ${status.sessions} sessions, ${round(perSessionBytes / 1024, 1)} KB RSS / session ` +
+        `(heap ${round(heapPerSessionBytes / 1024, 1)} KB)`,
+    )
+    return {
+      sessions: IDLE_SESSIONS,
+      warmSessions: WARM_SESSIONS,
+      sessionsReported: status.sessions,
+      openMs,
+      rssBeforeBytes: before.rss,
+      rssAfterBytes: after.rss,
+      heapUsedBeforeBytes: before.heapUsed,
+      heapUsedAfterBytes: after.heapUsed,
+      perSessionBytes,
+      heapPerSessionBytes,
+      readings: { before: before.readings, after: after.readings },
+    }
+  } finally {
+    await pool.close()
+    await stop(child)
+  }
+}
+
+// ---- report ----
+
+type Targets = ReturnType<typeof evaluate>
+
+function evaluate(calls: CallRun[], memory: { perSessionBytes: number }) {
+  const get = (target: CallRun['target'], c: number) => {
+    const r = calls.find((x) => x.target === target && x.concurrency === c)
+    if (!r) throw new Error(`missing run ${target} c=${c}`)
+    return r
+  }
+  const ratio32 = get('vmcp', 32).rps / get('direct', 32).rps
+  const addedP50 = get('vmcp', 1).p50Ms - get('direct', 1).p50Ms
+  const jwtCost32 = (1 - get('vmcp+jwt', 32).rps / get('vmcp', 32).rps) * 100
+  const jwtCost1 = (1 - get('vmcp+jwt', 1).rps / get('vmcp', 1).rps) * 100
+  const kb = memory.perSessionBytes / 1024
+  const target = (name: string, value: string, raw: number, goal: string, pass: boolean) => {
+    return { name, value, raw, goal, pass }
+  }
+  const pct = (n: number) => `${round(n, 1)} %`
+  return [
+    target('through-vmcp throughput vs direct (c=32)', `${round(ratio32)}×`, ratio32, '≥ 0.8×', ratio32 >= 0.8),
+    target('added p50 latency (c=1)', `${round(addedP50, 3)} ms`, addedP50, '< 0.5 ms', addedP50 < 0.5),
+    target('JWT validation throughput cost (c=32)', pct(jwtCost32), jwtCost32, '< 5 %', jwtCost32 < 5),
+    target('JWT validation throughput cost (c=1)', pct(jwtCost1), jwtCost1, '< 5 %', jwtCost1 < 5),
+    target('RSS per idle session (1,000 sessions)', `${round(kb, 1)} KB`, kb, '< 50 KB', kb < 50),
+  ]
+}
+
+function table(headers: string[], rows: Array<Array<string | number>>): string {
+  const line = (cells: Array<string | number>) => `| ${cells.join(' | ')} |`
+  return [line(headers), line(headers.map(() => '---')), ...rows.map(line)].join('\n')
+}
+
+function report(
+  calls: CallRun[],
+  list: LatencySummary & { tools: number; backends: number },
+  memory: Awaited<ReturnType<typeof benchMemory>>,
+  targets: Targets,
+  load1: number,
+) {
+  const ms = (n: number) => round(n, 3).toFixed(3)
+  const busy = load1 > cpus().length / 2
+  const out = [
+    `## vmcp bench: node ${process.version}, ${cpus().length} cores, ${SECONDS} s per run, ` +
+      `load average ${load1.toFixed(2)} at start`,
+    '',
+    ...(busy ? ['> ⚠ the host was busy at start: throughput and latency are skewed.', ''] : []),
+    '### tools/call (echo), one MCP session per worker',
+    '',
+    table(
+      ['path', 'concurrency', 'req/s', 'p50 ms', 'p99 ms', 'errors'],
+      calls.map((r) => {
+        return [r.target, r.concurrency, Math.round(r.rps), ms(r.p50Ms), ms(r.p99Ms), r.errors]
+      }),
+    ),
+    '',
+    `### tools/list through vmcp (${list.backends} backends, --tools ${LIST_TOOLS_PER_BACKEND}, c=1)`,
+    '',
+    table(
+      ['tools returned', 'samples', 'p50 ms', 'p99 ms'],
+      [[list.tools, list.samples, ms(list.p50Ms), ms(list.p99Ms)]],
+    ),
+    '',
+    `### idle sessions (2 backends: stdio + HTTP)`,
+    '',
+    table(
+      ['sessions', 'RSS before MB', 'RSS after MB', 'RSS / session KB', 'heap / session KB'],
+      [[
+        memory.sessions,
+        round(memory.rssBeforeBytes / 2 ** 20, 1),
+        round(memory.rssAfterBytes / 2 ** 20, 1),
+        round(memory.perSessionBytes / 1024, 1),
+        round(memory.heapPerSessionBytes / 1024, 1),
+      ]],
+    ),
+    '',
+    '### targets',
+    '',
+    table(
+      ['target', 'result', 'goal', ''],
+      targets.map((t) => [t.name, t.value, t.goal, t.pass ? '✅ pass' : '❌ miss']),
+    ),
+    '',
+  ]
+  process.stdout.write(out.join('\n'))
+}
+
+async function main() {
+  const started = performance.now()
+  const loadBefore = loadavg()
+  const load = loadBefore.map((l) => l.toFixed(2)).join(' ')
+  log(`${SECONDS} s per run after ${WARMUP_MS} ms warm-up; load average ${load}`)
+  const backend = await startHttpBackend(BACKEND_NAME)
+  children.push(backend)
+  const calls = await benchCalls(backend)
+  const list = await benchList()
+  const memory = await benchMemory(backend)
+  const targets = evaluate(calls.runs, memory)
+  const results = {
+    date: new Date().toISOString(),
+    node: process.version,
+    platform: `${process.platform} ${process.arch}`,
+    cores: cpus().length,
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    totalMemBytes: totalmem(),
+    // Other work on the host skews every number: compare runs only at similar load.
+    loadAverage: { before: loadBefore.map((l) => round(l)), after: loadavg().map((l) => round(l)) },
+    benchSeconds: SECONDS,
+    warmupMs: WARMUP_MS,
+    calls: { ...calls, runs: calls.runs.map((r) => roundAll(r)) },
+    list: roundAll(list),
+    memory: roundAll(memory),
+    targets: targets.map((t) => ({ ...t, raw: round(t.raw, 4) })),
+    totalSeconds: round((performance.now() - started) / 1000, 1),
+  }
+  mkdirSync(resolve(ROOT, 'bench'), { recursive: true })
+  writeFileSync(RESULTS, `${JSON.stringify(results, null, 2)}\n`)
+  report(calls.runs, list, memory, targets, loadBefore[0] ?? 0)
+  log(`wrote ${RESULTS} in ${results.totalSeconds} s`)
+  if (calls.profileDir) log(`CPU profile(s) of the vmcp child in ${calls.profileDir}`)
+}
+
+function roundAll<T>(value: T): T {
+  const json = JSON.stringify(value, (_k, v: unknown) => (typeof v === 'number' ? round(v, 4) : v))
+  return JSON.parse(json) as T
+}
+
+async function shutdown() {
+  await Promise.allSettled([...children].reverse().map((c) => c.stop()))
+  await jwks?.close()
+  if (!PROFILE) rmSync(tmp, { recursive: true, force: true })
+}
+
+process.once('SIGINT', () => {
+  killAll()
+  process.exit(130)
+})
+process.once('exit', killAll)
+
+try {
+  await main()
+  await shutdown()
+} catch (err) {
+  log(`failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`)
+  await shutdown()
+  process.exitCode = 1
+}
