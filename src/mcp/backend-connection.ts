@@ -26,6 +26,7 @@ import type { Logger } from '../log/index.js'
 import type { FetchLike } from '../net/index.js'
 import type { ListKind } from './catalog.js'
 import { childEnvironment } from './child-env.js'
+import { SHARED_SCHEMA_VALIDATOR } from './schema-validator.js'
 
 /** A client request that is waiting on this backend; server-to-client traffic it causes goes back through it. */
 export interface InflightCall {
@@ -72,7 +73,10 @@ export class BackendConnection {
   constructor(options: BackendConnectionOptions) {
     this.#options = options
     this.backend = options.config.name
-    this.client = new Client(options.clientInfo, { capabilities: options.capabilities })
+    this.client = new Client(options.clientInfo, {
+      capabilities: options.capabilities,
+      jsonSchemaValidator: SHARED_SCHEMA_VALIDATOR,
+    })
     this.#installHandlers()
   }
 

@@ -3,7 +3,6 @@ import { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamable
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js'
 import {
   CallToolRequestSchema,
-  CallToolResultSchema,
   CompleteRequestSchema,
   CompleteResultSchema,
   ErrorCode,
@@ -37,6 +36,7 @@ import type { BackendConnection, ConnectionSink, InflightCall } from './backend-
 import { errorText, type BackendRuntime } from './backend-runtime.js'
 import type { Catalog, ListKind } from './catalog.js'
 import { discoverCatalog } from './catalog.js'
+import { SHARED_SCHEMA_VALIDATOR } from './schema-validator.js'
 
 type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>
 
@@ -98,7 +98,10 @@ export class ClientSession {
     this.#host = host
     this.identity = identity
     this.ownerKey = ownerKey
-    this.server = new Server(host.serverInfo, { capabilities: SERVER_CAPABILITIES })
+    this.server = new Server(host.serverInfo, {
+      capabilities: SERVER_CAPABILITIES,
+      jsonSchemaValidator: SHARED_SCHEMA_VALIDATOR,
+    })
     this.transport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: generateId,
       // The gateway reads and bounds the body itself; the SDK sees the parsed JSON.
@@ -353,7 +356,8 @@ export class ClientSession {
         return await this.#forward(
           runtime,
           { method: 'tools/call', params: { ...req.params, name: route.name } },
-          CallToolResultSchema,
+          // Relayed as the backend sent it: the client validates the result against the tool.
+          ResultSchema,
           extra,
         )
       } catch (err) {

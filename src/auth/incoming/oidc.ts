@@ -38,6 +38,8 @@ const DISCOVERY_BACKOFF_MAX_MS = 60_000
 const INTROSPECTION_POSITIVE_TTL_MS = 5 * 60_000
 const INTROSPECTION_NEGATIVE_TTL_MS = 30_000
 const INTROSPECTION_CACHE_ENTRIES = 10_000
+const JWT_CACHE_ENTRIES = 10_000
+const JWT_CACHE_MS = 5 * 60_000
 
 // Descriptions sent to clients: fixed strings, never token content.
 const UNAVAILABLE = 'token verification unavailable'
@@ -214,7 +216,22 @@ export function createOidcAuthenticator(options: OidcAuthenticatorOptions): Inco
     }
   }
 
+  // Verified JWTs, so a session's every request does not redo the signature check. Entries live
+  // until the token's exp (never longer than JWT_CACHE_MS, bounding how long a key removed from
+  // the JWKS keeps working); keys are SHA-256 of the token.
+  const jwtCache = createTokenCache<JWTPayload>({ maxEntries: JWT_CACHE_ENTRIES })
+
   async function verifyJwt(token: string): Promise<Verdict> {
+    const cached = jwtCache.get(token)
+    if (cached) return { ok: true, claims: cached }
+    const verdict = await verifyJwtUncached(token)
+    if (verdict.ok && typeof verdict.claims.exp === 'number') {
+      jwtCache.set(token, verdict.claims as JWTPayload, Math.min(verdict.claims.exp * 1000, Date.now() + JWT_CACHE_MS))
+    }
+    return verdict
+  }
+
+  async function verifyJwtUncached(token: string): Promise<Verdict> {
     let typ: unknown
     let alg: unknown
     try {
