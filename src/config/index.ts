@@ -2,6 +2,8 @@ export { ConfigError, formatIssues, type ConfigIssue } from './errors.js'
 export { parseDuration } from './duration.js'
 export { buildConfigJsonSchema } from './json-schema.js'
 export {
+  configWarnings,
+  decodeKey,
   loadConfigFile,
   parseConfigText,
   validateConfig,
@@ -10,6 +12,8 @@ export {
 } from './load.js'
 export type {
   AggregationConfig,
+  AuthServerConfig,
+  UpstreamConfig,
   BackendConfig,
   HttpBackendConfig,
   IncomingAuthConfig,

@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path'
 import { LineCounter, parseDocument } from 'yaml'
 import type { z } from 'zod'
 import { ConfigError, formatPath, type ConfigIssue } from './errors.js'
-import { createConfigSchema, type VmcpConfig } from './schema.js'
+import { createConfigSchema, type AuthServerConfig, type VmcpConfig } from './schema.js'
 
 export interface LoadConfigOptions {
   /** Environment used for `{ env: NAME }` refs; defaults to `process.env`. */
@@ -151,6 +151,33 @@ function crossCheck(config: VmcpConfig): ConfigIssue[] {
   const known = (n: string) => names.has(n)
   const knownList = () => (names.size ? [...names].join(', ') : '(no backends configured)')
 
+  const modeB = config.authServer?.runConfig
+  const upstreamNames = modeB?.upstreams.map((u) => u.name) ?? []
+  const checkStrategy = (path: string, strategy: VmcpConfig['outgoingAuth']['default']) => {
+    if (strategy.type !== 'upstream_inject') return
+    // V-01
+    if (!modeB) {
+      issues.push({
+        path: `${path}.type`,
+        message: 'upstream_inject needs the embedded authorization server: authServer is not configured',
+      })
+      return
+    }
+    const provider = strategy.upstreamInject.providerName
+    // V-06
+    if (provider.trim() === '') {
+      issues.push({
+        path: `${path}.upstreamInject.providerName`,
+        message: `must name the upstream whose token to inject (one of: ${upstreamNames.join(', ')})`,
+      })
+    } else if (!upstreamNames.includes(provider)) {
+      // V-02
+      issues.push({
+        path: `${path}.upstreamInject.providerName`,
+        message: `"${provider}" is not an upstream of authServer.runConfig (known: ${upstreamNames.join(', ')})`,
+      })
+    }
+  }
   for (const [backendName, strategy] of Object.entries(config.outgoingAuth.backends)) {
     if (!known(backendName)) {
       issues.push({
@@ -158,20 +185,10 @@ function crossCheck(config: VmcpConfig): ConfigIssue[] {
         message: `no backend named "${backendName}" (known: ${knownList()})`,
       })
     }
-    if (strategy.type === 'upstream_inject') {
-      issues.push({
-        path: `outgoingAuth.backends.${backendName}.type`,
-        message:
-          'upstream_inject needs the embedded authorization server: authServer is not configured',
-      })
-    }
+    checkStrategy(`outgoingAuth.backends.${backendName}`, strategy)
   }
-  if (config.outgoingAuth.default.type === 'upstream_inject') {
-    issues.push({
-      path: 'outgoingAuth.default.type',
-      message: 'upstream_inject needs the embedded authorization server: authServer is not configured',
-    })
-  }
+  checkStrategy('outgoingAuth.default', config.outgoingAuth.default)
+  if (modeB) issues.push(...checkModeB(config, modeB))
 
   const agg = config.aggregation
   agg.priorityOrder.forEach((n, i) => {
@@ -221,4 +238,95 @@ function crossCheck(config: VmcpConfig): ConfigIssue[] {
     })
   }
   return issues
+}
+
+/** Mode B rules that tie authServer.runConfig to the rest of the file (V-04, V-07 and friends). */
+function checkModeB(config: VmcpConfig, rc: AuthServerConfig): ConfigIssue[] {
+  const issues: ConfigIssue[] = []
+  const names = new Set<string>()
+  rc.upstreams.forEach((u, i) => {
+    if (names.has(u.name)) {
+      issues.push({ path: `authServer.runConfig.upstreams[${i}].name`, message: `duplicate upstream name "${u.name}"` })
+    }
+    names.add(u.name)
+  })
+  if (config.incomingAuth.type !== 'oidc') {
+    issues.push({
+      path: 'incomingAuth.type',
+      message: `must be oidc when authServer is set (vmcp validates its own tokens): set incomingAuth.oidc.issuer to ${rc.issuer}`,
+    })
+  } else {
+    const oidc = config.incomingAuth.oidc
+    // V-04
+    if (oidc.issuer !== rc.issuer) {
+      issues.push({
+        path: 'incomingAuth.oidc.issuer',
+        message: `must equal authServer.runConfig.issuer (${rc.issuer}): vmcp validates the tokens it issues itself`,
+      })
+    }
+    // V-07
+    if (!rc.allowedAudiences.includes(oidc.audience)) {
+      issues.push({
+        path: 'incomingAuth.oidc.audience',
+        message: `"${oidc.audience}" is not in authServer.runConfig.allowedAudiences (${rc.allowedAudiences.join(', ')}); add it there or change the audience`,
+      })
+    }
+  }
+  if (rc.storage.type === 'redis') {
+    if (!rc.storage.redis) {
+      issues.push({ path: 'authServer.runConfig.storage.redis', message: 'is required when storage.type is redis' })
+    }
+    if (!rc.storage.encryptionKey) {
+      issues.push({
+        path: 'authServer.runConfig.storage.encryptionKey',
+        message: 'is required with redis storage: upstream tokens are encrypted at rest (32 bytes, base64 or hex)',
+      })
+    }
+  }
+  const key = rc.storage.encryptionKey?.reveal()
+  if (key !== undefined && decodeKey(key) === undefined) {
+    issues.push({
+      path: 'authServer.runConfig.storage.encryptionKey',
+      message: 'must be 32 bytes, as 64 hex characters or base64',
+    })
+  }
+  return issues
+}
+
+/** A 32-byte AES-256 key from hex or base64 text, or undefined when it is not one. */
+export function decodeKey(text: string): Buffer | undefined {
+  const t = text.trim()
+  if (/^[0-9a-fA-F]{64}$/.test(t)) return Buffer.from(t, 'hex')
+  const b = Buffer.from(t, 'base64')
+  return b.length === 32 ? b : undefined
+}
+
+/**
+ * Warnings a valid configuration still deserves at startup (V-03 and insecure defaults).
+ * The CLI and `createVmcp` log them; `vmcp validate` prints them.
+ */
+export function configWarnings(config: VmcpConfig): ConfigIssue[] {
+  const out: ConfigIssue[] = []
+  const rc = config.authServer?.runConfig
+  if (!rc) return out
+  const strategies = [
+    ['outgoingAuth.default', config.outgoingAuth.default] as const,
+    ...Object.entries(config.outgoingAuth.backends).map(([n, s]) => [`outgoingAuth.backends.${n}`, s] as const),
+  ]
+  for (const [path, s] of strategies) {
+    // V-03
+    if (s.type === 'token_exchange') {
+      out.push({
+        path,
+        message: `token_exchange while vmcp is its own issuer: the subject token is vmcp's own JWT (issuer ${rc.issuer}), which ${s.tokenExchange.tokenUrl} must trust; to exchange an upstream identity provider's token, use upstream_inject or exchange at that provider`,
+      })
+    }
+  }
+  if (rc.storage.type === 'memory') {
+    out.push({
+      path: 'authServer.runConfig.storage.type',
+      message: 'memory storage: registered clients, refresh tokens and upstream tokens are lost when vmcp restarts, and replicas do not share them; use redis in production',
+    })
+  }
+  return out
 }

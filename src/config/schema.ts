@@ -3,6 +3,7 @@ import { isAbsolute, resolve } from 'node:path'
 import { z } from 'zod'
 import { Secret } from '../log/secret.js'
 import { checkSecureUrl } from '../net/url-policy.js'
+import { createAuthServerSchema } from './auth-server-schema.js'
 import { DURATION_PATTERN, parseDuration } from './duration.js'
 
 /** Where secret refs and relative paths are resolved. */
@@ -15,7 +16,8 @@ export interface SchemaContext {
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/
 
-export function createConfigSchema(ctx: SchemaContext) {
+/** Field types shared by every section: durations, URLs, secret refs, names. */
+export function createPrimitives(ctx: SchemaContext) {
   const duration = (fallback: string) =>
     z
       .string()
@@ -59,6 +61,16 @@ export function createConfigSchema(ctx: SchemaContext) {
     })
 
   const name = z.string().regex(NAME, 'must be 1-63 characters of [A-Za-z0-9_.-], starting alphanumeric')
+  // Relative paths in the file mean relative to the file.
+  const path = z.string().min(1).transform((f) => resolve(ctx.baseDir, f))
+
+  return { duration, secureUrl, secretRef, name, path }
+}
+
+export type Primitives = ReturnType<typeof createPrimitives>
+
+export function createConfigSchema(ctx: SchemaContext) {
+  const { duration, secureUrl, secretRef, name } = createPrimitives(ctx)
 
   // Child process environment: plain values, or secret refs for credentials.
   const childEnv = z
@@ -226,6 +238,10 @@ export function createConfigSchema(ctx: SchemaContext) {
       .prefault({}),
     aggregation: aggregation.prefault({}),
     operational: operational.prefault({}),
+    authServer: z
+      .strictObject({ runConfig: createAuthServerSchema(createPrimitives(ctx)) })
+      .optional()
+      .describe('Mode B: vmcp is also the OAuth 2.1 authorization server for its clients'),
   })
 }
 
@@ -242,3 +258,5 @@ export type AggregationConfig = VmcpConfig['aggregation']
 export type ToolOverrideConfig = AggregationConfig['tools'][number]['overrides'][string]
 export type OperationalConfig = VmcpConfig['operational']
 export type ServerConfig = VmcpConfig['server']
+export type AuthServerConfig = NonNullable<VmcpConfig['authServer']>['runConfig']
+export type UpstreamConfig = AuthServerConfig['upstreams'][number]

@@ -1,0 +1,68 @@
+import type { Secret } from '../log/index.js'
+
+/** A registered OAuth client (RFC 7591 metadata, camelCase in the domain). */
+export interface OAuthClient {
+  clientId: string
+  /** SHA-256 (hex) of the secret for confidential clients; never the secret itself. */
+  clientSecretHash?: string
+  tokenEndpointAuthMethod: 'none' | 'client_secret_basic' | 'client_secret_post'
+  redirectUris: string[]
+  grantTypes: string[]
+  responseTypes: string[]
+  clientName?: string
+  scope?: string
+  /** True when the client id is a Client ID Metadata Document URL. */
+  cimd?: boolean
+  createdAt: number
+}
+
+/** Looks up clients: registered ones from storage, CIMD URLs by fetching their document. */
+export interface ClientRegistry {
+  /** undefined when unknown (or, for CIMD, when the document is unreachable or invalid). */
+  getClient(clientId: string): Promise<OAuthClient | undefined>
+}
+
+/** What an authorization code stands for; stored under SHA-256 of the code, single use. */
+export interface CodeGrant {
+  clientId: string
+  redirectUri: string
+  /** PKCE S256 challenge (RFC 7636 §4.2). */
+  codeChallenge: string
+  scope: string
+  /** RFC 8707 resource: becomes the access token's `aud`. */
+  resource: string
+  subject: string
+  /** The upstream session whose tokens back this grant. */
+  tsid: string
+  name?: string
+  email?: string
+  issuedAt: number
+}
+
+/** Issues vmcp's authorization codes (A2 calls this at the end of the upstream chain). */
+export interface CodeIssuer {
+  /** Stores the grant and returns the one-time code to hand to the client. */
+  issueCode(grant: Omit<CodeGrant, 'issuedAt'>): Promise<string>
+}
+
+/** Upstream tokens of one user session, loaded for outgoing `upstream_inject`. */
+export interface UpstreamTokenSource {
+  /**
+   * Access tokens per upstream name for `tsid`, refreshing expired ones (one refresh at a time
+   * per token). Throws UpstreamRefreshError naming the upstream when a refresh fails, and
+   * StorageUnavailableError when storage is down.
+   */
+  tokensFor(tsid: string, signal?: AbortSignal): Promise<Record<string, Secret>>
+  /** Deletes every stored upstream token of `tsid` (grant revoked, chain failed). */
+  revoke(tsid: string): Promise<void>
+}
+
+export class UpstreamRefreshError extends Error {
+  constructor(
+    readonly upstream: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`upstream ${upstream} token could not be refreshed; sign in again`, options)
+    this.name = 'UpstreamRefreshError'
+  }
+}

@@ -1,0 +1,134 @@
+import { z } from 'zod'
+import { parseDuration } from './duration.js'
+import type { Primitives } from './schema.js'
+
+const UPSTREAM_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
+// Parameters the authorization request builds itself; an upstream may not override them.
+const RESERVED_PARAMS = [
+  'response_type',
+  'client_id',
+  'redirect_uri',
+  'scope',
+  'state',
+  'code_challenge',
+  'code_challenge_method',
+  'nonce',
+  'resource',
+]
+
+/** `authServer.runConfig`: the embedded authorization server (Mode B). */
+export function createAuthServerSchema(p: Primitives) {
+  const { secureUrl, secretRef } = p
+  const bounded = (fallback: string, min: string, max: string) =>
+    p.duration(fallback).refine(
+      (ms) => ms >= (parseDuration(min) ?? 0) && ms <= (parseDuration(max) ?? Infinity),
+      `must be between ${min} and ${max}`,
+    )
+
+  // RFC 8414 §2: the issuer is https with no query or fragment; loopback http for local use.
+  const issuer = secureUrl.superRefine((s, c) => {
+    let u: URL
+    try {
+      u = new URL(s)
+    } catch {
+      return
+    }
+    if (u.search || s.includes('?')) c.addIssue({ code: 'custom', message: 'must not have a query' })
+    if (u.hash || s.includes('#')) c.addIssue({ code: 'custom', message: 'must not have a fragment' })
+    if (u.username || u.password) c.addIssue({ code: 'custom', message: 'must not contain userinfo' })
+    if (s.endsWith('/')) c.addIssue({ code: 'custom', message: 'must not end with /' })
+  })
+
+  const additionalParams = z
+    .record(z.string(), z.string())
+    .default({})
+    .superRefine((params, c) => {
+      for (const k of Object.keys(params)) {
+        if (RESERVED_PARAMS.includes(k)) {
+          c.addIssue({ code: 'custom', path: [k], message: `${k} is set by vmcp and cannot be overridden` })
+        }
+      }
+    })
+
+  const upstream = z.discriminatedUnion('type', [
+    z.strictObject({
+      name: z.string().regex(UPSTREAM_NAME, 'must be lowercase [a-z0-9-], starting and ending alphanumeric'),
+      type: z.literal('oidc'),
+      oidc: z.strictObject({
+        issuerUrl: secureUrl,
+        clientId: z.string().min(1),
+        clientSecret: secretRef.optional().describe('omit for a public client (PKCE only)'),
+        scopes: z.array(z.string().min(1)).default(['openid', 'offline_access']),
+        additionalAuthorizationParams: additionalParams,
+      }),
+    }),
+    z.strictObject({
+      name: z.string().regex(UPSTREAM_NAME, 'must be lowercase [a-z0-9-], starting and ending alphanumeric'),
+      type: z.literal('oauth2'),
+      oauth2: z.strictObject({
+        authorizationEndpoint: secureUrl,
+        tokenEndpoint: secureUrl,
+        clientId: z.string().min(1),
+        clientSecret: secretRef.optional(),
+        scopes: z.array(z.string().min(1)).default([]),
+        additionalAuthorizationParams: additionalParams,
+        userinfo: z
+          .strictObject({
+            url: secureUrl,
+            subjectField: z.string().default('sub'),
+            nameField: z.string().default('name'),
+            emailField: z.string().default('email'),
+          })
+          .optional(),
+      }),
+    }),
+  ])
+
+  return z.strictObject({
+    issuer,
+    signingKeys: z
+      .strictObject({
+        current: p.path.describe('PEM or JWK file of the signing key (ES256 recommended)'),
+        previous: z.array(p.path).default([]).describe('older keys still published in the JWKS'),
+      })
+      .optional()
+      .describe('absent: an ES256 key is generated and kept under dataDir'),
+    tokenLifespans: z
+      .strictObject({
+        accessToken: bounded('1h', '1m', '24h'),
+        refreshToken: bounded('7d', '1h', '90d'),
+        authCode: bounded('10m', '30s', '10m'),
+      })
+      .prefault({}),
+    allowedAudiences: z.array(secureUrl).min(1, 'needs at least one audience (RFC 8707 resource)'),
+    scopesSupported: z.array(z.string().min(1)).default(['openid', 'profile', 'email', 'offline_access']),
+    upstreams: z.array(upstream).min(1, 'needs at least one upstream identity provider'),
+    storage: z
+      .strictObject({
+        type: z.enum(['memory', 'redis']).default('memory'),
+        redis: z
+          .strictObject({
+            url: z.union([z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'), secretRef]),
+            keyPrefix: z.string().default('vmcp:'),
+          })
+          .optional(),
+        encryptionKey: secretRef
+          .optional()
+          .describe('32 bytes, base64 or hex: AES-256-GCM key for upstream tokens at rest'),
+      })
+      .prefault({}),
+    rateLimits: z
+      .strictObject({
+        register: z.number().int().min(1).default(10).describe('registrations per minute per client IP'),
+        token: z.number().int().min(1).default(120).describe('token requests per minute per client IP'),
+      })
+      .prefault({}),
+    cimd: z
+      .strictObject({
+        enabled: z.boolean().default(false),
+        allowedHosts: z.array(z.string().min(1)).default([]).describe('empty: any public host'),
+      })
+      .prefault({}),
+    dataDir: p.path.default('.vmcp-data').describe('where a generated signing key is kept'),
+  })
+}
