@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util'
-import { ConfigError, loadConfigFile, type VmcpConfig } from '../config/index.js'
+import { ConfigError, configWarnings, loadConfigFile, type VmcpConfig } from '../config/index.js'
 import { createLogger, type LogLevel } from '../log/index.js'
 import { readVersion } from '../version.js'
 
@@ -76,6 +76,7 @@ async function main(argv: string[]): Promise<void> {
   }
   if (command === 'validate') {
     const config = load(values.config)
+    for (const w of configWarnings(config)) process.stderr.write(`warning: ${w.path}: ${w.message}\n`)
     process.stdout.write(`configuration is valid: ${config.backends.length} backend(s), incoming auth ${config.incomingAuth.type}\n`)
     return
   }

@@ -250,6 +250,13 @@ function checkModeB(config: VmcpConfig, rc: AuthServerConfig): ConfigIssue[] {
     }
     names.add(u.name)
   })
+  const first = rc.upstreams[0]
+  if (first?.type === 'oauth2' && !first.oauth2.userinfo) {
+    issues.push({
+      path: 'authServer.runConfig.upstreams[0].oauth2.userinfo',
+      message: 'is required on the first upstream: it decides who the user is (sub), and an oauth2 provider says so only through userinfo',
+    })
+  }
   if (config.incomingAuth.type !== 'oidc') {
     issues.push({
       path: 'incomingAuth.type',

@@ -7,7 +7,7 @@ import {
   type IncomingAuthenticator,
 } from '../auth/incoming/index.js'
 import { createOutgoingAuth, type OutgoingAuthStrategy } from '../auth/outgoing/index.js'
-import type { VmcpConfig } from '../config/index.js'
+import { configWarnings, type VmcpConfig } from '../config/index.js'
 import { createLogger, type Logger } from '../log/index.js'
 import { createGateway, type Gateway } from '../mcp/index.js'
 import { createOutboundFetch, type FetchLike } from '../net/index.js'
@@ -41,6 +41,7 @@ export function createVmcp(options: VmcpOptions): Vmcp {
   const logger = options.logger ?? createLogger({ level: config.operational.logLevel })
   const fetch = options.fetch ?? createOutboundFetch()
   const version = readVersion()
+  for (const w of configWarnings(config)) logger.warn({ path: w.path }, w.message)
   const strategies = new Map<string, OutgoingAuthStrategy>()
   for (const b of config.backends) {
     const strategy = config.outgoingAuth.backends[b.name] ?? config.outgoingAuth.default

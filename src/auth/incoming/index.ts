@@ -68,3 +68,9 @@ export { readTokenScopes } from './scopes.js'
 
 /** Required scopes absent from a granted set; non-empty means answer 403 `insufficient_scope`. */
 export { findMissingScopes } from './scopes.js'
+
+/**
+ * Mode B: wraps the OIDC authenticator so a verified token's `tsid` loads the user's upstream
+ * tokens into `identity.upstreamTokens`; refresh failure → 401 naming the upstream, storage → 503.
+ */
+export { withUpstreamTokens, type UpstreamTokenAuthOptions } from './upstream-tokens.js'

@@ -28,6 +28,11 @@ export interface OidcAuthenticatorOptions {
   fetch?: FetchLike
   /** Absolute URL of this resource's RFC 9728 document, sent in every challenge. */
   resourceMetadataUrl: string
+  /**
+   * Keys known in-process (Mode B: vmcp's own signing keys). Tried first; a token signed by a
+   * key they do not have falls back to the issuer's published JWKS.
+   */
+  localKeys?: JWTVerifyGetKey
 }
 
 // A failed discovery is retried on a later request, after a backoff that doubles per failure, so
@@ -179,6 +184,20 @@ export function createOidcAuthenticator(options: OidcAuthenticatorOptions): Inco
 
   /** The key resolver, or undefined while discovery is failing (already logged). */
   async function getKeySet(): Promise<JWTVerifyGetKey | undefined> {
+    const local = options.localKeys
+    if (!local) return getRemoteKeySet()
+    return async (header, token) => {
+      try {
+        return await local(header, token)
+      } catch (err) {
+        const remote = await getRemoteKeySet()
+        if (!remote) throw err
+        return remote(header, token)
+      }
+    }
+  }
+
+  async function getRemoteKeySet(): Promise<JWTVerifyGetKey | undefined> {
     if (keySet) return keySet
     // A configured jwksUrl makes discovery unnecessary: the issuer is still checked per token.
     if (config.jwksUrl) return (keySet = remoteKeySet(new URL(config.jwksUrl)))

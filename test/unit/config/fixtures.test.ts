@@ -67,9 +67,8 @@ describe('valid configurations', () => {
     'vmcp.example.yaml',
   ]
 
-  it('include 4-6 valid fixtures', () => {
+  it('include at least 4 valid fixtures', () => {
     expect(files.length - 2).toBeGreaterThanOrEqual(4)
-    expect(files.length - 2).toBeLessThanOrEqual(6)
   })
 
   it.each(files)('%s loads', (file) => {

@@ -321,3 +321,35 @@ describe('errors', () => {
     ])
   })
 })
+
+describe('Mode B warnings (V-03 and memory storage)', () => {
+  it('warns when token_exchange is used while vmcp is its own issuer, naming the subject token', async () => {
+    const { configWarnings, loadConfigFile } = await import('../../../src/config/index.js')
+    const { config } = loadConfigFile(new URL('../../../fixtures/configs/valid/mode-b.yaml', import.meta.url).pathname)
+    config.outgoingAuth.backends.github = {
+      type: 'token_exchange',
+      tokenExchange: {
+        tokenUrl: 'https://sso.example.com/token',
+        clientId: 'x',
+        clientSecret: config.outgoingAuth.default as never,
+        scopes: [],
+        subjectTokenType: 'urn:ietf:params:oauth:token-type:access_token',
+      },
+    }
+    const warnings = configWarnings(config)
+    expect(warnings).toContainEqual({
+      path: 'outgoingAuth.backends.github',
+      message: expect.stringContaining("the subject token is vmcp's own JWT (issuer https://vmcp.example.com)"),
+    })
+    expect(warnings.map((w) => w.path)).toContain('authServer.runConfig.storage.type')
+  })
+
+  it('gives no warnings in Mode A', async () => {
+    const { configWarnings, loadConfigFile } = await import('../../../src/config/index.js')
+    const { config } = loadConfigFile(
+      new URL('../../../fixtures/configs/valid/mode-a-oidc.yaml', import.meta.url).pathname,
+      { env: { VMCP_TEST_INTROSPECTION_SECRET: 'x' } },
+    )
+    expect(configWarnings(config)).toEqual([])
+  })
+})

@@ -1,0 +1,64 @@
+import { UpstreamRefreshError, type UpstreamTokenSource } from '../../authserver/index.js'
+import { fingerprint, type Logger } from '../../log/index.js'
+import { buildBearerErrorResponse } from './challenge.js'
+import type { IncomingAuthenticator } from './types.js'
+
+export interface UpstreamTokenAuthOptions {
+  source: UpstreamTokenSource
+  resourceMetadataUrl: string
+  scopes: readonly string[]
+  logger: Logger
+}
+
+const unavailable = () =>
+  new Response(
+    JSON.stringify({ error: 'temporarily_unavailable', error_description: 'authentication service temporarily unavailable' }),
+    {
+      status: 503,
+      headers: { 'content-type': 'application/json', 'cache-control': 'no-store', 'retry-after': '5' },
+    },
+  )
+
+/**
+ * Mode B: after the token is verified against vmcp's own issuer, loads the upstream tokens of its
+ * `tsid` into `identity.upstreamTokens` (refreshing expired ones). A failed refresh is 401
+ * `invalid_token` naming the upstream, so the client signs in again; storage down is 503.
+ */
+export function withUpstreamTokens(
+  inner: IncomingAuthenticator,
+  options: UpstreamTokenAuthOptions,
+): IncomingAuthenticator {
+  const { source, resourceMetadataUrl, scopes, logger } = options
+  const fail = (description: string) => ({
+    ok: false as const,
+    response: buildBearerErrorResponse({
+      resourceMetadataUrl,
+      scopes: [...scopes],
+      error: 'invalid_token',
+      errorDescription: description,
+    }),
+  })
+  return {
+    type: inner.type,
+    protectedResourceMetadata: () => inner.protectedResourceMetadata(),
+    close: () => inner.close?.() ?? Promise.resolve(),
+    async authenticate(request) {
+      const result = await inner.authenticate(request)
+      if (!result.ok) return result
+      const tsid = result.identity.claims.tsid
+      // Only vmcp's own tokens carry tsid; a token without one has no upstream session.
+      if (typeof tsid !== 'string' || tsid === '') return fail('token has no upstream session')
+      try {
+        const upstreamTokens = await source.tokensFor(tsid, request.signal)
+        return { ok: true, identity: { ...result.identity, upstreamTokens } }
+      } catch (err) {
+        if (err instanceof UpstreamRefreshError) {
+          logger.info({ upstream: err.upstream, tsid: fingerprint(tsid) }, 'upstream token refresh failed')
+          return fail(`upstream ${err.upstream} token is no longer valid; sign in again`)
+        }
+        logger.warn({ err: (err as Error).message }, 'upstream tokens unavailable')
+        return { ok: false, response: unavailable() }
+      }
+    },
+  }
+}
