@@ -1,0 +1,81 @@
+import { describe, expect, it } from 'vitest'
+import { ANONYMOUS_IDENTITY, withUpstreamTokens, type IncomingAuthenticator } from '../../../src/auth/incoming/index.js'
+import { UpstreamRefreshError, type UpstreamTokenSource } from '../../../src/authserver/index.js'
+import { Secret } from '../../../src/log/index.js'
+import { StorageUnavailableError } from '../../../src/storage/types.js'
+import { memoryLogger } from '../../support/vmcp.js'
+
+const PRM = 'https://vmcp.example.com/.well-known/oauth-protected-resource/mcp'
+
+function verified(claims: Record<string, unknown>): IncomingAuthenticator {
+  return {
+    type: 'oidc',
+    protectedResourceMetadata: () => ({ resource: 'x' }),
+    authenticate: async () => ({
+      ok: true,
+      identity: { ...ANONYMOUS_IDENTITY, subject: 'alice', issuer: 'https://vmcp.example.com', claims },
+    }),
+  }
+}
+
+function source(tokensFor: UpstreamTokenSource['tokensFor']): UpstreamTokenSource {
+  return { tokensFor, revoke: async () => undefined }
+}
+
+const wrap = (inner: IncomingAuthenticator, src: UpstreamTokenSource) =>
+  withUpstreamTokens(inner, { source: src, resourceMetadataUrl: PRM, scopes: ['mcp'], logger: memoryLogger().logger })
+
+const req = () => new Request('https://vmcp.example.com/mcp', { method: 'POST' })
+
+describe('withUpstreamTokens (Mode B)', () => {
+  it('loads the tsid upstream tokens into identity.upstreamTokens', async () => {
+    const seen: string[] = []
+    const auth = wrap(
+      verified({ sub: 'alice', tsid: 'T1' }),
+      source(async (tsid) => {
+        seen.push(tsid)
+        return { corp: new Secret('a'), github: new Secret('b') }
+      }),
+    )
+    const r = await auth.authenticate(req())
+    expect(r.ok).toBe(true)
+    if (!r.ok) return
+    expect(seen).toEqual(['T1'])
+    expect(Object.keys(r.identity.upstreamTokens)).toEqual(['corp', 'github'])
+    expect(r.identity.upstreamTokens.github?.reveal()).toBe('b')
+  })
+
+  it('rejects a verified token without tsid: it has no upstream session', async () => {
+    const r = await wrap(verified({ sub: 'alice' }), source(async () => ({}))).authenticate(req())
+    expect(r.ok).toBe(false)
+    if (r.ok) return
+    expect(r.response.status).toBe(401)
+    expect(await r.response.json()).toEqual({ error: 'invalid_token', error_description: 'token has no upstream session' })
+  })
+
+  it('a failed upstream refresh is 401 invalid_token naming the upstream, so the client signs in again', async () => {
+    const r = await wrap(
+      verified({ sub: 'alice', tsid: 'T1' }),
+      source(async () => {
+        throw new UpstreamRefreshError('github')
+      }),
+    ).authenticate(req())
+    if (r.ok) throw new Error('expected failure')
+    expect(r.response.status).toBe(401)
+    expect(r.response.headers.get('www-authenticate')).toBe(
+      `Bearer resource_metadata="${PRM}", scope="mcp", error="invalid_token", error_description="upstream github token is no longer valid; sign in again"`,
+    )
+  })
+
+  it('storage down is 503, never 401', async () => {
+    const r = await wrap(
+      verified({ sub: 'alice', tsid: 'T1' }),
+      source(async () => {
+        throw new StorageUnavailableError()
+      }),
+    ).authenticate(req())
+    if (r.ok) throw new Error('expected failure')
+    expect(r.response.status).toBe(503)
+    expect(r.response.headers.get('retry-after')).toBe('5')
+  })
+})
