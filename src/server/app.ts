@@ -15,6 +15,8 @@ export interface CreateAppOptions {
   logger: Logger
   /** Public origin of this server (publicUrl, or the listen address). */
   baseUrl: string
+  /** Mode B: the embedded authorization server's routes (metadata, JWKS, /oauth/*). */
+  authServer?: Hono
 }
 
 export const MCP_PATH = '/mcp'
@@ -93,6 +95,8 @@ export function createApp(options: CreateAppOptions): Hono {
     app.options(path, (c) => c.body(null, 204, prmCors))
     app.get(path, (c) => json(c, 200, prm, { ...prmCors, 'cache-control': 'public, max-age=3600' }))
   }
+  // Mode B only: in Mode A none of these routes exist, so its answers stay exactly as they were.
+  if (options.authServer) app.route('/', options.authServer)
   // Discovery probes for anything else get JSON, so clients parse a clean 404.
   app.all('/.well-known/*', (c) => json(c, 404, { error: 'not_found' }))
 
