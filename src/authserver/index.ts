@@ -11,3 +11,10 @@ export {
   type OAuthClient,
   type UpstreamTokenSource,
 } from './contracts.js'
+
+/**
+ * Builds the embedded authorization server from `authServer.runConfig`: signing keys (loaded or
+ * generated under dataDir), storage (memory or Redis), upstream IdP clients, and the Hono routes
+ * to mount at the origin root. The caller mounts `app` and validates tokens with `getKey`.
+ */
+export { createAuthServer, type AuthServer, type AuthServerOptions } from './create-auth-server.js'

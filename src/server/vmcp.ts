@@ -4,8 +4,10 @@ import type { Hono } from 'hono'
 import {
   createAnonymousAuthenticator,
   createOidcAuthenticator,
+  withUpstreamTokens,
   type IncomingAuthenticator,
 } from '../auth/incoming/index.js'
+import { createAuthServer, type AuthServer } from '../authserver/index.js'
 import { createOutgoingAuth, type OutgoingAuthStrategy } from '../auth/outgoing/index.js'
 import { configWarnings, type VmcpConfig } from '../config/index.js'
 import { createLogger, type Logger } from '../log/index.js'
@@ -59,6 +61,7 @@ export function createVmcp(options: VmcpOptions): Vmcp {
   let server: ServerType | undefined
   let url: string | undefined
   let authenticator: IncomingAuthenticator | undefined
+  let authServer: AuthServer | undefined
 
   return {
     gateway,
@@ -88,7 +91,9 @@ export function createVmcp(options: VmcpOptions): Vmcp {
       const listenBase = `http://${hostPart}:${listening.port}`
       const baseUrl = config.server.publicUrl ?? listenBase
       url = `${baseUrl}${MCP_PATH}`
-      authenticator = createAuthenticator(config, logger, fetch, baseUrl)
+      const rc = config.authServer?.runConfig
+      if (rc) authServer = await createAuthServer({ config: rc, logger, fetch })
+      authenticator = createAuthenticator(config, logger, fetch, baseUrl, authServer)
       app = createApp({
         name: config.name,
         version,
@@ -97,6 +102,7 @@ export function createVmcp(options: VmcpOptions): Vmcp {
         authenticator,
         logger,
         baseUrl,
+        ...(authServer ? { authServer: authServer.app } : {}),
       })
       const built = app
       handler = (req) => built.fetch(req)
@@ -131,6 +137,7 @@ export function createVmcp(options: VmcpOptions): Vmcp {
         await gateway.close()
       }
       await authenticator?.close?.()
+      await authServer?.close()
     },
   }
 }
@@ -140,6 +147,7 @@ function createAuthenticator(
   logger: Logger,
   fetch: FetchLike,
   baseUrl: string,
+  authServer: AuthServer | undefined,
 ): IncomingAuthenticator {
   const incoming = config.incomingAuth
   if (incoming.type === 'anonymous') {
@@ -148,10 +156,20 @@ function createAuthenticator(
     )
     return createAnonymousAuthenticator()
   }
-  return createOidcAuthenticator({
+  const resourceMetadataUrl = `${baseUrl}/.well-known/oauth-protected-resource${MCP_PATH}`
+  const oidc = createOidcAuthenticator({
     config: incoming.oidc,
     logger,
     fetch,
-    resourceMetadataUrl: `${baseUrl}/.well-known/oauth-protected-resource${MCP_PATH}`,
+    resourceMetadataUrl,
+    // Mode B: vmcp's own keys answer first; the issuer's published JWKS is the fallback.
+    ...(authServer ? { localKeys: authServer.getKey } : {}),
+  })
+  if (!authServer) return oidc
+  return withUpstreamTokens(oidc, {
+    source: authServer.upstreamTokens,
+    resourceMetadataUrl,
+    scopes: incoming.oidc.scopes,
+    logger,
   })
 }

@@ -1,0 +1,294 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { Hono, type Context } from 'hono'
+import * as oauth from 'oauth4webapi'
+import type { AuthServerConfig } from '../config/index.js'
+import { fingerprint, type Logger } from '../log/index.js'
+import { StorageUnavailableError, type Store } from '../storage/index.js'
+import type { ClientRegistry, OAuthClient } from './contracts.js'
+import { matchRedirectUri } from './redirect-uri.js'
+import { describeError, type UpstreamClient } from './upstreams.js'
+
+/** Store kind of an authorization in progress; id = SHA-256 (hex) of the upstream `state`. */
+export const PENDING_AUTHORIZATION_KIND = 'pending-authorization'
+
+/** An authorization walking the upstream chain: stored by /oauth/authorize and each callback. */
+export interface PendingAuthorization {
+  clientId: string
+  redirectUri: string
+  /** The client's own `state`, echoed back to it; absent when it sent none. */
+  state?: string
+  codeChallenge: string
+  scope: string
+  resource: string
+  tsid: string
+  /** Index into the upstream chain of the leg in progress. */
+  upstreamIndex: number
+  /** PKCE verifier and nonce of the leg in progress, by upstream name. */
+  legs: Record<string, { codeVerifier: string; nonce: string }>
+  /** Identity, fixed by the first upstream. */
+  subject?: string
+  name?: string
+  email?: string
+  /** ID token issuer of the first upstream (oidc), for identity continuity across legs. */
+  identityIssuer?: string
+}
+
+/** The parts of `authServer.runConfig` the authorization endpoint reads. */
+export type AuthorizeConfig = Pick<
+  AuthServerConfig,
+  'issuer' | 'allowedAudiences' | 'scopesSupported' | 'tokenLifespans'
+>
+
+export interface AuthorizeAppOptions {
+  config: AuthorizeConfig
+  registry: ClientRegistry
+  /** Upstream clients in chain order; the first one decides the identity. */
+  upstreams: readonly UpstreamClient[]
+  store: Store
+  logger: Logger
+}
+
+// RFC 7636 §4.2: BASE64URL(SHA-256(verifier)) is always 43 characters.
+const S256_CHALLENGE = /^[A-Za-z0-9_-]{43}$/
+// RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/
+
+/** Random, unguessable identifier: 256 bits, base64url. */
+export function randomId(): string {
+  return randomBytes(32).toString('base64url')
+}
+
+/** Store id of a pending authorization: the state is a bearer secret, so never a key itself. */
+export function pendingId(state: string): string {
+  return createHash('sha256').update(state).digest('hex')
+}
+
+/**
+ * Starts the leg at `upstreams[pending.upstreamIndex]`: fresh state, PKCE verifier and nonce,
+ * stored with the pending authorization for `ttlMs`. Returns the upstream authorization URL.
+ */
+export async function beginUpstreamLeg(
+  store: Store,
+  upstream: UpstreamClient,
+  pending: PendingAuthorization,
+  ttlMs: number,
+): Promise<URL> {
+  const state = randomId()
+  const codeVerifier = oauth.generateRandomCodeVerifier()
+  const nonce = oauth.generateRandomNonce()
+  // The URL first: if the upstream cannot be discovered nothing is stored.
+  const url = await upstream.authorizationUrl({ state, codeVerifier, nonce })
+  const legs = { [upstream.name]: { codeVerifier, nonce } }
+  const record: PendingAuthorization = { ...pending, legs }
+  await store.put(PENDING_AUTHORIZATION_KIND, pendingId(state), record, ttlMs)
+  return url
+}
+
+/**
+ * The client's redirect URI with response parameters added to its query. RFC 6749 §3.1.2: an
+ * existing query is kept as written, so it is appended to rather than re-serialized.
+ */
+export function buildClientRedirect(
+  redirectUri: string,
+  params: Record<string, string | undefined>,
+): string {
+  const query = new URLSearchParams()
+  for (const [k, v] of Object.entries(params)) if (v !== undefined) query.set(k, v)
+  const q = redirectUri.indexOf('?')
+  if (q === -1) return `${redirectUri}?${query.toString()}`
+  const existing = redirectUri.slice(q + 1)
+  const sep = existing === '' || existing.endsWith('&') ? '' : '&'
+  return `${redirectUri}${sep}${query.toString()}`
+}
+
+/** An error rendered to the user agent, never redirected (the redirect target is not trusted). */
+export function renderOAuthError(
+  c: Context,
+  status: 400 | 503,
+  error: string,
+  description: string,
+): Response {
+  return c.json({ error, error_description: description }, status, {
+    'Cache-Control': 'no-store',
+  })
+}
+
+/** A 302 to the client; response parameters travel in the query, so nothing may cache it. */
+export function redirectTo(c: Context, location: string): Response {
+  c.header('Cache-Control', 'no-store')
+  return c.redirect(location, 302)
+}
+
+/**
+ * `GET /oauth/authorize`: validates the client's authorization request (OAuth 2.1 §4.1.1, PKCE
+ * S256 only, RFC 8707 resource), mints the session id `tsid`, and sends the user agent to the
+ * first upstream identity provider. The chain continues at `/oauth/callback`.
+ *
+ * Errors found before the client and its redirect URI are known to be good are a 400 JSON page;
+ * later errors go back to the redirect URI with `error`, `state` and `iss` (RFC 9207).
+ */
+export function createAuthorizeApp(options: AuthorizeAppOptions): Hono {
+  const { config, registry, upstreams, store } = options
+  const log = options.logger.child({ component: 'authserver.authorize' })
+  const app = new Hono()
+  const supportedScopes = new Set(config.scopesSupported)
+
+  app.get('/oauth/authorize', async (c) => {
+    const q = new URL(c.req.url).searchParams
+    // RFC 6749 §3.1: a parameter sent without a value is treated as omitted; none may repeat.
+    const all = (name: string) => q.getAll(name).filter((v) => v !== '')
+    const repeated = (name: string) => all(name).length > 1
+    const one = (name: string) => all(name)[0]
+
+    // ---- client and redirect URI: until both are known-good, nothing is redirected ----
+
+    // RFC 6749 §4.1.2.1: an invalid client or redirect URI must not cause a redirect (open
+    // redirector, RFC 9700 §4.11); the user agent gets the error instead.
+    const reject = (error: string, description: string) =>
+      renderOAuthError(c, 400, error, description)
+    if (repeated('client_id')) return reject('invalid_request', 'client_id must not be repeated')
+    const clientId = one('client_id')
+    if (clientId === undefined) return reject('invalid_request', 'client_id is required')
+    let client: OAuthClient | undefined
+    try {
+      client = await registry.getClient(clientId)
+    } catch (err) {
+      if (err instanceof StorageUnavailableError) {
+        return renderOAuthError(c, 503, 'temporarily_unavailable', 'try again later')
+      }
+      throw err
+    }
+    if (!client) return reject('invalid_client', 'unknown client_id')
+
+    if (repeated('redirect_uri')) {
+      return reject('invalid_request', 'redirect_uri must not be repeated')
+    }
+    let redirectUri = one('redirect_uri')
+    if (redirectUri === undefined) {
+      // OAuth 2.1 §2.3.2: may be omitted only when the client registered exactly one.
+      const [only, ...others] = client.redirectUris
+      if (only === undefined || others.length > 0) {
+        return reject('invalid_request', 'redirect_uri is required')
+      }
+      redirectUri = only
+    } else if (!matchRedirectUri(client.redirectUris, redirectUri)) {
+      // OAuth 2.1 §2.3.1: exact match (RFC 8252 §7.3 loopback ports aside).
+      log.debug({ clientId }, 'authorization request with an unregistered redirect_uri')
+      return reject('invalid_request', 'redirect_uri is not registered for this client')
+    }
+
+    // ---- from here on, errors go back to the client ----
+
+    const target = redirectUri
+    const clientState = repeated('state') ? undefined : one('state')
+    const fail = (error: string, description: string) => {
+      log.debug({ clientId, error, description }, 'authorization request rejected')
+      // RFC 9207 §2: `iss` on every authorization response, errors included.
+      return redirectTo(
+        c,
+        buildClientRedirect(target, {
+          error,
+          error_description: description,
+          state: clientState,
+          iss: config.issuer,
+        }),
+      )
+    }
+
+    const single = ['state', 'response_type', 'code_challenge', 'code_challenge_method', 'scope']
+    for (const name of single) {
+      if (repeated(name)) return fail('invalid_request', `${name} must not be repeated`)
+    }
+
+    const responseType = one('response_type')
+    if (responseType === undefined) return fail('invalid_request', 'response_type is required')
+    // OAuth 2.1 §4.1.1: the authorization code flow only.
+    if (responseType !== 'code') {
+      return fail('unsupported_response_type', 'response_type must be code')
+    }
+    const { responseTypes, grantTypes } = client
+    if (!responseTypes.includes('code') || !grantTypes.includes('authorization_code')) {
+      const why = 'client is not registered for the authorization code grant'
+      return fail('unauthorized_client', why)
+    }
+
+    // OAuth 2.1 §4.1.1 / RFC 7636 §4.3: PKCE is required, and only S256 (plain would hand the
+    // verifier to anyone who sees the authorization request). An absent method means plain.
+    const codeChallenge = one('code_challenge')
+    if (codeChallenge === undefined) {
+      return fail('invalid_request', 'code_challenge is required (PKCE)')
+    }
+    if (one('code_challenge_method') !== 'S256') {
+      return fail('invalid_request', 'code_challenge_method must be S256')
+    }
+    if (!S256_CHALLENGE.test(codeChallenge)) {
+      return fail('invalid_request', 'code_challenge must be 43 base64url characters (S256)')
+    }
+
+    // RFC 6749 §3.3: absent scope means the client's registered scope, else none.
+    const requested = (one('scope') ?? client.scope ?? '').split(' ').filter((s) => s !== '')
+    const scopes = [...new Set(requested)]
+    const registeredScopes =
+      client.scope === undefined ? undefined : new Set(client.scope.split(' '))
+    for (const s of scopes) {
+      if (!SCOPE_TOKEN.test(s) || !supportedScopes.has(s)) {
+        return fail('invalid_scope', `unsupported scope: ${s.slice(0, 64)}`)
+      }
+      // RFC 7591 §2: the registered scope bounds what the client may ask for.
+      if (registeredScopes && !registeredScopes.has(s)) {
+        return fail('invalid_scope', `scope not registered for this client: ${s.slice(0, 64)}`)
+      }
+    }
+
+    // RFC 8707 §2: the resource becomes the token's audience; only configured audiences.
+    const resources = all('resource')
+    let resource: string
+    if (resources.length > 1) {
+      return fail('invalid_target', 'multiple resource parameters are not supported')
+    } else if (resources[0] !== undefined) {
+      if (!config.allowedAudiences.includes(resources[0])) {
+        return fail('invalid_target', 'resource is not a registered audience')
+      }
+      resource = resources[0]
+    } else if (config.allowedAudiences.length === 1 && config.allowedAudiences[0] !== undefined) {
+      resource = config.allowedAudiences[0]
+    } else {
+      return fail('invalid_target', 'resource is required')
+    }
+
+    // ---- the upstream chain ----
+
+    const first = upstreams[0]
+    if (!first) return fail('server_error', 'no upstream identity provider configured')
+    // One session id for the whole chain; ≥ 128 bits so it cannot be guessed (RFC 6749 §10.10).
+    const tsid = randomId()
+    const pending: PendingAuthorization = {
+      clientId,
+      redirectUri,
+      ...(clientState !== undefined ? { state: clientState } : {}),
+      codeChallenge,
+      scope: scopes.join(' '),
+      resource,
+      tsid,
+      upstreamIndex: 0,
+      legs: {},
+    }
+    let location: URL
+    try {
+      location = await beginUpstreamLeg(store, first, pending, config.tokenLifespans.authCode)
+    } catch (err) {
+      log.warn(
+        { clientId, upstream: first.name, err: describeError(err) },
+        'could not start the upstream sign-in',
+      )
+      return err instanceof StorageUnavailableError
+        ? fail('temporarily_unavailable', 'try again later')
+        : fail('server_error', `sign-in at upstream ${first.name} is not available`)
+    }
+    const tsidFp = fingerprint(tsid)
+    log.debug({ clientId, upstream: first.name, tsidFp }, 'authorization started')
+    return redirectTo(c, location.href)
+  })
+
+  return app
+}

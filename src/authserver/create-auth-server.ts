@@ -1,0 +1,119 @@
+import { randomBytes } from 'node:crypto'
+import { Hono } from 'hono'
+import type { JWTVerifyGetKey } from 'jose'
+import { decodeKey, type AuthServerConfig } from '../config/index.js'
+import type { Logger } from '../log/index.js'
+import { createOutboundFetch, type FetchLike } from '../net/index.js'
+import { createSealer, createStore, type Store } from '../storage/index.js'
+import { createAuthorizeApp } from './authorize-endpoint.js'
+import { createCallbackApp } from './callback-endpoint.js'
+import { createClientRegistry } from './clients.js'
+import type { UpstreamTokenSource } from './contracts.js'
+import { createGrantStore } from './grants.js'
+import { loadSigningKeys, type SigningKeys } from './keys.js'
+import { createMetadataApp } from './metadata.js'
+import type { ClientIpResolver } from './rate-limit.js'
+import { createRegisterEndpoint } from './register-endpoint.js'
+import { createTokenEndpoint } from './token-endpoint.js'
+import { createUpstreamClients } from './upstreams.js'
+import { createUpstreamTokenStore } from './upstream-tokens.js'
+
+export interface AuthServerOptions {
+  config: AuthServerConfig
+  logger: Logger
+  /** Fetch for upstream identity providers (operator-configured URLs, loopback allowed). */
+  fetch?: FetchLike
+  /** Fetch for Client ID Metadata Documents (client-supplied URLs: SSRF-guarded by default). */
+  cimdFetch?: FetchLike
+  /** A store to use instead of the configured one (tests). */
+  store?: Store
+  clientIp?: ClientIpResolver
+}
+
+/** The embedded authorization server: its routes plus what the rest of vmcp needs from it. */
+export interface AuthServer {
+  /** Hono sub-app: RFC 8414/OIDC metadata, JWKS, /oauth/authorize|callback|token|register. */
+  readonly app: Hono
+  readonly keys: SigningKeys
+  /** In-process key lookup for validating vmcp's own tokens. */
+  readonly getKey: JWTVerifyGetKey
+  /** Upstream tokens by tsid, refreshed as needed: feeds identity.upstreamTokens. */
+  readonly upstreamTokens: UpstreamTokenSource
+  readonly store: Store
+  close(): Promise<void>
+}
+
+/**
+ * Builds the Mode B authorization server from `authServer.runConfig`. Loads (or generates) the
+ * signing keys and connects storage; touches no upstream until a user signs in.
+ */
+export async function createAuthServer(options: AuthServerOptions): Promise<AuthServer> {
+  const { config, logger } = options
+  const fetch = options.fetch ?? createOutboundFetch()
+  const store =
+    options.store ??
+    createStore(
+      {
+        type: config.storage.type,
+        ...(config.storage.redis
+          ? {
+              redis: {
+                url:
+                  typeof config.storage.redis.url === 'string'
+                    ? config.storage.redis.url
+                    : config.storage.redis.url.reveal(),
+                keyPrefix: config.storage.redis.keyPrefix,
+              },
+            }
+          : {}),
+      },
+      logger,
+    )
+  // Memory storage without a configured key: tokens never leave the process, a random key will do.
+  const key = config.storage.encryptionKey ? decodeKey(config.storage.encryptionKey.reveal()) : randomBytes(32)
+  if (!key) throw new Error('authServer.runConfig.storage.encryptionKey must be 32 bytes')
+  const sealer = createSealer(key)
+  const keys = await loadSigningKeys(config, logger)
+
+  const upstreams = createUpstreamClients(config.upstreams, {
+    fetch,
+    logger,
+    callbackUrl: `${config.issuer}/oauth/callback`,
+  })
+  const tokens = createUpstreamTokenStore({ store, sealer, upstreams, logger })
+  const clients = createClientRegistry({
+    store,
+    config,
+    logger,
+    ...(options.cimdFetch ? { fetch: options.cimdFetch } : {}),
+  })
+  const baseGrants = createGrantStore({ store, config, logger, onRevoke: (tsid) => tokens.revoke(tsid) })
+  // A used refresh token extends the user's session: keep the upstream tokens as long as it lives.
+  const grants: typeof baseGrants = {
+    ...baseGrants,
+    async rotateRefreshToken(token, check) {
+      const rotation = await baseGrants.rotateRefreshToken(token, check)
+      if (rotation.status === 'ok') {
+        await tokens.extend(rotation.family.tsid, config.tokenLifespans.refreshToken)
+      }
+      return rotation
+    },
+  }
+  const ip = options.clientIp ? { clientIp: options.clientIp } : {}
+
+  const app = new Hono()
+  app.route('/', createMetadataApp({ config, keys, cimdEnabled: config.cimd.enabled }))
+  app.route('/', createAuthorizeApp({ config, registry: clients, upstreams, store, logger }))
+  app.route('/', createCallbackApp({ config, upstreams, store, tokens, codeIssuer: grants, logger }))
+  app.route('/', createTokenEndpoint({ config, keys, clients, grants, store, logger, ...ip }))
+  app.route('/', createRegisterEndpoint({ config, clients, store, logger, ...ip }))
+
+  return {
+    app,
+    keys,
+    getKey: keys.getKey,
+    upstreamTokens: tokens,
+    store,
+    close: () => store.close(),
+  }
+}

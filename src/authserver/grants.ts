@@ -1,0 +1,202 @@
+import { randomBytes } from 'node:crypto'
+import type { AuthServerConfig } from '../config/index.js'
+import { fingerprint, type Logger } from '../log/index.js'
+import { hashId, type Store } from '../storage/index.js'
+import type { CodeGrant, CodeIssuer } from './contracts.js'
+import type { OAuthError } from './oauth-error.js'
+
+/** What a refresh token stands for. Every token of one family shares `grantId` and `tsid`. */
+export interface RefreshFamily {
+  grantId: string
+  clientId: string
+  /** The scope granted at authorization; a refresh may narrow the access token, never this. */
+  scope: string
+  resource: string
+  subject: string
+  tsid: string
+  name?: string
+  email?: string
+}
+
+export type CodeRedemption =
+  | { status: 'ok'; grantId: string; grant: CodeGrant }
+  /** Second use of a redeemed code: everything issued from it has just been revoked. */
+  | { status: 'replayed' }
+  /** Unknown or expired. */
+  | { status: 'invalid' }
+
+export type RefreshRotation =
+  | { status: 'ok'; family: RefreshFamily; refreshToken: string }
+  /** `check` refused it; the presented token stays valid. */
+  | { status: 'rejected'; error: OAuthError }
+  /** A rotated token came back: the whole family has just been revoked. */
+  | { status: 'reused' }
+  /** Unknown, expired or revoked. */
+  | { status: 'invalid' }
+
+export interface GrantStore extends CodeIssuer {
+  /** Stores the grant under SHA-256 of a new single-use code (TTL `authCode`); returns the code. */
+  issueCode(grant: Omit<CodeGrant, 'issuedAt'>): Promise<string>
+  /** Single-use redemption; a replay revokes the grant (and its tsid) before answering. */
+  redeemCode(code: string): Promise<CodeRedemption>
+  /** A new refresh token in the family; undefined when the grant was revoked meanwhile. */
+  issueRefreshToken(family: RefreshFamily): Promise<string | undefined>
+  /**
+   * Rotation with reuse detection (RFC 9700 §4.14.2). `check` sees the family before the token is
+   * consumed, so a client mistake (wrong scope, resource or client) does not burn it.
+   */
+  rotateRefreshToken(
+    token: string,
+    check: (family: RefreshFamily) => OAuthError | undefined,
+  ): Promise<RefreshRotation>
+  /** Revokes every code and refresh token of the grant, then the upstream tokens of `tsid`. */
+  revokeGrant(grantId: string, tsid: string, reason: string): Promise<void>
+}
+
+export interface GrantStoreOptions {
+  store: Store
+  config: Pick<AuthServerConfig, 'tokenLifespans'>
+  logger: Logger
+  /** Called with the family's tsid when a grant is revoked (wire UpstreamTokenSource.revoke). */
+  onRevoke?: (tsid: string) => Promise<void> | void
+  /** Clock in epoch ms (default `Date.now`). */
+  now?: () => number
+}
+
+const CODE_KIND = 'authcode'
+const USED_CODE_KIND = 'authcode-used'
+const REFRESH_KIND = 'refresh'
+const USED_REFRESH_KIND = 'refresh-used'
+const REVOKED_KIND = 'grant-revoked'
+// Bearer strings never leave the process except to their client; longer input is not ours.
+const MAX_TOKEN_LENGTH = 512
+
+interface StoredCode {
+  grantId: string
+  grant: CodeGrant
+}
+
+interface UsedMarker {
+  grantId: string
+  tsid: string
+}
+
+const groupOf = (grantId: string) => `grant:${grantId}`
+// 256 random bits, base64url: unguessable, and URL-safe for the redirect query.
+const randomToken = () => randomBytes(32).toString('base64url')
+
+/**
+ * Authorization codes and refresh-token families over the Store. Codes and tokens are stored only
+ * as SHA-256 ids; every one of them joins the group of its grant, so revoking a grant is one
+ * `deleteGroup`. Access tokens are JWTs and cannot be recalled: revocation removes the refresh
+ * tokens and, through `onRevoke`, the upstream tokens that give an access token its worth.
+ */
+export function createGrantStore(options: GrantStoreOptions): GrantStore {
+  const { store, logger } = options
+  const now = options.now ?? Date.now
+  const codeTtl = options.config.tokenLifespans.authCode
+  const refreshTtl = options.config.tokenLifespans.refreshToken
+
+  async function revokeGrant(grantId: string, tsid: string, reason: string): Promise<void> {
+    // The marker first: a token being issued concurrently for this grant checks it after joining
+    // the group, so it is removed by one side or the other.
+    await store.put(REVOKED_KIND, grantId, true, refreshTtl)
+    await store.deleteGroup(groupOf(grantId))
+    logger.warn({ grant: grantId, tsid: fingerprint(tsid), reason }, 'grant revoked')
+    if (!options.onRevoke) return
+    try {
+      await options.onRevoke(tsid)
+    } catch (err) {
+      logger.error(
+        { grant: grantId, tsid: fingerprint(tsid), err: (err as Error).message },
+        'upstream token revocation failed',
+      )
+    }
+  }
+
+  async function issueRefreshToken(family: RefreshFamily): Promise<string | undefined> {
+    const token = randomToken()
+    const id = hashId(token)
+    await store.put(REFRESH_KIND, id, family, refreshTtl)
+    await store.addToGroup(groupOf(family.grantId), REFRESH_KIND, id, refreshTtl)
+    if (await store.get<boolean>(REVOKED_KIND, family.grantId)) {
+      await store.delete(REFRESH_KIND, id)
+      return undefined
+    }
+    return token
+  }
+
+  return {
+    revokeGrant,
+    issueRefreshToken,
+
+    async issueCode(grant) {
+      const grantId = randomBytes(16).toString('base64url')
+      const code = randomToken()
+      const id = hashId(code)
+      const stored: StoredCode = { grantId, grant: { ...grant, issuedAt: now() } }
+      await store.put(CODE_KIND, id, stored, codeTtl)
+      await store.addToGroup(groupOf(grantId), CODE_KIND, id, codeTtl)
+      logger.debug(
+        { client_id: grant.clientId, grant: grantId, code_fp: fingerprint(code) },
+        'authorization code issued',
+      )
+      return code
+    },
+
+    async redeemCode(code) {
+      if (typeof code !== 'string' || code.length === 0 || code.length > MAX_TOKEN_LENGTH) {
+        return { status: 'invalid' }
+      }
+      const id = hashId(code)
+      // OAuth 2.1 §4.1.3: a code is used once; take is atomic, so of two racing requests one wins.
+      const stored = await store.take<StoredCode>(CODE_KIND, id)
+      if (stored) {
+        await store.put(
+          USED_CODE_KIND,
+          id,
+          { grantId: stored.grantId, tsid: stored.grant.tsid } satisfies UsedMarker,
+          codeTtl,
+        )
+        // RFC 6749 §4.1.2: codes are short-lived; the store's TTL rules, this is a backstop.
+        if (now() - stored.grant.issuedAt > codeTtl) return { status: 'invalid' }
+        return { status: 'ok', grantId: stored.grantId, grant: stored.grant }
+      }
+      const used = await store.get<UsedMarker>(USED_CODE_KIND, id)
+      if (!used) return { status: 'invalid' }
+      // RFC 6749 §4.1.2 / OAuth 2.1 §4.1.3: a replayed code revokes the tokens issued from it.
+      await revokeGrant(used.grantId, used.tsid, 'authorization code replayed')
+      return { status: 'replayed' }
+    },
+
+    async rotateRefreshToken(token, check) {
+      if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) {
+        return { status: 'invalid' }
+      }
+      const id = hashId(token)
+      const family = await store.get<RefreshFamily>(REFRESH_KIND, id)
+      if (!family) {
+        const used = await store.get<UsedMarker>(USED_REFRESH_KIND, id)
+        if (!used) return { status: 'invalid' }
+        // RFC 9700 §4.14.2: a rotated refresh token presented again means one of its holders is
+        // an attacker; not knowing which, revoke the whole family.
+        await revokeGrant(used.grantId, used.tsid, 'rotated refresh token reused')
+        return { status: 'reused' }
+      }
+      const error = check(family)
+      if (error) return { status: 'rejected', error }
+      // Marker before take: a request racing this one sees either the token or the marker.
+      const marker: UsedMarker = { grantId: family.grantId, tsid: family.tsid }
+      await store.put(USED_REFRESH_KIND, id, marker, refreshTtl)
+      if (!(await store.take<RefreshFamily>(REFRESH_KIND, id))) {
+        // Rotated by a concurrent request between our read and our take: that is reuse too.
+        await revokeGrant(family.grantId, family.tsid, 'refresh token used concurrently')
+        return { status: 'reused' }
+      }
+      // RFC 9700 §4.14.2: rotation, a new refresh token on every use.
+      const refreshToken = await issueRefreshToken(family)
+      if (!refreshToken) return { status: 'invalid' }
+      return { status: 'ok', family, refreshToken }
+    },
+  }
+}

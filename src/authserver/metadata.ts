@@ -1,0 +1,133 @@
+import { Hono, type Context } from 'hono'
+import type { AuthServerConfig } from '../config/index.js'
+import type { SigningAlg, SigningKeys } from './keys.js'
+
+export type MetadataConfig = Pick<AuthServerConfig, 'issuer' | 'scopesSupported' | 'cimd'>
+
+export interface AuthorizationServerMetadataOptions {
+  /** Default: `config.cimd.enabled`. */
+  cimdEnabled?: boolean
+}
+
+/**
+ * The issuer's path ('' for `https://host`, '/tenant' for `https://host/tenant`). Every endpoint
+ * is under it (`${issuer}/oauth/...`); the well-known documents are not (RFC 8414 §3.1).
+ */
+export function issuerPath(issuer: string): string {
+  return new URL(issuer).pathname.replace(/\/+$/, '')
+}
+
+/** Endpoint paths relative to the origin. Mount the A1 apps at '/'. */
+export function authServerPaths(issuer: string) {
+  const base = issuerPath(issuer)
+  return {
+    authorize: `${base}/oauth/authorize`,
+    callback: `${base}/oauth/callback`,
+    token: `${base}/oauth/token`,
+    register: `${base}/oauth/register`,
+    jwks: `${base}/.well-known/jwks.json`,
+  } as const
+}
+
+/**
+ * The RFC 8414 §2 authorization server metadata document. It advertises only what vmcp does:
+ * code flow with S256 PKCE, refresh tokens, RFC 7591 registration, RFC 9207 `iss`, and (when
+ * enabled) Client ID Metadata Documents.
+ */
+export function buildAuthorizationServerMetadata(
+  config: MetadataConfig,
+  options: AuthorizationServerMetadataOptions = {},
+): Record<string, unknown> {
+  const { issuer } = config
+  return {
+    issuer,
+    authorization_endpoint: `${issuer}/oauth/authorize`,
+    token_endpoint: `${issuer}/oauth/token`,
+    registration_endpoint: `${issuer}/oauth/register`,
+    jwks_uri: `${issuer}/.well-known/jwks.json`,
+    scopes_supported: [...config.scopesSupported],
+    response_types_supported: ['code'],
+    response_modes_supported: ['query'],
+    grant_types_supported: ['authorization_code', 'refresh_token'],
+    token_endpoint_auth_methods_supported: ['none', 'client_secret_basic', 'client_secret_post'],
+    // OAuth 2.1 §4.1.1 / RFC 7636 §4.2: S256 only; `plain` would give the verifier away.
+    code_challenge_methods_supported: ['S256'],
+    // RFC 9207 §3: authorization responses carry `iss` (mix-up defense).
+    authorization_response_iss_parameter_supported: true,
+    client_id_metadata_document_supported: options.cimdEnabled ?? config.cimd.enabled,
+  }
+}
+
+/**
+ * The same document served at `/.well-known/openid-configuration`. vmcp issues no ID tokens, so it
+ * claims no OIDC feature (no userinfo, claims or id_token response types), but OpenID Discovery
+ * 1.0 §3 marks `subject_types_supported` and `id_token_signing_alg_values_supported` REQUIRED and
+ * parsers reject documents without them (the MCP SDK's OpenIdProviderDiscoveryMetadataSchema
+ * does), so both are present with the only truthful values: our `sub` is public, and the one
+ * algorithm we sign JWTs with.
+ */
+export function buildOpenIdConfiguration(
+  config: MetadataConfig,
+  signingAlg: SigningAlg,
+  options: AuthorizationServerMetadataOptions = {},
+): Record<string, unknown> {
+  return {
+    ...buildAuthorizationServerMetadata(config, options),
+    subject_types_supported: ['public'],
+    id_token_signing_alg_values_supported: [signingAlg],
+  }
+}
+
+export interface MetadataAppOptions {
+  config: MetadataConfig
+  keys: SigningKeys
+  cimdEnabled?: boolean
+}
+
+const CACHE = 'public, max-age=300'
+// Browser-based MCP clients (and the SDK, which sends MCP-Protocol-Version) discover from any
+// origin; these documents are public and carry no credentials, so `*` is safe.
+const CORS: Record<string, string> = {
+  'access-control-allow-origin': '*',
+  'access-control-allow-methods': 'GET, OPTIONS',
+  'access-control-allow-headers': 'Authorization, Content-Type, MCP-Protocol-Version',
+  'access-control-max-age': '86400',
+}
+
+/**
+ * GET (and CORS OPTIONS) for `/.well-known/oauth-authorization-server`,
+ * `/.well-known/openid-configuration`, their RFC 8414 §3.1 path-inserted forms when the issuer
+ * has a path (`/.well-known/oauth-authorization-server/<path>`, plus the OIDC
+ * `<path>/.well-known/openid-configuration`), and `${issuer}/.well-known/jwks.json`. Paths are
+ * absolute from the origin: mount at '/'.
+ */
+export function createMetadataApp(options: MetadataAppOptions): Hono {
+  const { config, keys } = options
+  const metaOptions = options.cimdEnabled === undefined ? {} : { cimdEnabled: options.cimdEnabled }
+  const oauthBody = JSON.stringify(buildAuthorizationServerMetadata(config, metaOptions))
+  const oidcBody = JSON.stringify(buildOpenIdConfiguration(config, keys.current.alg, metaOptions))
+  const jwksBody = JSON.stringify(keys.jwks())
+  const base = issuerPath(config.issuer)
+
+  const app = new Hono()
+  const serve = (path: string, body: string) => {
+    app.get(path, (c: Context) =>
+      c.body(body, 200, { 'content-type': 'application/json', 'cache-control': CACHE, ...CORS }),
+    )
+    app.options(path, (c: Context) => c.body(null, 204, CORS))
+  }
+  const oauthPaths = new Set(['/.well-known/oauth-authorization-server'])
+  const oidcPaths = new Set(['/.well-known/openid-configuration'])
+  if (base) {
+    // RFC 8414 §3.1: insert the well-known segment between host and path.
+    oauthPaths.add(`/.well-known/oauth-authorization-server${base}`)
+    // RFC 8414 §5 compatibility: the same insertion for openid-configuration, and the
+    // OpenID Discovery §4 form (appended to the issuer).
+    oidcPaths.add(`/.well-known/openid-configuration${base}`)
+    oidcPaths.add(`${base}/.well-known/openid-configuration`)
+  }
+  for (const path of oauthPaths) serve(path, oauthBody)
+  for (const path of oidcPaths) serve(path, oidcBody)
+  serve(`${base}/.well-known/jwks.json`, jwksBody)
+  return app
+}

@@ -1,0 +1,342 @@
+import { randomUUID } from 'node:crypto'
+import { fingerprint, Secret, type Logger } from '../log/index.js'
+import { StorageUnavailableError, type Sealer, type Store } from '../storage/index.js'
+import { UpstreamRefreshError, type UpstreamTokenSource } from './contracts.js'
+import {
+  describeError,
+  UpstreamAuthError,
+  type UpstreamClient,
+  type UpstreamTokenSet,
+} from './upstreams.js'
+
+/** Store kind of one upstream's tokens for one session; id `${tsid}:${upstream}`. */
+export const UPSTREAM_TOKENS_KIND = 'upstream-tokens'
+const LOCK_KIND = 'upstream-refresh-lock'
+const groupOf = (tsid: string) => `tsid:${tsid}`
+const idOf = (tsid: string, upstream: string) => `${tsid}:${upstream}`
+
+/** What reaches the Store: the tokens sealed; only the row's lifetime in clear. */
+interface StoredRow {
+  sealed: string
+  /** Epoch ms when the session (and so this row) ends; a refresh keeps it. */
+  sessionExpiresAt: number
+}
+
+/** The sealed plaintext. `tsid` and `upstream` bind the ciphertext to its key. */
+interface SealedTokens {
+  tsid: string
+  upstream: string
+  accessToken: string
+  refreshToken?: string
+  idToken?: string
+  expiresAt?: number
+  subject?: string
+  issuer?: string
+}
+
+export interface UpstreamTokenStoreOptions {
+  store: Store
+  /** AES-256-GCM sealer: tokens are sealed before they reach the Store. */
+  sealer: Sealer
+  /** The upstream clients, in chain order (refresh goes through them). */
+  upstreams: readonly UpstreamClient[]
+  logger: Logger
+  /** Refresh this long before `expiresAt`, so a token handed out is still valid. Default 30 s. */
+  refreshSkewMs?: number
+  /** Cross-replica refresh lock lifetime; must exceed one refresh round trip. Default 20 s. */
+  lockTtlMs?: number
+  /** How often a replica waiting on another's refresh re-reads the row. Default 100 ms. */
+  lockPollMs?: number
+  /** Clock in epoch ms. Default `Date.now`. */
+  now?: () => number
+}
+
+/** UpstreamTokenSource plus the write side used by the callback endpoint. */
+export interface UpstreamTokenStore extends UpstreamTokenSource {
+  /** Seals and stores one upstream's tokens for `tsid`; the row lives `ttlMs`. */
+  save(tsid: string, upstream: string, tokens: UpstreamTokenSet, ttlMs: number): Promise<void>
+  /**
+   * Makes every stored upstream token row of `tsid` live `ttlMs` from now: the chain saves each
+   * leg briefly and extends them all once it completes, so an abandoned chain leaves nothing
+   * long-lived behind. Also the hook for keeping upstream tokens alive with a vmcp refresh family.
+   */
+  extend(tsid: string, ttlMs: number): Promise<void>
+}
+
+/**
+ * Upstream tokens at rest: sealed with the Sealer (ARCHITECTURE.md §Storage: encrypted in any
+ * store that outlives the process), one row per (tsid, upstream), grouped by tsid for revoke.
+ *
+ * `tokensFor` refreshes access tokens that are within `refreshSkewMs` of expiry. One refresh at a
+ * time per (tsid, upstream): single-flight in this process, and across replicas a short
+ * `putIfAbsent` lock after which the row is read again (another replica may have rotated the
+ * refresh token already, and a second use of the old one could revoke the whole family at the
+ * upstream: RFC 9700 §4.14.2).
+ */
+export function createUpstreamTokenStore(options: UpstreamTokenStoreOptions): UpstreamTokenStore {
+  const { store, sealer } = options
+  const now = options.now ?? Date.now
+  const skew = options.refreshSkewMs ?? 30_000
+  const lockTtlMs = options.lockTtlMs ?? 20_000
+  const lockPollMs = options.lockPollMs ?? 100
+  const log = options.logger.child({ component: 'authserver.upstream-tokens' })
+  const clients = new Map(options.upstreams.map((c) => [c.name, c]))
+  const inflight = new Map<string, Promise<SealedTokens>>()
+
+  function open(row: StoredRow, tsid: string, upstream: string): SealedTokens {
+    let tokens: SealedTokens
+    try {
+      tokens = JSON.parse(sealer.open(row.sealed)) as SealedTokens
+    } catch (err) {
+      // Tampered, or sealed under a previous encryptionKey: the user has to sign in again.
+      const detail = describeError(err)
+      const tsidFp = fingerprint(tsid)
+      log.warn({ upstream, tsidFp, err: detail }, 'stored upstream tokens unreadable')
+      throw new UpstreamRefreshError(upstream)
+    }
+    // A row copied under another key (another session's tokens) is not ours.
+    if (tokens.tsid !== tsid || tokens.upstream !== upstream) {
+      log.warn({ upstream, tsidFp: fingerprint(tsid) }, 'stored upstream tokens of another session')
+      throw new UpstreamRefreshError(upstream)
+    }
+    return tokens
+  }
+
+  async function write(tokens: SealedTokens, sessionExpiresAt: number): Promise<void> {
+    const ttlMs = sessionExpiresAt - now()
+    if (ttlMs <= 0) throw new UpstreamRefreshError(tokens.upstream)
+    const row: StoredRow = { sealed: sealer.seal(JSON.stringify(tokens)), sessionExpiresAt }
+    const id = idOf(tokens.tsid, tokens.upstream)
+    await store.put(UPSTREAM_TOKENS_KIND, id, row, ttlMs)
+    await store.addToGroup(groupOf(tokens.tsid), UPSTREAM_TOKENS_KIND, id, ttlMs)
+  }
+
+  const needsRefresh = (t: SealedTokens) => t.expiresAt !== undefined && now() >= t.expiresAt - skew
+
+  /**
+   * Runs `onLocked` holding the cross-replica lock of one row (re-reading the row inside it).
+   * While another replica holds it, `onWait` sees the row after each poll and may settle early.
+   */
+  async function withRowLock<T>(
+    tsid: string,
+    upstream: string,
+    onLocked: (row: StoredRow | undefined) => Promise<T>,
+    onWait?: (row: StoredRow | undefined) => T | undefined,
+  ): Promise<T> {
+    const id = idOf(tsid, upstream)
+    // Wall time, not the injectable token clock: this bounds how long a caller waits.
+    const deadline = Date.now() + lockTtlMs + lockPollMs
+    for (;;) {
+      const owner = randomUUID()
+      if (await store.putIfAbsent(LOCK_KIND, id, owner, lockTtlMs)) {
+        try {
+          return await onLocked(await store.get<StoredRow>(UPSTREAM_TOKENS_KIND, id))
+        } finally {
+          await release(id, owner)
+        }
+      }
+      if (Date.now() > deadline) {
+        throw refreshError(upstream, 'timed out waiting for the refresh lock')
+      }
+      await new Promise((resolve) => setTimeout(resolve, lockPollMs))
+      if (onWait) {
+        const settled = onWait(await store.get<StoredRow>(UPSTREAM_TOKENS_KIND, id))
+        if (settled !== undefined) return settled
+      }
+    }
+  }
+
+  /** Refreshes under the lock, or takes the result of the replica that holds it. */
+  function refreshShared(tsid: string, upstream: string): Promise<SealedTokens> {
+    const current = (row: StoredRow | undefined) => {
+      // Revoked meanwhile.
+      if (!row) throw new UpstreamRefreshError(upstream)
+      return open(row, tsid, upstream)
+    }
+    return withRowLock(
+      tsid,
+      upstream,
+      async (row) => {
+        const tokens = current(row)
+        // Another replica may have refreshed between our first read and the lock.
+        if (!needsRefresh(tokens)) return tokens
+        return refreshRow(tokens, (row as StoredRow).sessionExpiresAt)
+      },
+      (row) => {
+        const tokens = current(row)
+        return needsRefresh(tokens) ? undefined : tokens
+      },
+    )
+  }
+
+  async function release(id: string, owner: string): Promise<void> {
+    try {
+      // No compare-and-delete in the Store contract: a lock that expired and was taken over in
+      // between could be dropped early, which costs at most one extra refresh.
+      if ((await store.get<string>(LOCK_KIND, id)) === owner) await store.delete(LOCK_KIND, id)
+    } catch (err) {
+      // The lock expires on its own.
+      log.debug({ err: describeError(err) }, 'refresh lock not released')
+    }
+  }
+
+  async function refreshRow(tokens: SealedTokens, sessionExpiresAt: number): Promise<SealedTokens> {
+    const { upstream } = tokens
+    const client = clients.get(upstream)
+    if (!client) throw refreshError(upstream, 'upstream is no longer configured')
+    if (!tokens.refreshToken) {
+      throw refreshError(upstream, 'access token expired and no refresh token')
+    }
+    let fresh: UpstreamTokenSet
+    try {
+      fresh = await client.refresh(tokens.refreshToken)
+    } catch (err) {
+      const detail = describeError(err)
+      const tsidFp = fingerprint(tokens.tsid)
+      log.info({ upstream, tsidFp, err: detail }, 'upstream token refresh failed')
+      if (err instanceof UpstreamAuthError && err.permanent) {
+        // Keep the row without its dead refresh token: later requests fail fast, without another
+        // round trip to the upstream, until the user signs in again.
+        const { refreshToken: _dead, ...rest } = tokens
+        await write(rest, sessionExpiresAt)
+      }
+      throw refreshError(upstream, detail)
+    }
+    // OIDC Core §12.2: an ID token from a refresh must be about the same user.
+    const { subject } = tokens
+    if (fresh.subject !== undefined && subject !== undefined && fresh.subject !== subject) {
+      throw refreshError(upstream, 'refreshed ID token has another subject')
+    }
+    const next: SealedTokens = {
+      tsid: tokens.tsid,
+      upstream,
+      accessToken: fresh.accessToken,
+      // RFC 6749 §6: the upstream may rotate the refresh token; else the old one stays valid.
+      ...(fresh.refreshToken ?? tokens.refreshToken
+        ? { refreshToken: fresh.refreshToken ?? tokens.refreshToken }
+        : {}),
+      ...(fresh.idToken ?? tokens.idToken ? { idToken: fresh.idToken ?? tokens.idToken } : {}),
+      ...(fresh.expiresAt !== undefined ? { expiresAt: fresh.expiresAt } : {}),
+      ...(tokens.subject !== undefined ? { subject: tokens.subject } : {}),
+      ...(tokens.issuer !== undefined ? { issuer: tokens.issuer } : {}),
+    }
+    await write(next, sessionExpiresAt)
+    log.debug(
+      { upstream, tsidFp: fingerprint(tokens.tsid), accessTokenFp: fingerprint(next.accessToken) },
+      'upstream tokens refreshed and stored',
+    )
+    return next
+  }
+
+  async function accessTokenFor(
+    tsid: string,
+    upstream: string,
+    signal?: AbortSignal,
+  ): Promise<string | undefined> {
+    const id = idOf(tsid, upstream)
+    const row = await store.get<StoredRow>(UPSTREAM_TOKENS_KIND, id)
+    if (!row) return undefined
+    const tokens = open(row, tsid, upstream)
+    if (!needsRefresh(tokens)) return tokens.accessToken
+    let pending = inflight.get(id)
+    if (!pending) {
+      // Not tied to one caller's signal: every concurrent caller waits on this one refresh.
+      const started = refreshShared(tsid, upstream)
+      pending = started
+      inflight.set(id, started)
+      const clear = () => {
+        if (inflight.get(id) === started) inflight.delete(id)
+      }
+      started.then(clear, clear)
+    }
+    return (await abortable(pending, signal)).accessToken
+  }
+
+  return {
+    async save(tsid, upstream, tokens, ttlMs) {
+      const sealed: SealedTokens = {
+        tsid,
+        upstream,
+        accessToken: tokens.accessToken,
+        ...(tokens.refreshToken !== undefined ? { refreshToken: tokens.refreshToken } : {}),
+        ...(tokens.idToken !== undefined ? { idToken: tokens.idToken } : {}),
+        ...(tokens.expiresAt !== undefined ? { expiresAt: tokens.expiresAt } : {}),
+        ...(tokens.subject !== undefined ? { subject: tokens.subject } : {}),
+        ...(tokens.issuer !== undefined ? { issuer: tokens.issuer } : {}),
+      }
+      await write(sealed, now() + ttlMs)
+      log.debug(
+        { upstream, tsidFp: fingerprint(tsid), accessTokenFp: fingerprint(tokens.accessToken) },
+        'upstream tokens stored',
+      )
+    },
+
+    async extend(tsid, ttlMs) {
+      const until = now() + ttlMs
+      await Promise.all(
+        [...clients.keys()].map((upstream) =>
+          // Under the refresh lock: rewriting a row a refresh is rotating would lose the new
+          // refresh token, and the next refresh would replay the old one.
+          withRowLock(tsid, upstream, async (row) => {
+            if (row) await write(open(row, tsid, upstream), until)
+          }),
+        ),
+      )
+    },
+
+    async tokensFor(tsid, signal) {
+      signal?.throwIfAborted()
+      const names = [...clients.keys()]
+      const results = await Promise.allSettled(names.map((n) => accessTokenFor(tsid, n, signal)))
+      const failures = results.flatMap((r) =>
+        r.status === 'rejected' ? [r.reason as unknown] : [],
+      )
+      // Storage down is our problem (503), not the user's: it wins over a refresh failure (401).
+      const unavailable = failures.find((e) => e instanceof StorageUnavailableError)
+      if (unavailable) throw unavailable
+      if (failures.length > 0) throw failures[0]
+      const out: Record<string, Secret> = {}
+      results.forEach((r, i) => {
+        const name = names[i]
+        if (name !== undefined && r.status === 'fulfilled' && r.value !== undefined) {
+          out[name] = new Secret(r.value)
+        }
+      })
+      return out
+    },
+
+    async revoke(tsid) {
+      // Row ids are deterministic, so delete them directly too: a group lost to eviction must not
+      // leave tokens behind.
+      const names = [...clients.keys()]
+      await Promise.all(names.map((n) => store.delete(UPSTREAM_TOKENS_KIND, idOf(tsid, n))))
+      await store.deleteGroup(groupOf(tsid))
+      log.debug({ tsidFp: fingerprint(tsid) }, 'upstream tokens revoked')
+    },
+  }
+}
+
+/** An UpstreamRefreshError whose cause (log only) says why. */
+function refreshError(upstream: string, why: string): UpstreamRefreshError {
+  return new UpstreamRefreshError(upstream, { cause: new Error(why) })
+}
+
+/** Waits for `promise` unless `signal` aborts first; the shared promise itself keeps running. */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return promise
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason)
+    if (signal.aborted) return onAbort()
+    signal.addEventListener('abort', onAbort, { once: true })
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort)
+        resolve(value)
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort)
+        reject(err)
+      },
+    )
+  })
+}

@@ -1,0 +1,178 @@
+import { randomBytes } from 'node:crypto'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { UpstreamRefreshError } from '../../../../src/authserver/contracts.js'
+import {
+  createUpstreamTokenStore,
+  UPSTREAM_TOKENS_KIND,
+  type UpstreamTokenStore,
+} from '../../../../src/authserver/upstream-tokens.js'
+import { UpstreamAuthError, type UpstreamClient, type UpstreamTokenSet } from '../../../../src/authserver/upstreams.js'
+import { createLogger } from '../../../../src/log/index.js'
+import {
+  createMemoryStore,
+  createSealer,
+  StorageUnavailableError,
+  type Sealer,
+  type Store,
+} from '../../../../src/storage/index.js'
+
+const DAY = 86_400_000
+let t: number
+let store: Store
+let sealer: Sealer
+let refreshCalls: string[]
+let refreshImpl: (rt: string) => Promise<UpstreamTokenSet>
+let tokens: UpstreamTokenStore
+
+const stubClient = (name: string): UpstreamClient => ({
+  name,
+  type: 'oidc',
+  authorizationUrl: () => Promise.reject(new Error('not used')),
+  exchangeCode: () => Promise.reject(new Error('not used')),
+  async refresh(rt) {
+    refreshCalls.push(`${name}:${rt}`)
+    return refreshImpl(rt)
+  },
+})
+
+beforeEach(() => {
+  t = 1_800_000_000_000
+  store = createMemoryStore()
+  sealer = createSealer(randomBytes(32))
+  refreshCalls = []
+  refreshImpl = async (rt) => ({ accessToken: `at-from-${rt}`, refreshToken: `${rt}+1`, expiresAt: t + 600_000 })
+  tokens = createUpstreamTokenStore({
+    store,
+    sealer,
+    upstreams: [stubClient('a'), stubClient('b')],
+    logger: createLogger({ level: 'silent' }),
+    now: () => t,
+  })
+})
+
+afterEach(async () => {
+  await store.close()
+})
+
+describe('upstream token storage', () => {
+  it('returns access tokens per upstream as Secrets; absent upstreams are omitted', async () => {
+    await tokens.save('s1', 'a', { accessToken: 'at-a', refreshToken: 'rt-a', expiresAt: t + 600_000 }, DAY)
+    const out = await tokens.tokensFor('s1')
+    expect(Object.keys(out)).toEqual(['a'])
+    expect(out.a!.reveal()).toBe('at-a')
+    expect(JSON.stringify(out)).toBe('{"a":"[REDACTED]"}')
+    expect(await tokens.tokensFor('other')).toEqual({})
+  })
+
+  it('seals the row: the stored value holds no token', async () => {
+    await tokens.save('s1', 'a', { accessToken: 'at-SECRET', refreshToken: 'rt-SECRET', idToken: 'id-SECRET' }, DAY)
+    const raw = JSON.stringify(await store.get(UPSTREAM_TOKENS_KIND, 's1:a'))
+    expect(raw).not.toMatch(/SECRET/)
+  })
+
+  it('a token without expiresAt is never refreshed', async () => {
+    await tokens.save('s1', 'a', { accessToken: 'at-a', refreshToken: 'rt-a' }, DAY)
+    t += 30 * 60_000
+    expect((await tokens.tokensFor('s1')).a!.reveal()).toBe('at-a')
+    expect(refreshCalls).toEqual([])
+  })
+
+  it('refreshes within the skew (30 s) before expiry and stores the rotated refresh token', async () => {
+    await tokens.save('s1', 'a', { accessToken: 'at-a', refreshToken: 'rt-a', expiresAt: t + 60_000 }, DAY)
+    t += 29_000
+    expect((await tokens.tokensFor('s1')).a!.reveal()).toBe('at-a')
+    t += 2_000
+    expect((await tokens.tokensFor('s1')).a!.reveal()).toBe('at-from-rt-a')
+    t += 700_000
+    expect((await tokens.tokensFor('s1')).a!.reveal()).toBe('at-from-rt-a+1')
+    expect(refreshCalls).toEqual(['a:rt-a', 'a:rt-a+1'])
+  })
+
+  it('keeps the old refresh token when the upstream does not rotate it (RFC 6749 §6)', async () => {
+    refreshImpl = async () => ({ accessToken: 'at-2', expiresAt: t + 600_000 })
+    await tokens.save('s1', 'a', { accessToken: 'at-1', refreshToken: 'rt-a', expiresAt: t - 1 }, DAY)
+    await tokens.tokensFor('s1')
+    t += 700_000
+    await tokens.tokensFor('s1')
+    expect(refreshCalls).toEqual(['a:rt-a', 'a:rt-a'])
+  })
+
+  it('an expired access token without a refresh token → UpstreamRefreshError naming the upstream', async () => {
+    await tokens.save('s1', 'b', { accessToken: 'at-b', expiresAt: t - 1 }, DAY)
+    const err = await tokens.tokensFor('s1').catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(UpstreamRefreshError)
+    expect((err as UpstreamRefreshError).upstream).toBe('b')
+  })
+
+  it('a transient refresh failure keeps the refresh token; the next call retries', async () => {
+    refreshImpl = async () => {
+      throw new UpstreamAuthError('a', 'server_error', 'refresh failed: fetch failed')
+    }
+    await tokens.save('s1', 'a', { accessToken: 'at-a', refreshToken: 'rt-a', expiresAt: t - 1 }, DAY)
+    await expect(tokens.tokensFor('s1')).rejects.toBeInstanceOf(UpstreamRefreshError)
+    await expect(tokens.tokensFor('s1')).rejects.toBeInstanceOf(UpstreamRefreshError)
+    expect(refreshCalls).toEqual(['a:rt-a', 'a:rt-a'])
+  })
+
+  it('OIDC Core §12.2: a refreshed ID token for another subject → UpstreamRefreshError', async () => {
+    refreshImpl = async () => ({ accessToken: 'at-2', subject: 'mallory', expiresAt: t + 600_000 })
+    await tokens.save('s1', 'a', { accessToken: 'at-1', refreshToken: 'rt', subject: 'alice', expiresAt: t - 1 }, DAY)
+    const err = await tokens.tokensFor('s1').catch((e: unknown) => e)
+    expect((err as UpstreamRefreshError).upstream).toBe('a')
+  })
+
+  it('a tampered row, or a row moved under another session, is refused', async () => {
+    await tokens.save('s1', 'a', { accessToken: 'at-a' }, DAY)
+    const row = await store.get<{ sealed: string; sessionExpiresAt: number }>(UPSTREAM_TOKENS_KIND, 's1:a')
+    // Moved: s2 gets s1's sealed tokens.
+    await store.put(UPSTREAM_TOKENS_KIND, 's2:a', row, DAY)
+    expect(((await tokens.tokensFor('s2').catch((e: unknown) => e)) as UpstreamRefreshError).upstream).toBe('a')
+    // Tampered ciphertext.
+    const sealed = row!.sealed
+    const flipped = `${sealed.slice(0, -2)}${sealed.endsWith('A') ? 'B' : 'A'}${sealed.slice(-1)}`
+    await store.put(UPSTREAM_TOKENS_KIND, 's1:a', { ...row, sealed: flipped }, DAY)
+    await expect(tokens.tokensFor('s1')).rejects.toBeInstanceOf(UpstreamRefreshError)
+  })
+
+  it('StorageUnavailableError propagates as is (503, not 401)', async () => {
+    await tokens.save('s1', 'a', { accessToken: 'at-a', refreshToken: 'rt', expiresAt: t - 1 }, DAY)
+    await store.close()
+    const err = await tokens.tokensFor('s1').catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(StorageUnavailableError)
+  })
+
+  it('a caller that aborts stops waiting; the shared refresh still completes and is stored', async () => {
+    let release!: () => void
+    refreshImpl = (rt) =>
+      new Promise((resolve) => {
+        release = () => resolve({ accessToken: `at-from-${rt}`, refreshToken: `${rt}+1`, expiresAt: t + 600_000 })
+      })
+    await tokens.save('s1', 'a', { accessToken: 'at-a', refreshToken: 'rt-a', expiresAt: t - 1 }, DAY)
+    const controller = new AbortController()
+    const aborted = tokens.tokensFor('s1', controller.signal)
+    const waiting = tokens.tokensFor('s1')
+    await new Promise((r) => setTimeout(r, 10))
+    controller.abort(new Error('client went away'))
+    await expect(aborted).rejects.toThrow('client went away')
+    release()
+    expect((await waiting).a!.reveal()).toBe('at-from-rt-a')
+    expect(refreshCalls).toEqual(['a:rt-a'])
+  })
+
+  it('revoke deletes every upstream row of the session and nothing else', async () => {
+    await tokens.save('s1', 'a', { accessToken: 'at-a' }, DAY)
+    await tokens.save('s1', 'b', { accessToken: 'at-b' }, DAY)
+    await tokens.save('s2', 'a', { accessToken: 'at-other' }, DAY)
+    await tokens.revoke('s1')
+    expect(await tokens.tokensFor('s1')).toEqual({})
+    expect((await tokens.tokensFor('s2')).a!.reveal()).toBe('at-other')
+  })
+
+  it('extend rewrites the rows with a longer life, keeping their tokens', async () => {
+    await tokens.save('s1', 'a', { accessToken: 'at-a' }, 60_000)
+    await tokens.extend('s1', DAY)
+    const row = await store.get<{ sessionExpiresAt: number }>(UPSTREAM_TOKENS_KIND, 's1:a')
+    expect(row!.sessionExpiresAt).toBe(t + DAY)
+    expect((await tokens.tokensFor('s1')).a!.reveal()).toBe('at-a')
+  })
+})
