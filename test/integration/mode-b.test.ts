@@ -1,0 +1,128 @@
+import { decodeJwt, decodeProtectedHeader } from 'jose'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startTestBackend, type RunningBackend } from '../support/backends.js'
+import { freePort } from '../support/http.js'
+import { startIdp, type ConfidentialClient, type Idp } from '../support/idp.js'
+import { connectWithOAuth } from '../support/oauth-client.js'
+import { callText, startVmcp, type RunningVmcp } from '../support/vmcp.js'
+
+describe('Mode B end to end: two real upstream IdPs, a real SDK OAuth client, upstream_inject', () => {
+  let corp: Idp
+  let partner: Idp
+  let corpBackend: RunningBackend
+  let partnerBackend: RunningBackend
+  let gw: RunningVmcp
+  let issuer: string
+
+  beforeAll(async () => {
+    const port = await freePort()
+    issuer = `http://127.0.0.1:${port}`
+    corp = await startIdp()
+    partner = await startIdp({ user: 'alice-partner' })
+    const callback = { redirect_uris: [`${issuer}/oauth/callback`] }
+    const corpClient: ConfidentialClient = await corp.registerConfidentialClient(callback)
+    const partnerClient: ConfidentialClient = await partner.registerConfidentialClient(callback)
+    corpBackend = await startTestBackend(['--name', 'corp-api'])
+    partnerBackend = await startTestBackend(['--name', 'partner-api'])
+    gw = await startVmcp(
+      {
+        server: { port },
+        backends: [
+          { name: 'corpapi', transport: 'streamable-http', url: corpBackend.url },
+          { name: 'partnerapi', transport: 'streamable-http', url: partnerBackend.url },
+        ],
+        incomingAuth: {
+          type: 'oidc',
+          oidc: { issuer, audience: `${issuer}/mcp`, resource: `${issuer}/mcp`, scopes: ['openid', 'offline_access'] },
+        },
+        outgoingAuth: {
+          backends: {
+            corpapi: { type: 'upstream_inject', upstreamInject: { providerName: 'corp' } },
+            partnerapi: { type: 'upstream_inject', upstreamInject: { providerName: 'partner' } },
+          },
+        },
+        authServer: {
+          runConfig: {
+            issuer,
+            allowedAudiences: [`${issuer}/mcp`],
+            dataDir: `${process.env.TMPDIR ?? '/tmp'}/vmcp-mode-b-${port}`,
+            upstreams: [
+              {
+                name: 'corp',
+                type: 'oidc',
+                oidc: { issuerUrl: corp.issuer, clientId: corpClient.client_id, clientSecret: { env: 'CORP_SECRET' }, scopes: ['openid', 'offline_access', 'email'] },
+              },
+              {
+                name: 'partner',
+                type: 'oauth2',
+                oauth2: {
+                  authorizationEndpoint: partner.metadata.authorization_endpoint,
+                  tokenEndpoint: partner.metadata.token_endpoint,
+                  clientId: partnerClient.client_id,
+                  clientSecret: { env: 'PARTNER_SECRET' },
+                  scopes: ['openid', 'offline_access'],
+                },
+              },
+            ],
+          },
+        },
+      },
+      { env: { CORP_SECRET: corpClient.client_secret, PARTNER_SECRET: partnerClient.client_secret } },
+    )
+  })
+  afterAll(async () => {
+    await gw?.close()
+    await corpBackend?.close()
+    await partnerBackend?.close()
+    await corp?.close()
+    await partner?.close()
+  })
+
+  it('completes discovery, registration, PKCE, both upstream legs and the token; each backend gets its own upstream token', async () => {
+    const { client, provider } = await connectWithOAuth(gw.url)
+    // The SDK walked RFC 9728 → RFC 8414 → RFC 7591 → authorize with PKCE S256 and RFC 8707.
+    const authorize = provider.authorizationUrls[0]
+    expect(authorize?.origin + (authorize?.pathname ?? '')).toBe(`${issuer}/oauth/authorize`)
+    expect(authorize?.searchParams.get('code_challenge_method')).toBe('S256')
+    expect(authorize?.searchParams.get('resource')).toBe(`${issuer}/mcp`)
+
+    // vmcp's own token: RFC 9068 JWT with tsid, signed with a thumbprint kid.
+    const token = provider.tokens()?.access_token ?? ''
+    expect(decodeProtectedHeader(token)).toMatchObject({ typ: 'at+jwt', alg: 'ES256' })
+    const claims = decodeJwt(token)
+    expect(claims).toMatchObject({ iss: issuer, aud: `${issuer}/mcp`, sub: 'alice' })
+    expect(typeof claims.tsid).toBe('string')
+
+    const toCorp = JSON.parse(await callText(client, 'corpapi_whoami')) as { authorization: string }
+    const toPartner = JSON.parse(await callText(client, 'partnerapi_whoami')) as { authorization: string }
+    const corpToken = toCorp.authorization.replace(/^Bearer /, '')
+    const partnerToken = toPartner.authorization.replace(/^Bearer /, '')
+    // Never vmcp's own JWT; each backend exactly its own upstream's token.
+    expect(corpToken).not.toBe(token)
+    expect(partnerToken).not.toBe(token)
+    expect(corpToken).not.toBe(partnerToken)
+    expect((await corp.introspect(corpToken)).active).toBe(true)
+    expect((await partner.introspect(partnerToken)).active).toBe(true)
+    expect((await corp.introspect(partnerToken)).active).toBe(false)
+    expect((await partner.introspect(corpToken)).active).toBe(false)
+    await client.close()
+  })
+
+  it('serves the Mode B metadata and names its own issuer in the protected-resource document', async () => {
+    const prm = (await (await fetch(`${gw.base}/.well-known/oauth-protected-resource/mcp`)).json()) as Record<string, unknown>
+    expect(prm.authorization_servers).toEqual([issuer])
+    const as = (await (await fetch(`${gw.base}/.well-known/oauth-authorization-server`)).json()) as Record<string, unknown>
+    expect(as).toMatchObject({
+      issuer,
+      authorization_endpoint: `${issuer}/oauth/authorize`,
+      token_endpoint: `${issuer}/oauth/token`,
+      registration_endpoint: `${issuer}/oauth/register`,
+      jwks_uri: `${issuer}/.well-known/jwks.json`,
+      code_challenge_methods_supported: ['S256'],
+      authorization_response_iss_parameter_supported: true,
+    })
+    const jwks = (await (await fetch(`${gw.base}/.well-known/jwks.json`)).json()) as { keys: Array<Record<string, unknown>> }
+    expect(jwks.keys.length).toBeGreaterThanOrEqual(1)
+    for (const k of jwks.keys) expect(k.d).toBeUndefined()
+  })
+})
