@@ -47,7 +47,8 @@ export interface ConnectionSink {
 
 export interface BackendConnectionOptions {
   config: BackendConfig
-  identity: Identity | undefined
+  /** The caller, read per request: a session's identity is refreshed on every client request. */
+  identity: () => Identity | undefined
   auth: OutgoingAuthStrategy
   fetch: FetchLike
   logger: Logger
@@ -175,7 +176,7 @@ export class BackendConnection {
     const authedFetch: FetchLike = async (input, init) => {
       const headers = new Headers(init?.headers)
       for (const [k, v] of Object.entries(config.headers)) if (!headers.has(k)) headers.set(k, v)
-      for (const [k, v] of Object.entries(await auth.headers(identity, init?.signal ?? undefined))) {
+      for (const [k, v] of Object.entries(await auth.headers(identity(), init?.signal ?? undefined))) {
         headers.set(k, v)
       }
       return fetch(input, { ...init, headers })

@@ -150,7 +150,7 @@ export class BackendRuntime {
 
   /** Opens a connection to this backend with the given identity and sink. */
   async openConnection(
-    identity: Parameters<OutgoingAuthStrategy['headers']>[0],
+    identity: () => Parameters<OutgoingAuthStrategy['headers']>[0],
     capabilities: ClientCapabilities,
     sink: ConnectionSink,
   ): Promise<BackendConnection> {
@@ -231,7 +231,7 @@ export class BackendRuntime {
 
   async #openShared(started: number): Promise<BackendConnection> {
     const open = () =>
-      this.openConnection(undefined, SHARED_CLIENT_CAPABILITIES, {
+      this.openConnection(() => undefined, SHARED_CLIENT_CAPABILITIES, {
         ...this.#options.sink,
         closed: (c) => this.#onSharedClosed(c),
       })

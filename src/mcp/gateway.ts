@@ -227,6 +227,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       const session = sessions.get(sessionId)
       // Another identity presenting this id learns nothing: same answer as an unknown id.
       if (!session || session.ownerKey !== owner) return jsonRpcError(404, -32001, 'Session not found')
+      session.identity = identity
       session.lastSeen = Date.now()
       const response = await session.transport.handleRequest(request, { parsedBody: body })
       session.lastSeen = Date.now()

@@ -81,7 +81,8 @@ export const SERVER_CAPABILITIES = {
 export class ClientSession {
   readonly server: Server
   readonly transport: WebStandardStreamableHTTPServerTransport
-  readonly identity: Identity
+  /** The latest verified identity of the owner: refreshed tokens reach backends at once. */
+  identity: Identity
   readonly ownerKey: string
   lastSeen = Date.now()
   openStreams = 0
@@ -176,7 +177,7 @@ export class ClientSession {
       if (conn && !conn.closed && existing.generation === runtime.generation) return conn
       this.#dropConnection(runtime.name, conn)
     }
-    const opening = runtime.openConnection(this.identity, this.#downstreamCapabilities(), this.#sink())
+    const opening = runtime.openConnection(() => this.identity, this.#downstreamCapabilities(), this.#sink())
     this.#connections.set(runtime.name, { generation: runtime.generation, conn: opening })
     try {
       const conn = await opening

@@ -1,81 +1,22 @@
 import { decodeJwt, decodeProtectedHeader } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startTestBackend, type RunningBackend } from '../support/backends.js'
-import { freePort } from '../support/http.js'
-import { startIdp, type ConfidentialClient, type Idp } from '../support/idp.js'
+import { startModeBStack, type ModeBStack } from '../support/mode-b.js'
 import { connectWithOAuth } from '../support/oauth-client.js'
-import { callText, startVmcp, type RunningVmcp } from '../support/vmcp.js'
+import { callText } from '../support/vmcp.js'
 
 describe('Mode B end to end: two real upstream IdPs, a real SDK OAuth client, upstream_inject', () => {
-  let corp: Idp
-  let partner: Idp
-  let corpBackend: RunningBackend
-  let partnerBackend: RunningBackend
-  let gw: RunningVmcp
+  let stack: ModeBStack
   let issuer: string
+  let gw: ModeBStack['gw']
+  let corp: ModeBStack['corp']
+  let partner: ModeBStack['partner']
 
   beforeAll(async () => {
-    const port = await freePort()
-    issuer = `http://127.0.0.1:${port}`
-    corp = await startIdp()
-    partner = await startIdp({ user: 'alice-partner' })
-    const callback = { redirect_uris: [`${issuer}/oauth/callback`] }
-    const corpClient: ConfidentialClient = await corp.registerConfidentialClient(callback)
-    const partnerClient: ConfidentialClient = await partner.registerConfidentialClient(callback)
-    corpBackend = await startTestBackend(['--name', 'corp-api'])
-    partnerBackend = await startTestBackend(['--name', 'partner-api'])
-    gw = await startVmcp(
-      {
-        server: { port },
-        backends: [
-          { name: 'corpapi', transport: 'streamable-http', url: corpBackend.url },
-          { name: 'partnerapi', transport: 'streamable-http', url: partnerBackend.url },
-        ],
-        incomingAuth: {
-          type: 'oidc',
-          oidc: { issuer, audience: `${issuer}/mcp`, resource: `${issuer}/mcp`, scopes: ['openid', 'offline_access'] },
-        },
-        outgoingAuth: {
-          backends: {
-            corpapi: { type: 'upstream_inject', upstreamInject: { providerName: 'corp' } },
-            partnerapi: { type: 'upstream_inject', upstreamInject: { providerName: 'partner' } },
-          },
-        },
-        authServer: {
-          runConfig: {
-            issuer,
-            allowedAudiences: [`${issuer}/mcp`],
-            dataDir: `${process.env.TMPDIR ?? '/tmp'}/vmcp-mode-b-${port}`,
-            upstreams: [
-              {
-                name: 'corp',
-                type: 'oidc',
-                oidc: { issuerUrl: corp.issuer, clientId: corpClient.client_id, clientSecret: { env: 'CORP_SECRET' }, scopes: ['openid', 'offline_access', 'email'] },
-              },
-              {
-                name: 'partner',
-                type: 'oauth2',
-                oauth2: {
-                  authorizationEndpoint: partner.metadata.authorization_endpoint,
-                  tokenEndpoint: partner.metadata.token_endpoint,
-                  clientId: partnerClient.client_id,
-                  clientSecret: { env: 'PARTNER_SECRET' },
-                  scopes: ['openid', 'offline_access'],
-                },
-              },
-            ],
-          },
-        },
-      },
-      { env: { CORP_SECRET: corpClient.client_secret, PARTNER_SECRET: partnerClient.client_secret } },
-    )
+    stack = await startModeBStack()
+    ;({ issuer, gw, corp, partner } = stack)
   })
   afterAll(async () => {
-    await gw?.close()
-    await corpBackend?.close()
-    await partnerBackend?.close()
-    await corp?.close()
-    await partner?.close()
+    await stack?.close()
   })
 
   it('completes discovery, registration, PKCE, both upstream legs and the token; each backend gets its own upstream token', async () => {

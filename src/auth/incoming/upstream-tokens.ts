@@ -50,6 +50,9 @@ export function withUpstreamTokens(
       if (typeof tsid !== 'string' || tsid === '') return fail('token has no upstream session')
       try {
         const upstreamTokens = await source.tokensFor(tsid, request.signal)
+        // No token at all: the upstream session ended (grant revoked, or it outlived its
+        // lifetime). The client must sign in again, however long its own JWT still lives.
+        if (Object.keys(upstreamTokens).length === 0) return fail('upstream session ended; sign in again')
         return { ok: true, identity: { ...result.identity, upstreamTokens } }
       } catch (err) {
         if (err instanceof UpstreamRefreshError) {

@@ -67,6 +67,16 @@ describe('withUpstreamTokens (Mode B)', () => {
     )
   })
 
+  it('an upstream session with no tokens left (revoked or expired) is 401: sign in again', async () => {
+    const r = await wrap(verified({ sub: 'alice', tsid: 'T1' }), source(async () => ({}))).authenticate(req())
+    if (r.ok) throw new Error('expected failure')
+    expect(r.response.status).toBe(401)
+    expect(await r.response.json()).toEqual({
+      error: 'invalid_token',
+      error_description: 'upstream session ended; sign in again',
+    })
+  })
+
   it('storage down is 503, never 401', async () => {
     const r = await wrap(
       verified({ sub: 'alice', tsid: 'T1' }),
