@@ -65,6 +65,11 @@ export class BackendRuntime {
     if (launch) {
       this.#launcher = new Launcher(launch, this.name, options.logger, (code) => {
         if (this.#stopped) return
+        if (this.identityScoped) {
+          // Discovered per user: nothing to reconnect here, only the process to bring back.
+          this.#scheduleRelaunch(code)
+          return
+        }
         this.#markUnhealthy(`launched process exited (${code ?? 'signal'})`)
         void this.shared?.close()
         this.shared = undefined
@@ -95,6 +100,7 @@ export class BackendRuntime {
   /** Connects and discovers; resolves either way (failures mark the backend unhealthy). */
   async start(): Promise<void> {
     if (this.identityScoped) {
+      this.#launcher?.ensure()
       this.health = 'per-user'
       this.#options.onChange(this)
       return
@@ -266,6 +272,17 @@ export class BackendRuntime {
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined
       void this.#connect()
+    }, delay)
+    this.#retryTimer.unref()
+  }
+
+  #scheduleRelaunch(code: number | null): void {
+    if (this.#stopped || this.#retryTimer) return
+    const delay = Math.min(BACKOFF_BASE_MS * 2 ** this.#attempt++, BACKOFF_MAX_MS)
+    this.#options.logger.warn({ backend: this.name, code, delayMs: delay }, 'launched backend exited; restarting')
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined
+      this.#launcher?.ensure()
     }, delay)
     this.#retryTimer.unref()
   }

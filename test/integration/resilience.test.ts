@@ -118,3 +118,35 @@ describe('launched HTTP backends (launch:)', () => {
     expect(() => process.kill(second, 0)).toThrow()
   })
 })
+
+describe('launched backends behind a per-user strategy', () => {
+  it('are started at startup even though their catalog is discovered per user', async () => {
+    const port = await freePort()
+    const gw = await startVmcp(
+      {
+        backends: [
+          {
+            name: 'peruser',
+            transport: 'streamable-http',
+            url: `http://127.0.0.1:${port}/mcp`,
+            launch: { command: process.execPath, args: [TEST_BACKEND, '--transport', 'http', '--port', String(port)] },
+          },
+        ],
+        outgoingAuth: {
+          backends: {
+            peruser: {
+              type: 'token_exchange',
+              tokenExchange: { tokenUrl: 'http://127.0.0.1:9/token', clientId: 'x', clientSecret: { env: 'X_SECRET' } },
+            },
+          },
+        },
+      },
+      { env: { X_SECRET: 'x' } },
+    )
+    const status = (await (await fetch(`${gw.base}/status`)).json()) as { backends: Array<{ health: string }> }
+    expect(status.backends[0]?.health).toBe('per-user')
+    // The process answers (an MCP GET without a session is a 4xx from the backend itself).
+    await vi.waitFor(async () => expect((await fetch(`http://127.0.0.1:${port}/mcp`)).status).toBeGreaterThanOrEqual(400))
+    await gw.close()
+  })
+})
