@@ -1,3 +1,5 @@
+import type { Logger } from '../log/index.js'
+import { StorageUnavailableError } from '../storage/index.js'
 /**
  * Wire errors of the authorization server: RFC 6749 §5.2 token errors, RFC 7591 §3.2.2
  * registration errors and the few extension codes below. Their text is meant for the client, so a
@@ -101,4 +103,33 @@ export function oauthErrorResponse(
   headers: Record<string, string> = {},
 ): Response {
   return oauthError(err.status, err.error, err.description, { ...err.headers, ...headers })
+}
+
+/**
+ * Runs an endpoint handler and maps what it throws to the wire: OAuthError as itself,
+ * StorageUnavailableError as 503 `server_error` + Retry-After (RFC 6749 §5.2 has no
+ * temporarily_unavailable outside the authorization endpoint, and token clients such as
+ * oauth4webapi and the MCP SDK know server_error), anything else as 500 with details only logged.
+ */
+export async function answerOAuth(
+  endpoint: string,
+  logger: Logger,
+  handle: () => Promise<Response>,
+): Promise<Response> {
+  try {
+    return await handle()
+  } catch (err) {
+    if (err instanceof OAuthError) {
+      logger.debug({ endpoint, error: err.error, description: err.description }, 'request refused')
+      return oauthErrorResponse(err)
+    }
+    if (err instanceof StorageUnavailableError) {
+      logger.error({ endpoint, err: err.message }, 'storage unavailable')
+      return oauthError(503, 'server_error', 'authorization server storage unavailable', {
+        'retry-after': '5',
+      })
+    }
+    logger.error({ endpoint, err: err instanceof Error ? err.message : 'non-Error thrown' }, 'endpoint failed')
+    return oauthError(500, 'server_error', 'internal error')
+  }
 }

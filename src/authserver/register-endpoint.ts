@@ -3,10 +3,10 @@ import { cors } from 'hono/cors'
 import type { AuthServerConfig } from '../config/index.js'
 import type { Logger } from '../log/index.js'
 import { readStreamLimited } from '../net/index.js'
-import { StorageUnavailableError, type Store } from '../storage/index.js'
+import type { Store } from '../storage/index.js'
 import type { ClientRegistration, ClientRegistryService } from './clients.js'
 import { authServerPaths } from './metadata.js'
-import { OAuthError, oauthError, oauthErrorResponse } from './oauth-error.js'
+import { answerOAuth, OAuthError, oauthError } from './oauth-error.js'
 import { createRateLimiter, type ClientIpResolver } from './rate-limit.js'
 
 export interface RegisterEndpointOptions {
@@ -108,27 +108,7 @@ export function createRegisterEndpoint(options: RegisterEndpointOptions): Hono {
       ...(options.now ? { now: options.now } : {}),
       ...(options.clientIp ? { clientIp: options.clientIp } : {}),
     }),
-    async (c) => {
-      try {
-        return await handle(c)
-      } catch (err) {
-        if (err instanceof OAuthError) {
-          logger.debug({ error: err.error, description: err.description }, 'registration refused')
-          return oauthErrorResponse(err)
-        }
-        if (err instanceof StorageUnavailableError) {
-          logger.error({ err: err.message }, 'register endpoint: storage unavailable')
-          return oauthError(503, 'server_error', 'authorization server storage unavailable', {
-            'retry-after': '5',
-          })
-        }
-        logger.error(
-          { err: err instanceof Error ? err.message : 'non-Error thrown' },
-          'register endpoint failed',
-        )
-        return oauthError(500, 'server_error', 'internal error')
-      }
-    },
+    (c) => answerOAuth('register', logger, () => handle(c)),
   )
   app.all(path, () => oauthError(405, 'invalid_request', 'use POST', { allow: 'POST, OPTIONS' }))
   return app

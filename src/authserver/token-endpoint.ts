@@ -4,14 +4,14 @@ import { cors } from 'hono/cors'
 import type { AuthServerConfig } from '../config/index.js'
 import { fingerprint, type Logger } from '../log/index.js'
 import { readStreamLimited } from '../net/index.js'
-import { StorageUnavailableError, type Store } from '../storage/index.js'
+import type { Store } from '../storage/index.js'
 import { verifyClientSecret } from './clients.js'
 import type { ClientRegistry, OAuthClient } from './contracts.js'
 import type { GrantStore, RefreshFamily } from './grants.js'
 import { issueAccessToken } from './jwt.js'
 import type { SigningKeys } from './keys.js'
 import { authServerPaths } from './metadata.js'
-import { OAuthError, oauthError, oauthErrorResponse } from './oauth-error.js'
+import { answerOAuth, OAuthError, oauthError } from './oauth-error.js'
 import { createRateLimiter, type ClientIpResolver } from './rate-limit.js'
 
 export interface TokenEndpointOptions {
@@ -356,30 +356,7 @@ export function createTokenEndpoint(options: TokenEndpointOptions): Hono {
       now,
       ...(options.clientIp ? { clientIp: options.clientIp } : {}),
     }),
-    async (c) => {
-      try {
-        return await handle(c)
-      } catch (err) {
-        if (err instanceof OAuthError) {
-          logger.debug({ error: err.error, description: err.description }, 'token request refused')
-          return oauthErrorResponse(err)
-        }
-        if (err instanceof StorageUnavailableError) {
-          logger.error({ err: err.message }, 'token endpoint: storage unavailable')
-          // 503 + server_error: RFC 6749 §5.2 has no temporarily_unavailable for the token
-          // endpoint (§4.1.2.1 defines it for authorization only) and token clients (oauth4webapi,
-          // the MCP SDK) know server_error; the status and Retry-After say "try again shortly".
-          return oauthError(503, 'server_error', 'authorization server storage unavailable', {
-            'retry-after': '5',
-          })
-        }
-        logger.error(
-          { err: err instanceof Error ? err.message : 'non-Error thrown' },
-          'token endpoint failed',
-        )
-        return oauthError(500, 'server_error', 'internal error')
-      }
-    },
+    (c) => answerOAuth('token', logger, () => handle(c)),
   )
   app.all(path, () => oauthError(405, 'invalid_request', 'use POST', { allow: 'POST, OPTIONS' }))
   return app

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { fingerprint, Secret, type Logger } from '../log/index.js'
+import { abortable } from '../net/index.js'
 import { StorageUnavailableError, type Sealer, type Store } from '../storage/index.js'
 import { UpstreamRefreshError, type UpstreamTokenSource } from './contracts.js'
 import {
@@ -321,22 +322,3 @@ function refreshError(upstream: string, why: string): UpstreamRefreshError {
   return new UpstreamRefreshError(upstream, { cause: new Error(why) })
 }
 
-/** Waits for `promise` unless `signal` aborts first; the shared promise itself keeps running. */
-function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return promise
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason)
-    if (signal.aborted) return onAbort()
-    signal.addEventListener('abort', onAbort, { once: true })
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort)
-        resolve(value)
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort)
-        reject(err)
-      },
-    )
-  })
-}

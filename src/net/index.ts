@@ -1,3 +1,4 @@
+export { abortable } from './abortable.js'
 export {
   createOutboundFetch,
   readLimitedText,

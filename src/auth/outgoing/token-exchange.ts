@@ -3,6 +3,7 @@ import * as oauth from 'oauth4webapi'
 import type { OutgoingStrategyConfig } from '../../config/index.js'
 import { fingerprint, type Logger } from '../../log/index.js'
 import {
+  abortable,
   createOutboundFetch,
   isLoopbackHost,
   readLimitedText,
@@ -295,21 +296,3 @@ function sanitize(text: string, secrets: string[]): string {
   return out.length > 200 ? `${out.slice(0, 200)}…` : out
 }
 
-/** Waits for `promise` unless `signal` aborts first; the shared promise itself keeps running. */
-function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return promise
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason)
-    signal.addEventListener('abort', onAbort, { once: true })
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort)
-        resolve(value)
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort)
-        reject(err)
-      },
-    )
-  })
-}
