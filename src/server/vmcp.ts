@@ -166,10 +166,15 @@ function createAuthenticator(
     ...(authServer ? { localKeys: authServer.getKey } : {}),
   })
   if (!authServer) return oidc
+  const strategies = [config.outgoingAuth.default, ...Object.values(config.outgoingAuth.backends)]
+  const requiredProviders = [
+    ...new Set(strategies.flatMap((s) => (s.type === 'upstream_inject' ? [s.upstreamInject.providerName] : []))),
+  ]
   return withUpstreamTokens(oidc, {
     source: authServer.upstreamTokens,
     resourceMetadataUrl,
     scopes: incoming.oidc.scopes,
     logger,
+    requiredProviders,
   })
 }

@@ -8,6 +8,8 @@ export interface UpstreamTokenAuthOptions {
   resourceMetadataUrl: string
   scopes: readonly string[]
   logger: Logger
+  /** Providers that upstream_inject backends need: a request without one of them is 401. */
+  requiredProviders?: readonly string[]
 }
 
 const unavailable = () =>
@@ -29,6 +31,7 @@ export function withUpstreamTokens(
   options: UpstreamTokenAuthOptions,
 ): IncomingAuthenticator {
   const { source, resourceMetadataUrl, scopes, logger } = options
+  const required = options.requiredProviders ?? []
   const fail = (description: string) => ({
     ok: false as const,
     response: buildBearerErrorResponse({
@@ -53,6 +56,8 @@ export function withUpstreamTokens(
         // No token at all: the upstream session ended (grant revoked, or it outlived its
         // lifetime). The client must sign in again, however long its own JWT still lives.
         if (Object.keys(upstreamTokens).length === 0) return fail('upstream session ended; sign in again')
+        const missing = required.find((p) => !(p in upstreamTokens))
+        if (missing) return fail(`no upstream token for provider ${missing}; sign in again`)
         return { ok: true, identity: { ...result.identity, upstreamTokens } }
       } catch (err) {
         if (err instanceof UpstreamRefreshError) {

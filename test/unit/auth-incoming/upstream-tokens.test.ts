@@ -77,6 +77,23 @@ describe('withUpstreamTokens (Mode B)', () => {
     })
   })
 
+  it('upstream_inject: a missing provider token is 401 naming the provider', async () => {
+    const auth = withUpstreamTokens(verified({ sub: 'alice', tsid: 'T1' }), {
+      source: source(async () => ({ corp: new Secret('a') })),
+      resourceMetadataUrl: PRM,
+      scopes: ['mcp'],
+      logger: memoryLogger().logger,
+      requiredProviders: ['corp', 'github'],
+    })
+    const r = await auth.authenticate(req())
+    if (r.ok) throw new Error('expected failure')
+    expect(r.response.status).toBe(401)
+    expect(await r.response.json()).toEqual({
+      error: 'invalid_token',
+      error_description: 'no upstream token for provider github; sign in again',
+    })
+  })
+
   it('storage down is 503, never 401', async () => {
     const r = await wrap(
       verified({ sub: 'alice', tsid: 'T1' }),
