@@ -119,6 +119,8 @@ export interface StartVmcpOptions {
   logLevel?: string
   /** How long to wait for /readyz (backend discovery included). */
   readyTimeoutMs?: number
+  /** Listen port; default a free one. Mode B needs it up front: its issuer names the port. */
+  port?: number
 }
 
 /**
@@ -127,7 +129,7 @@ export interface StartVmcpOptions {
  * per-request access log (info) out of the measurement.
  */
 export async function startVmcp(options: StartVmcpOptions): Promise<VmcpChild> {
-  const port = await freePort()
+  const port = options.port ?? (await freePort())
   const proc = spawn(
     process.execPath,
     [
@@ -177,4 +179,13 @@ export function readRssBytes(pid: number): number {
   const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(status)
   if (!match) throw new Error(`no VmRSS for pid ${pid}`)
   return Number(match[1]) * 1024
+}
+
+/** User + system CPU time a live process has used so far, in ms (Linux /proc, USER_HZ = 100). */
+export function readCpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  // Fields after the command name (which may contain spaces) in parentheses: state is the first,
+  // utime and stime are the 12th and 13th (stat(5) fields 14 and 15), in clock ticks.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100
 }

@@ -1,9 +1,12 @@
 // npm run bench: tools/call throughput and latency (direct vs through vmcp, with and without
-// Mode A JWT validation), aggregated tools/list latency, and RSS per idle session. Everything
-// runs on 127.0.0.1; the table goes to stdout, every number to bench/results.json.
+// Mode A JWT validation, and in Mode B: vmcp's own JWT plus the user's upstream token injected
+// into the backend call), vmcp's /oauth/token refresh_token throughput, aggregated tools/list
+// latency, and RSS per idle session. Everything runs on 127.0.0.1 (the Mode B upstream IdP is an
+// in-process oidc-provider); the table goes to stdout, every number to bench/results.json.
 //
 //   BENCH_SECONDS=5   measured seconds per load run (after 1 s of warm-up)
-//   BENCH_PROFILE=1   run the throughput vmcp child with --cpu-prof; prints the profile's path
+//   BENCH_PROFILE=1   run the throughput vmcp child and the Mode B child with --cpu-prof; prints
+//                     where the profiles are (Mode B's covers its tools/call and /oauth/token runs)
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -15,8 +18,11 @@ import { stringify } from 'yaml'
 import { startJwksServer, type JwksServer } from './jwks-server.js'
 import { runLoad, summarize, type LatencySummary, type LoadResult } from './load.js'
 import { McpHttpSession } from './mcp-http.js'
+import { ModeBClient } from './oauth-flow.js'
 import {
+  freePort,
   killAll,
+  readCpuMs,
   readRssBytes,
   ROOT,
   startHttpBackend,
@@ -26,6 +32,7 @@ import {
   type Child,
   type VmcpChild,
 } from './processes.js'
+import { startUpstreamIdp, type UpstreamIdp } from './upstream-idp.js'
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5)
 if (!(SECONDS > 0)) throw new Error('BENCH_SECONDS must be a positive number')
@@ -33,6 +40,7 @@ const WARMUP_MS = 1000
 const DURATION_MS = SECONDS * 1000
 const PROFILE = process.env.BENCH_PROFILE === '1'
 const CONCURRENCY = [1, 32] as const
+const TOKEN_CONCURRENCY = [1, 8] as const
 const LIST_BACKENDS = 20
 const LIST_TOOLS_PER_BACKEND = 50
 const IDLE_SESSIONS = 1000
@@ -43,20 +51,36 @@ const AUDIENCE = 'vmcp-bench'
 const BACKEND_NAME = 'bench'
 const RESULTS = resolve(ROOT, 'bench/results.json')
 
+const MODE_B = 'vmcp mode B (own JWT + upstream_inject)'
+const UPSTREAM = 'corp'
+// Mode B target: within 10 % of Mode A (vmcp+jwt) throughput.
+const MODE_B_MIN_RATIO = 0.9
+
 interface CallTarget {
-  label: 'direct' | 'vmcp' | 'vmcp+jwt'
+  label: 'direct' | 'vmcp' | 'vmcp+jwt' | typeof MODE_B
   url: string
   tool: string
+  /** The process serving `url`, whose CPU time per call is recorded. */
+  pid: number
   headers?: Record<string, string>
 }
 
 interface CallRun extends LoadResult {
   target: CallTarget['label']
+  /**
+   * CPU time (user + system) of the serving process per call, warm-up included, in µs. Less
+   * sensitive than req/s to other load on the host: compare modes on it when throughput is noisy.
+   */
+  serverCpuUsPerCall: number
 }
 
 const tmp = mkdtempSync(join(tmpdir(), 'vmcp-bench-'))
 const children: Child[] = []
 let jwks: JwksServer | undefined
+let idp: UpstreamIdp | undefined
+
+const profileDir = join(tmp, 'profiles')
+const profileArgs = PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []
 
 const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`)
 const round = (n: number, digits = 2) =>
@@ -82,12 +106,14 @@ async function vmcp(
   config: Record<string, unknown>,
   nodeArgs: string[] = [],
   readyTimeoutMs?: number,
+  port?: number,
 ) {
   const child = await startVmcp({
     name,
     configPath: writeConfig(name, config),
     nodeArgs,
     ...(readyTimeoutMs ? { readyTimeoutMs } : {}),
+    ...(port ? { port } : {}),
   })
   children.push(child)
   return child
@@ -114,6 +140,84 @@ async function openSessions(pool: Pool, url: string, n: number, headers?: Record
   return out
 }
 
+// ---- Mode B: vmcp as its own authorization server in front of an upstream IdP ----
+
+interface ModeB {
+  issuer: string
+  child: VmcpChild
+  client: ModeBClient
+  /** Wall time of every headless sign-in (authorize → IdP → callback → code grant), ms. */
+  signInMs: number[]
+  signIn(): Promise<{ access_token: string; refresh_token?: string }>
+}
+
+/**
+ * vmcp in Mode B on a port chosen up front (its issuer names it): memory storage, one `oidc`
+ * upstream (the in-process IdP, confidential client for `${issuer}/oauth/callback`), the echo
+ * backend behind upstream_inject, rate limits out of the way of the token benchmark.
+ */
+async function startModeB(backend: BackendChild, nodeArgs: string[]): Promise<ModeB> {
+  const port = await freePort()
+  const issuer = `http://127.0.0.1:${port}`
+  const resource = `${issuer}/mcp`
+  idp = await startUpstreamIdp({ redirectUris: [`${issuer}/oauth/callback`] })
+  const secretFile = join(tmp, 'idp-client-secret')
+  writeFileSync(secretFile, idp.clientSecret, { mode: 0o600 })
+  const child = await vmcp(
+    'mode-b',
+    {
+      backends: [{ name: BACKEND_NAME, transport: 'streamable-http', url: backend.url }],
+      incomingAuth: {
+        type: 'oidc',
+        oidc: { issuer, audience: resource, resource, scopes: ['openid', 'offline_access'] },
+      },
+      outgoingAuth: {
+        backends: {
+          [BACKEND_NAME]: { type: 'upstream_inject', upstreamInject: { providerName: UPSTREAM } },
+        },
+      },
+      authServer: {
+        runConfig: {
+          issuer,
+          allowedAudiences: [resource],
+          storage: { type: 'memory' },
+          rateLimits: { token: 1_000_000, register: 1000 },
+          dataDir: join(tmp, 'mode-b-data'),
+          upstreams: [
+            {
+              name: UPSTREAM,
+              type: 'oidc',
+              oidc: {
+                issuerUrl: idp.issuer,
+                clientId: idp.clientId,
+                clientSecret: { file: secretFile },
+                scopes: ['openid', 'offline_access', 'email'],
+              },
+            },
+          ],
+        },
+      },
+    },
+    nodeArgs,
+    undefined,
+    port,
+  )
+  const client = await ModeBClient.register({ issuer, resource, scope: 'openid offline_access' })
+  const signInMs: number[] = []
+  return {
+    issuer,
+    child,
+    client,
+    signInMs,
+    async signIn() {
+      const t0 = performance.now()
+      const tokens = await client.signIn()
+      signInMs.push(performance.now() - t0)
+      return tokens
+    },
+  }
+}
+
 // ---- 1 + 2: tools/call throughput and latency ----
 
 async function measureCalls(target: CallTarget, concurrency: number): Promise<CallRun> {
@@ -127,29 +231,34 @@ async function measureCalls(target: CallTarget, concurrency: number): Promise<Ca
     if (text !== `${BACKEND_NAME}: ping`) {
       throw new Error(`${target.label}: unexpected echo ${JSON.stringify(probe)}`)
     }
+    let calls = 0
+    const cpuBefore = readCpuMs(target.pid)
     const result = await runLoad({
       concurrency,
       warmupMs: WARMUP_MS,
       durationMs: DURATION_MS,
-      call: (i) => sessions[i]!.callTool(target.tool, args),
+      call: (i) => {
+        calls++
+        return sessions[i]!.callTool(target.tool, args)
+      },
     })
+    const serverCpuUsPerCall = ((readCpuMs(target.pid) - cpuBefore) * 1000) / calls
     await Promise.allSettled(sessions.map((s) => s.close()))
     const errors = result.errors ? `, ${result.errors} errors (${result.firstError})` : ''
     log(
       `${target.label} c=${concurrency}: ${round(result.rps, 0)} req/s, ` +
-        `p50 ${round(result.p50Ms, 3)} ms, p99 ${round(result.p99Ms, 3)} ms${errors}`,
+        `p50 ${round(result.p50Ms, 3)} ms, p99 ${round(result.p99Ms, 3)} ms, ` +
+        `server CPU ${round(serverCpuUsPerCall, 0)} µs/call${errors}`,
     )
-    return { target: target.label, ...result }
+    return { target: target.label, serverCpuUsPerCall, ...result }
   } finally {
     await pool.close()
   }
 }
 
-async function benchCalls(backend: BackendChild) {
+async function benchCalls(backend: BackendChild, modeB: ModeB) {
   jwks = await startJwksServer()
   const backends = [{ name: BACKEND_NAME, transport: 'streamable-http', url: backend.url }]
-  const profileDir = join(tmp, 'profiles')
-  const profileArgs = PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []
   const anon = await vmcp('calls', { backends }, profileArgs)
   const jwt = await vmcp('calls-jwt', {
     backends,
@@ -167,16 +276,90 @@ async function benchCalls(backend: BackendChild) {
   const token = await jwks.mint(AUDIENCE)
   const prefixed = `${BACKEND_NAME}_echo`
   const bearer = { authorization: `Bearer ${token}` }
+  // One sign-in, one token for every session (as the Mode A row shares one minted token).
+  const modeBToken = (await modeB.signIn()).access_token
   const targets: CallTarget[] = [
-    { label: 'direct', url: backend.url, tool: 'echo' },
-    { label: 'vmcp', url: anon.url, tool: prefixed },
-    { label: 'vmcp+jwt', url: jwt.url, tool: prefixed, headers: bearer },
+    { label: 'direct', url: backend.url, tool: 'echo', pid: backend.pid },
+    { label: 'vmcp', url: anon.url, tool: prefixed, pid: anon.pid },
+    { label: 'vmcp+jwt', url: jwt.url, tool: prefixed, headers: bearer, pid: jwt.pid },
+    {
+      label: MODE_B,
+      url: modeB.child.url,
+      pid: modeB.child.pid,
+      tool: prefixed,
+      headers: { authorization: `Bearer ${modeBToken}` },
+    },
   ]
   const runs: CallRun[] = []
   for (const c of CONCURRENCY) for (const t of targets) runs.push(await measureCalls(t, c))
   await stop(anon)
   await stop(jwt)
-  return { runs, jwksFetches: jwks.jwksHits, ...(PROFILE ? { profileDir } : {}) }
+  // Profile files are named CPU.<date>.<pid>.…: the pids tell the two children apart.
+  const profiles = { profileDir, pids: { vmcp: anon.pid, modeB: modeB.child.pid } }
+  return { runs, jwksFetches: jwks.jwksHits, ...(PROFILE ? profiles : {}) }
+}
+
+// ---- Mode B token endpoint: refresh_token grants ----
+
+/**
+ * Closed-loop refresh_token grants on vmcp's /oauth/token. Rotation makes each refresh token
+ * single use, so every worker signs in first and then follows its own chain.
+ */
+async function benchToken(modeB: ModeB) {
+  const runs: Array<LoadResult & { serverCpuUsPerCall: number }> = []
+  let lastAccessToken = ''
+  let resignIns = 0
+  for (const c of TOKEN_CONCURRENCY) {
+    const chains: Array<string | undefined> = []
+    for (let i = 0; i < c; i++) chains.push((await modeB.signIn()).refresh_token)
+    const pool = new Pool(modeB.child.base, { connections: c, keepAliveTimeout: 60_000 })
+    try {
+      let calls = 0
+      const cpuBefore = readCpuMs(modeB.child.pid)
+      const result = await runLoad({
+        concurrency: c,
+        warmupMs: WARMUP_MS,
+        durationMs: DURATION_MS,
+        call: async (i) => {
+          calls++
+          let current = chains[i]
+          if (current === undefined) {
+            // The chain broke on an error (counted there); rare, so its sign-in is not excluded.
+            resignIns++
+            current = (await modeB.signIn()).refresh_token
+          }
+          chains[i] = undefined
+          const tokens = await modeB.client.refresh(pool, current ?? '')
+          chains[i] = tokens.refresh_token
+          lastAccessToken = tokens.access_token
+        },
+      })
+      const serverCpuUsPerCall = ((readCpuMs(modeB.child.pid) - cpuBefore) * 1000) / calls
+      const errors = result.errors ? `, ${result.errors} errors (${result.firstError})` : ''
+      log(
+        `/oauth/token refresh c=${c}: ${round(result.rps, 0)} req/s, ` +
+          `p50 ${round(result.p50Ms, 3)} ms, p99 ${round(result.p99Ms, 3)} ms, ` +
+          `server CPU ${round(serverCpuUsPerCall, 0)} µs/refresh${errors}`,
+      )
+      runs.push({ serverCpuUsPerCall, ...result })
+    } finally {
+      await pool.close()
+    }
+  }
+  // A refreshed access token must still be good for MCP (and its upstream session with it).
+  const pool = new Pool(modeB.child.base, { connections: 1 })
+  try {
+    const [session] = await openSessions(pool, modeB.child.url, 1, {
+      authorization: `Bearer ${lastAccessToken}`,
+    })
+    await session!.callTool(`${BACKEND_NAME}_echo`, { text: 'ping' })
+    await session!.close()
+  } finally {
+    await pool.close()
+  }
+  const signIn = summarize(modeB.signInMs)
+  log(`sign-in (authorize → IdP → callback → code grant): n=${signIn.samples}, p50 ${round(signIn.p50Ms, 1)} ms`)
+  return { runs, signIn, resignIns, idpLogins: idp?.logins ?? 0 }
 }
 
 // ---- 3: aggregated tools/list ----
@@ -302,6 +485,16 @@ async function benchMemory(backend: BackendChild) {
 
 // ---- report ----
 
+/**
+ * Mode B over Mode A (vmcp+jwt) at each concurrency, e.g. { c1: 0.97, c32: 0.95 }: req/s by
+ * default, or server CPU per call (above 1 = Mode B costs more).
+ */
+function modeBRatios(calls: CallRun[], metric: 'rps' | 'serverCpuUsPerCall' = 'rps'): Record<string, number> {
+  const value = (target: CallRun['target'], c: number) =>
+    calls.find((r) => r.target === target && r.concurrency === c)?.[metric] ?? NaN
+  return Object.fromEntries(CONCURRENCY.map((c) => [`c${c}`, value(MODE_B, c) / value('vmcp+jwt', c)]))
+}
+
 type Targets = ReturnType<typeof evaluate>
 
 function evaluate(calls: CallRun[], memory: { perSessionBytes: number }) {
@@ -314,6 +507,8 @@ function evaluate(calls: CallRun[], memory: { perSessionBytes: number }) {
   const addedP50 = get('vmcp', 1).p50Ms - get('direct', 1).p50Ms
   const jwtCost32 = (1 - get('vmcp+jwt', 32).rps / get('vmcp', 32).rps) * 100
   const jwtCost1 = (1 - get('vmcp+jwt', 1).rps / get('vmcp', 1).rps) * 100
+  const modeB32 = get(MODE_B, 32).rps / get('vmcp+jwt', 32).rps
+  const modeB1 = get(MODE_B, 1).rps / get('vmcp+jwt', 1).rps
   const kb = memory.perSessionBytes / 1024
   const target = (name: string, value: string, raw: number, goal: string, pass: boolean) => {
     return { name, value, raw, goal, pass }
@@ -325,6 +520,15 @@ function evaluate(calls: CallRun[], memory: { perSessionBytes: number }) {
     target('JWT validation throughput cost (c=32)', pct(jwtCost32), jwtCost32, '< 5 %', jwtCost32 < 5),
     target('JWT validation throughput cost (c=1)', pct(jwtCost1), jwtCost1, '< 5 %', jwtCost1 < 5),
     target('RSS per idle session (1,000 sessions)', `${round(kb, 1)} KB`, kb, '< 50 KB', kb < 50),
+    ...[[32, modeB32] as const, [1, modeB1] as const].map(([c, r]) =>
+      target(
+        `Mode B throughput vs Mode A vmcp+jwt (c=${c})`,
+        `${round(r)}×`,
+        r,
+        `≥ ${MODE_B_MIN_RATIO}× (within 10 %)`,
+        r >= MODE_B_MIN_RATIO,
+      ),
+    ),
   ]
 }
 
@@ -337,9 +541,13 @@ function report(
   calls: CallRun[],
   list: LatencySummary & { tools: number; backends: number },
   memory: Awaited<ReturnType<typeof benchMemory>>,
+  token: Awaited<ReturnType<typeof benchToken>>,
   targets: Targets,
   load1: number,
 ) {
+  const ratios = modeBRatios(calls)
+  const cpuRatios = modeBRatios(calls, 'serverCpuUsPerCall')
+  const us = (n: number) => Math.round(n)
   const ms = (n: number) => round(n, 3).toFixed(3)
   const busy = load1 > cpus().length / 2
   const out = [
@@ -350,11 +558,31 @@ function report(
     '### tools/call (echo), one MCP session per worker',
     '',
     table(
-      ['path', 'concurrency', 'req/s', 'p50 ms', 'p99 ms', 'errors'],
+      ['path', 'concurrency', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'server CPU µs/call'],
       calls.map((r) => {
-        return [r.target, r.concurrency, Math.round(r.rps), ms(r.p50Ms), ms(r.p99Ms), r.errors]
+        const row = [r.target, r.concurrency, Math.round(r.rps), ms(r.p50Ms), ms(r.p99Ms), r.errors]
+        return [...row, us(r.serverCpuUsPerCall)]
       }),
     ),
+    '',
+    `Mode B / Mode A (vmcp+jwt) throughput: ` +
+      CONCURRENCY.map((c) => `c=${c} ${round(ratios[`c${c}`] ?? NaN)}×`).join(', ') +
+      ` (target ≥ ${MODE_B_MIN_RATIO}×); server CPU per call: ` +
+      CONCURRENCY.map((c) => `c=${c} ${round(cpuRatios[`c${c}`] ?? NaN)}×`).join(', '),
+    '',
+    '### Mode B /oauth/token, refresh_token grant (rotation: one chain per worker)',
+    '',
+    table(
+      ['concurrency', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'server CPU µs/refresh'],
+      token.runs.map((r) => {
+        const row = [r.concurrency, Math.round(r.rps), ms(r.p50Ms), ms(r.p99Ms), r.errors]
+        return [...row, us(r.serverCpuUsPerCall)]
+      }),
+    ),
+    '',
+    `Headless sign-in (authorize → upstream IdP → callback → code grant): ` +
+      `${token.signIn.samples} sign-ins, p50 ${round(token.signIn.p50Ms, 1)} ms, ` +
+      `max ${round(token.signIn.maxMs, 1)} ms`,
     '',
     `### tools/list through vmcp (${list.backends} backends, --tools ${LIST_TOOLS_PER_BACKEND}, c=1)`,
     '',
@@ -394,7 +622,12 @@ async function main() {
   log(`${SECONDS} s per run after ${WARMUP_MS} ms warm-up; load average ${load}`)
   const backend = await startHttpBackend(BACKEND_NAME)
   children.push(backend)
-  const calls = await benchCalls(backend)
+  const modeB = await startModeB(backend, profileArgs)
+  const calls = await benchCalls(backend, modeB)
+  const token = await benchToken(modeB)
+  await stop(modeB.child)
+  await idp?.close()
+  idp = undefined
   const list = await benchList()
   const memory = await benchMemory(backend)
   const targets = evaluate(calls.runs, memory)
@@ -410,6 +643,22 @@ async function main() {
     benchSeconds: SECONDS,
     warmupMs: WARMUP_MS,
     calls: { ...calls, runs: calls.runs.map((r) => roundAll(r)) },
+    // Mode B: vmcp is its own authorization server (memory storage, one oidc upstream, the echo
+    // backend behind upstream_inject). Its tools/call rows are in calls.runs under this target.
+    modeB: {
+      target: MODE_B,
+      ratioVsModeA: roundAll(modeBRatios(calls.runs)),
+      // Server CPU per call, Mode B over Mode A: above 1 means Mode B costs more per call.
+      cpuPerCallRatioVsModeA: roundAll(modeBRatios(calls.runs, 'serverCpuUsPerCall')),
+      minRatio: MODE_B_MIN_RATIO,
+      signIn: roundAll(token.signIn),
+      idpLogins: token.idpLogins,
+    },
+    tokenEndpoint: {
+      grant: 'refresh_token',
+      runs: token.runs.map((r) => roundAll(r)),
+      resignIns: token.resignIns,
+    },
     list: roundAll(list),
     memory: roundAll(memory),
     targets: targets.map((t) => ({ ...t, raw: round(t.raw, 4) })),
@@ -417,9 +666,12 @@ async function main() {
   }
   mkdirSync(resolve(ROOT, 'bench'), { recursive: true })
   writeFileSync(RESULTS, `${JSON.stringify(results, null, 2)}\n`)
-  report(calls.runs, list, memory, targets, loadBefore[0] ?? 0)
+  report(calls.runs, list, memory, token, targets, loadBefore[0] ?? 0)
   log(`wrote ${RESULTS} in ${results.totalSeconds} s`)
-  if (calls.profileDir) log(`CPU profile(s) of the vmcp child in ${calls.profileDir}`)
+  if (calls.profileDir && calls.pids) {
+    const { vmcp: plain, modeB: b } = calls.pids
+    log(`CPU profiles of the vmcp (pid ${plain}) and Mode B (pid ${b}) children in ${calls.profileDir}`)
+  }
 }
 
 function roundAll<T>(value: T): T {
@@ -430,6 +682,7 @@ function roundAll<T>(value: T): T {
 async function shutdown() {
   await Promise.allSettled([...children].reverse().map((c) => c.stop()))
   await jwks?.close()
+  await idp?.close()
   if (!PROFILE) rmSync(tmp, { recursive: true, force: true })
 }
 
