@@ -6,17 +6,14 @@ import type { CodeGrant, CodeIssuer } from './contracts.js'
 import type { OAuthError } from './oauth-error.js'
 
 /** What a refresh token stands for. Every token of one family shares `grantId` and `tsid`. */
-export interface RefreshFamily {
-  grantId: string
-  clientId: string
-  /** The scope granted at authorization; a refresh may narrow the access token, never this. */
-  scope: string
-  resource: string
-  subject: string
-  tsid: string
-  name?: string
-  email?: string
-}
+/**
+ * What a refresh token family stands for: the code's grant, less what only the code needed. Its
+ * `scope` is the one granted at authorization: a refresh may narrow the access token, never this.
+ */
+export type RefreshFamily = { grantId: string } & Pick<
+  CodeGrant,
+  'clientId' | 'scope' | 'resource' | 'subject' | 'tsid' | 'name' | 'email'
+>
 
 export type CodeRedemption =
   | { status: 'ok'; grantId: string; grant: CodeGrant }
