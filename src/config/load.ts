@@ -329,6 +329,14 @@ export function configWarnings(config: VmcpConfig): ConfigIssue[] {
       })
     }
   }
+  rc.upstreams.forEach((u, i) => {
+    if (u.type === 'oauth2' && u.oauth2.scopes.includes('openid')) {
+      out.push({
+        path: `authServer.runConfig.upstreams[${i}].oauth2.scopes`,
+        message: `asks for openid, but an oauth2 upstream's ID token is not validated; use type: oidc for an OpenID provider`,
+      })
+    }
+  })
   if (rc.storage.type === 'memory') {
     out.push({
       path: 'authServer.runConfig.storage.type',

@@ -344,6 +344,19 @@ describe('Mode B warnings (V-03 and memory storage)', () => {
     expect(warnings.map((w) => w.path)).toContain('authServer.runConfig.storage.type')
   })
 
+  it('warns when an oauth2 upstream asks for openid', async () => {
+    const { configWarnings, loadConfigFile } = await import('../../../src/config/index.js')
+    const { config } = loadConfigFile(new URL('../../../fixtures/configs/valid/mode-b.yaml', import.meta.url).pathname)
+    const up = config.authServer?.runConfig.upstreams[1]
+    if (up?.type !== 'oauth2') throw new Error('fixture changed')
+    expect(configWarnings(config).map((w) => w.path)).not.toContain('authServer.runConfig.upstreams[1].oauth2.scopes')
+    up.oauth2.scopes = ['openid', 'repo']
+    expect(configWarnings(config)).toContainEqual({
+      path: 'authServer.runConfig.upstreams[1].oauth2.scopes',
+      message: expect.stringContaining('use type: oidc'),
+    })
+  })
+
   it('gives no warnings in Mode A', async () => {
     const { configWarnings, loadConfigFile } = await import('../../../src/config/index.js')
     const { config } = loadConfigFile(
