@@ -299,6 +299,14 @@ function clientAuth(
 }
 
 /** Starts the IdP. Resolves once it is listening and its metadata has been fetched. */
+// Revocation and introspection: any authenticated (non-public) client may act on any token,
+// public clients only on their own (oidc-provider's default, minus its "should change" warning).
+const ownOrConfidential = async (
+  _ctx: unknown,
+  client: { clientId: string; clientAuthMethod: string },
+  token: { clientId: string },
+) => token.clientId === client.clientId || client.clientAuthMethod !== 'none'
+
 export async function startIdp(options: IdpOptions = {}): Promise<Idp> {
   const accessTokenTtl = options.accessTokenTtl ?? 600
   const secretTtl = options.secretTtl ?? 0
@@ -387,21 +395,11 @@ export async function startIdp(options: IdpOptions = {}): Promise<Idp> {
       clientCredentials: { enabled: true },
       revocation: {
         enabled: true,
-        allowedPolicy: async (
-          _ctx: unknown,
-          client: { clientId: string; clientAuthMethod: string },
-          token: { clientId: string },
-        ) => token.clientId === client.clientId || client.clientAuthMethod !== 'none',
+        allowedPolicy: ownOrConfidential,
       },
       introspection: {
         enabled: true,
-        // Any authenticated (non-public) client may introspect any token; public clients only
-        // their own (same as the default, minus the "should change" warning).
-        allowedPolicy: async (
-          _ctx: unknown,
-          client: { clientId: string; clientAuthMethod: string },
-          token: { clientId: string },
-        ) => token.clientId === client.clientId || client.clientAuthMethod !== 'none',
+        allowedPolicy: ownOrConfidential,
       },
       resourceIndicators: {
         enabled: true,
