@@ -17,7 +17,9 @@ export type RefreshFamily = { grantId: string } & Pick<
 
 export type CodeRedemption =
   | { status: 'ok'; grantId: string; grant: CodeGrant }
-  /** Second use of a redeemed code: everything issued from it has just been revoked. */
+  /** `check` refused it; the code stays as it was (unused codes stay redeemable). */
+  | { status: 'rejected'; error: OAuthError }
+  /** A second use that passed `check`: everything issued from the code has just been revoked. */
   | { status: 'replayed' }
   /** Unknown or expired. */
   | { status: 'invalid' }
@@ -34,8 +36,15 @@ export type RefreshRotation =
 export interface GrantStore extends CodeIssuer {
   /** Stores the grant under SHA-256 of a new single-use code (TTL `authCode`); returns the code. */
   issueCode(grant: Omit<CodeGrant, 'issuedAt'>): Promise<string>
-  /** Single-use redemption; a replay revokes the grant (and its tsid) before answering. */
-  redeemCode(code: string): Promise<CodeRedemption>
+  /**
+   * Single-use redemption. `check` (client, redirect_uri, PKCE) sees the grant before the code is
+   * consumed, so a failed attempt does not burn it; only a use that passes `check` consumes it,
+   * and a second such use is a replay that revokes the grant (and its tsid) before answering.
+   */
+  redeemCode(
+    code: string,
+    check: (grant: CodeGrant) => OAuthError | undefined,
+  ): Promise<CodeRedemption>
   /** A new refresh token in the family; undefined when the grant was revoked meanwhile. */
   issueRefreshToken(family: RefreshFamily): Promise<string | undefined>
   /**
@@ -77,6 +86,9 @@ interface UsedMarker {
   grantId: string
   tsid: string
 }
+
+/** A redeemed code keeps its grant, so a later attempt can be checked like the first. */
+type UsedCode = StoredCode
 
 const groupOf = (grantId: string) => `grant:${grantId}`
 // 256 random bits, base64url: unguessable, and URL-safe for the redirect query.
@@ -141,28 +153,35 @@ export function createGrantStore(options: GrantStoreOptions): GrantStore {
       return code
     },
 
-    async redeemCode(code) {
+    async redeemCode(code, check) {
       if (typeof code !== 'string' || code.length === 0 || code.length > MAX_TOKEN_LENGTH) {
         return { status: 'invalid' }
       }
       const id = hashId(code)
-      // OAuth 2.1 §4.1.3: a code is used once; take is atomic, so of two racing requests one wins.
-      const stored = await store.take<StoredCode>(CODE_KIND, id)
+      // Peek, check, then take: a request that fails the check (wrong client, redirect_uri or
+      // verifier) leaves the code for its rightful holder.
+      const stored = await store.get<StoredCode>(CODE_KIND, id)
       if (stored) {
-        await store.put(
-          USED_CODE_KIND,
-          id,
-          { grantId: stored.grantId, tsid: stored.grant.tsid } satisfies UsedMarker,
-          codeTtl,
-        )
         // RFC 6749 §4.1.2: codes are short-lived; the store's TTL rules, this is a backstop.
         if (now() - stored.grant.issuedAt > codeTtl) return { status: 'invalid' }
-        return { status: 'ok', grantId: stored.grantId, grant: stored.grant }
+        const error = check(stored.grant)
+        if (error) return { status: 'rejected', error }
+        // Marker before take: a request racing this one sees either the code or the marker.
+        await store.put(USED_CODE_KIND, id, stored satisfies UsedCode, codeTtl)
+        // OAuth 2.1 §4.1.3: a code is used once; take is atomic, so of two racing requests one
+        // wins, and the other is a second successful redemption: a replay.
+        if (await store.take<StoredCode>(CODE_KIND, id)) {
+          return { status: 'ok', grantId: stored.grantId, grant: stored.grant }
+        }
       }
-      const used = await store.get<UsedMarker>(USED_CODE_KIND, id)
+      const used = await store.get<UsedCode>(USED_CODE_KIND, id)
       if (!used) return { status: 'invalid' }
+      // Only a use that would have succeeded is a replay: someone holding a leaked code without
+      // its verifier must not be able to revoke the rightful client's tokens.
+      const error = check(used.grant)
+      if (error) return { status: 'rejected', error }
       // RFC 6749 §4.1.2 / OAuth 2.1 §4.1.3: a replayed code revokes the tokens issued from it.
-      await revokeGrant(used.grantId, used.tsid, 'authorization code replayed')
+      await revokeGrant(used.grantId, used.grant.tsid, 'authorization code replayed')
       return { status: 'replayed' }
     },
 

@@ -220,7 +220,29 @@ export function createTokenEndpoint(options: TokenEndpointOptions): Hono {
     }
     const resource = params.get('resource')
 
-    const redemption = await grants.redeemCode(code)
+    // Every check runs before the code is consumed, so a mistaken or malicious attempt does not
+    // burn it (and one after its redemption is not taken for a replay).
+    const redemption = await grants.redeemCode(code, (grant) => {
+      // RFC 6749 §4.1.3: the code must have been issued to the authenticated client.
+      if (grant.clientId !== client.clientId) {
+        return invalidGrant('authorization code was issued to another client')
+      }
+      // RFC 6749 §4.1.3 / OAuth 2.1 §4.1.3: redirect_uri identical (simple string comparison)
+      // to the authorization request's.
+      if (grant.redirectUri !== redirectUri) {
+        return invalidGrant('redirect_uri does not match the authorization request')
+      }
+      // RFC 7636 §4.6: BASE64URL(SHA256(code_verifier)) must equal the stored S256 challenge.
+      if (!pkceMatches(verifier, grant.codeChallenge)) {
+        return invalidGrant('code_verifier does not match the code_challenge')
+      }
+      // RFC 8707 §2.2: a resource at the token endpoint must be one the grant covers.
+      if (resource !== undefined && resource !== grant.resource) {
+        return new OAuthError('invalid_target', 'resource does not match the authorization request')
+      }
+      return undefined
+    })
+    if (redemption.status === 'rejected') throw redemption.error
     if (redemption.status === 'replayed') {
       // RFC 6749 §4.1.2 / OAuth 2.1 §4.1.3: the replay has revoked what the code issued.
       throw invalidGrant('authorization code was already used; tokens issued with it are revoked')
@@ -229,22 +251,6 @@ export function createTokenEndpoint(options: TokenEndpointOptions): Hono {
       throw invalidGrant('authorization code is invalid or expired')
     }
     const { grant, grantId } = redemption
-    // RFC 6749 §4.1.3: the code must have been issued to the authenticated client.
-    if (grant.clientId !== client.clientId) {
-      throw invalidGrant('authorization code was issued to another client')
-    }
-    // RFC 6749 §4.1.3: redirect_uri identical to the authorization request's.
-    if (grant.redirectUri !== redirectUri) {
-      throw invalidGrant('redirect_uri does not match the authorization request')
-    }
-    // RFC 7636 §4.6: BASE64URL(SHA256(code_verifier)) must equal the stored S256 challenge.
-    if (!pkceMatches(verifier, grant.codeChallenge)) {
-      throw invalidGrant('code_verifier does not match the code_challenge')
-    }
-    // RFC 8707 §2.2: a resource at the token endpoint must be one the grant covers.
-    if (resource !== undefined && resource !== grant.resource) {
-      throw new OAuthError('invalid_target', 'resource does not match the authorization request')
-    }
 
     const family: RefreshFamily = {
       grantId,

@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest'
+import { OAuthError } from '../../../../src/authserver/oauth-error.js'
 import { rateLimitKey } from '../../../../src/authserver/rate-limit.js'
 import { hashId } from '../../../../src/storage/index.js'
 import { createHarness, REDIRECT_URI } from './helpers.js'
+
+const pass = () => undefined
 
 describe('grants: codes and refresh-token families', () => {
   it('codes are 256-bit base64url, stored only under their SHA-256, single use', async () => {
@@ -11,17 +14,30 @@ describe('grants: codes and refresh-token families', () => {
     expect(code).toMatch(/^[A-Za-z0-9_-]{43}$/)
     expect(await h.store.get('authcode', code)).toBeUndefined()
     expect(await h.store.get('authcode', hashId(code))).toBeDefined()
-    expect((await h.grants.redeemCode(code)).status).toBe('ok')
-    expect((await h.grants.redeemCode(code)).status).toBe('replayed')
-    expect((await h.grants.redeemCode('unknown')).status).toBe('invalid')
+    expect((await h.grants.redeemCode(code, pass)).status).toBe('ok')
+    expect((await h.grants.redeemCode(code, pass)).status).toBe('replayed')
+    expect((await h.grants.redeemCode('unknown', pass)).status).toBe('invalid')
   })
 
   it('OAuth 2.1 §4.1.3: of two concurrent redemptions exactly one succeeds', async () => {
     const h = await createHarness()
     const { client } = await h.register()
     const { code } = await h.issueCode(client)
-    const results = await Promise.all([h.grants.redeemCode(code), h.grants.redeemCode(code)])
-    expect(results.filter((r) => r.status === 'ok')).toHaveLength(1)
+    const results = await Promise.all([h.grants.redeemCode(code, pass), h.grants.redeemCode(code, pass)])
+    expect(results.map((r) => r.status).sort()).toEqual(['ok', 'replayed'])
+  })
+
+  it('a redemption refused by its check leaves the code; after use, a refused one is no replay', async () => {
+    const h = await createHarness()
+    const { client } = await h.register()
+    const { code } = await h.issueCode(client)
+    const refuse = () => new OAuthError('invalid_grant', 'no')
+    expect((await h.grants.redeemCode(code, refuse)).status).toBe('rejected')
+    expect((await h.grants.redeemCode(code, pass)).status).toBe('ok')
+    expect((await h.grants.redeemCode(code, refuse)).status).toBe('rejected')
+    expect(h.revoked).toEqual([])
+    expect((await h.grants.redeemCode(code, pass)).status).toBe('replayed')
+    expect(h.revoked).toHaveLength(1)
   })
 
   it('RFC 9700 §4.14.2: two concurrent refreshes with one token are reuse: the family is revoked', async () => {
@@ -69,7 +85,7 @@ describe('grants: codes and refresh-token families', () => {
     const h = await createHarness()
     const { client } = await h.register({ redirect_uris: [REDIRECT_URI] })
     const { code } = await h.issueCode(client)
-    const redeemed = await h.grants.redeemCode(code)
+    const redeemed = await h.grants.redeemCode(code, pass)
     if (redeemed.status !== 'ok') throw new Error('not redeemed')
     const token = (await h.grants.issueRefreshToken({
       grantId: redeemed.grantId,
@@ -82,7 +98,7 @@ describe('grants: codes and refresh-token families', () => {
     h.revoked.push = () => {
       throw new Error('upstream store down')
     }
-    expect((await h.grants.redeemCode(code)).status).toBe('replayed')
+    expect((await h.grants.redeemCode(code, pass)).status).toBe('replayed')
     expect((await h.grants.rotateRefreshToken(token, () => undefined)).status).toBe('invalid')
     expect(h.sink.records().some((r) => r.msg === 'upstream token revocation failed')).toBe(true)
   })

@@ -96,7 +96,7 @@ describe('POST /oauth/token: authorization_code', () => {
     })
   })
 
-  it('RFC 7636 §4.6: a wrong code_verifier → invalid_grant (and the code is spent)', async () => {
+  it('RFC 7636 §4.6: a wrong code_verifier → invalid_grant, and the code survives for the right one', async () => {
     const h = await createHarness()
     const { client, code, verifier } = await publicClientWithCode(h)
     await expectError(
@@ -105,7 +105,63 @@ describe('POST /oauth/token: authorization_code', () => {
       'invalid_grant',
       'code_verifier does not match the code_challenge',
     )
-    await expectError(await exchange(h, client.clientId, code, verifier), 400, 'invalid_grant')
+    expect((await exchange(h, client.clientId, code, verifier)).status).toBe(200)
+    expect(h.revoked).toEqual([])
+  })
+
+  it('a wrong client or redirect_uri (even one extending the right one) does not burn the code', async () => {
+    const h = await createHarness()
+    const { client, code, verifier } = await publicClientWithCode(h)
+    const { client: other } = await h.register()
+    await expectError(
+      await exchange(h, other.clientId, code, verifier),
+      400,
+      'invalid_grant',
+      'authorization code was issued to another client',
+    )
+    // OAuth 2.1 §4.1.3: exact string match, so a prefix of the presented URI is no match.
+    for (const redirect of [`${REDIRECT_URI}x`, `${REDIRECT_URI}/evil`, `${REDIRECT_URI}?a=b`]) {
+      await expectError(
+        await exchange(h, client.clientId, code, verifier, { redirect_uri: redirect }),
+        400,
+        'invalid_grant',
+        'redirect_uri does not match the authorization request',
+      )
+    }
+    await expectError(
+      await exchange(h, client.clientId, code, verifier, { resource: 'https://other.example/mcp' }),
+      400,
+      'invalid_target',
+    )
+    expect((await exchange(h, client.clientId, code, verifier)).status).toBe(200)
+  })
+
+  it('OAuth 2.1 §4.1.3: a failed attempt after the redemption is no replay and revokes nothing', async () => {
+    const h = await createHarness()
+    const { client, code, verifier } = await publicClientWithCode(h)
+    const first = (await (await exchange(h, client.clientId, code, verifier)).json()) as TokenBody
+    // Someone holding the leaked code, but not the verifier, cannot end the client's session.
+    await expectError(await exchange(h, client.clientId, code, newVerifier()), 400, 'invalid_grant')
+    expect(h.revoked).toEqual([])
+    expect((await refresh(h, client.clientId, first.refresh_token!)).status).toBe(200)
+  })
+
+  it('OAuth 2.1 §4.1.3: of two concurrent correct redemptions exactly one takes the code', async () => {
+    const h = await createHarness()
+    const { client, code, verifier } = await publicClientWithCode(h)
+    const results = await Promise.all([
+      exchange(h, client.clientId, code, verifier),
+      exchange(h, client.clientId, code, verifier),
+    ])
+    const statuses = results.map((r) => r.status).sort()
+    // The loser is a replay: it revokes what the winner got, whenever the winner got it.
+    expect(statuses[1]).toBe(400)
+    expect(h.revoked).toHaveLength(1)
+    const ok = results.find((r) => r.status === 200)
+    if (ok) {
+      const body = (await ok.json()) as TokenBody
+      await expectError(await refresh(h, client.clientId, body.refresh_token!), 400, 'invalid_grant')
+    }
   })
 
   it('RFC 7636 §4.5: a missing code_verifier → invalid_request', async () => {
