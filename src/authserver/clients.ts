@@ -73,25 +73,10 @@ const AUTH_METHODS: readonly TokenEndpointAuthMethod[] = [
 const GRANT_TYPES = ['authorization_code', 'refresh_token']
 const RESPONSE_TYPES = ['code']
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', '[::1]', 'localhost'])
-// Schemes that run code, read local data or are no app's callback. Other non-http schemes are
-// allowed as RFC 8252 §7.1 private-use schemes: reverse-domain ones (`com.example.app:/cb`) and
-// the single-word ones shipping MCP clients use (`cursor://...`).
-const FORBIDDEN_SCHEMES = new Set([
-  'javascript:',
-  'data:',
-  'file:',
-  'vbscript:',
-  'blob:',
-  'about:',
-  'filesystem:',
-  'view-source:',
-  'ws:',
-  'wss:',
-  'ftp:',
-  'mailto:',
-  'tel:',
-  'sms:',
-])
+// RFC 8252 §7.1: a private-use scheme is a reverse-DNS name the app controls (`com.example.app`),
+// so it always has a dot. This also keeps out every dotless scheme that runs code or reads local
+// data (`javascript:`, `data:`, `file:`, `blob:`, ...) and squatted single words (`x-evil:`).
+const PRIVATE_USE_SCHEME = /^[a-z][a-z0-9+-]*(\.[a-z0-9+-]+)+:$/
 // RFC 6749 §3.3 scope-token.
 const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/
 
@@ -103,39 +88,48 @@ const redirectError = (description: string) => new OAuthError('invalid_redirect_
 const quoteValue = (value: string) => `'${value.length > 64 ? `${value.slice(0, 64)}...` : value}'`
 
 function checkRedirectUri(raw: unknown, index: number): string {
+  const at = `redirect_uris[${index}]`
   if (typeof raw !== 'string' || raw.length === 0) {
-    throw redirectError(`redirect_uris[${index}] must be a non-empty string`)
+    throw redirectError(`${at} must be a non-empty string`)
   }
   if (raw.length > MAX_URI_LENGTH) {
-    throw redirectError(`redirect_uris[${index}] is longer than ${MAX_URI_LENGTH} characters`)
+    throw redirectError(`${at} is longer than ${MAX_URI_LENGTH} characters`)
   }
   // URL parsing strips whitespace and control characters; the stored string must be what matches.
   if (/[\x00-\x20\x7f]/.test(raw)) {
-    throw redirectError(`redirect_uris[${index}] contains whitespace or control characters`)
+    throw redirectError(`${at} contains whitespace or control characters`)
   }
   // RFC 6749 §3.1.2: the redirection endpoint URI MUST NOT include a fragment.
-  if (raw.includes('#')) throw redirectError(`redirect_uris[${index}] must not contain a fragment`)
+  if (raw.includes('#')) throw redirectError(`${at} must not contain a fragment`)
   let url: URL
   try {
     url = new URL(raw)
   } catch {
     // RFC 6749 §3.1.2: the redirection endpoint URI MUST be an absolute URI.
-    throw redirectError(`redirect_uris[${index}] must be an absolute URI`)
+    throw redirectError(`${at} must be an absolute URI`)
   }
-  if (FORBIDDEN_SCHEMES.has(url.protocol)) {
-    throw redirectError(`redirect_uris[${index}] uses the forbidden scheme ${url.protocol}`)
+  // A userinfo part makes `https://good.example@evil.example` read as good.example to humans.
+  if (url.username || url.password) throw redirectError(`${at} must not contain userinfo`)
+  // Canonical form only (OAuth 2.1 §2.3.1 compares strings): the URI we match must be the one
+  // the browser follows. `http://localhost\@evil.example/cb` parses as a path under localhost
+  // here but reads as userinfo to other parsers; `HTTP://127.0.0.1/cb` would match nothing the
+  // client sends. Rejected with the canonical form, so the fix is obvious.
+  if (url.href !== raw) {
+    throw redirectError(`${at} is not in canonical form (it parses as ${quoteValue(url.href)})`)
   }
-  if (url.protocol === 'https:' || url.protocol === 'http:') {
-    // A userinfo part makes `https://good.example@evil.example` read as good.example to humans.
-    if (url.username || url.password) {
-      throw redirectError(`redirect_uris[${index}] must not contain userinfo`)
-    }
+  if (url.protocol === 'https:') return raw
+  if (url.protocol === 'http:') {
     // RFC 8252 §7.3 / OAuth 2.1 §2.3.1: plain http only for loopback redirects.
-    if (url.protocol === 'http:' && !LOOPBACK_HOSTS.has(url.hostname)) {
-      throw redirectError(
-        `redirect_uris[${index}] must use https; http is allowed only for 127.0.0.1, [::1] and localhost`,
-      )
-    }
+    if (LOOPBACK_HOSTS.has(url.hostname)) return raw
+    throw redirectError(
+      `${at} must use https; http is allowed only for 127.0.0.1, [::1] and localhost`,
+    )
+  }
+  // RFC 8252 §7.1: other schemes only as reverse-DNS private-use schemes.
+  if (!PRIVATE_USE_SCHEME.test(url.protocol)) {
+    throw redirectError(
+      `${at} uses the scheme ${url.protocol}; only https, loopback http and reverse-DNS private-use schemes such as com.example.app: are allowed (RFC 8252 section 7.1)`,
+    )
   }
   return raw
 }

@@ -33,6 +33,9 @@ beforeAll(async () => {
     if (path === '/secret.json') return json(doc(path, { client_secret: 'shh' }))
     if (path === '/bad-redirect.json')
       return json(doc(path, { redirect_uris: ['http://evil.example/cb'] }))
+    if (path === '/backslash-redirect.json')
+      return json(doc(path, { redirect_uris: ['http://localhost\\@evil.example/cb'] }))
+    if (path === '/word-scheme.json') return json(doc(path, { redirect_uris: ['x-evil:/cb'] }))
     if (path === '/big.json') return json(doc(path, { padding: 'x'.repeat(100 * 1024) }))
     if (path === '/redirect.json') {
       res.writeHead(302, { location: `${ORIGIN}/client.json` })
@@ -115,6 +118,16 @@ describe('Client ID Metadata Documents', () => {
       'redirect URIs validated like registrations',
       '/bad-redirect.json',
       /^invalid_redirect_uri: redirect_uris\[0\] must use https/,
+    ],
+    [
+      'non-canonical redirect URIs, like registrations',
+      '/backslash-redirect.json',
+      /^invalid_redirect_uri: redirect_uris\[0\] is not in canonical form/,
+    ],
+    [
+      'private-use schemes not in reverse-DNS form, like registrations',
+      '/word-scheme.json',
+      /^invalid_redirect_uri: redirect_uris\[0\] uses the scheme x-evil:/,
     ],
     ['64 KiB body limit', '/big.json', 'document is larger than 65536 bytes'],
     ['redirects are not followed', '/redirect.json', 'document URL redirects'],

@@ -106,25 +106,67 @@ describe('POST /oauth/register (RFC 7591)', () => {
       'javascript: scheme',
       { redirect_uris: ['javascript:alert(1)'] },
       'invalid_redirect_uri',
-      'redirect_uris[0] uses the forbidden scheme javascript:',
+      'redirect_uris[0] uses the scheme javascript:; only https, loopback http and reverse-DNS private-use schemes such as com.example.app: are allowed (RFC 8252 section 7.1)',
     ],
     [
       'data: scheme',
       { redirect_uris: ['data:text/html,x'] },
       'invalid_redirect_uri',
-      'redirect_uris[0] uses the forbidden scheme data:',
+      'redirect_uris[0] uses the scheme data:; only https, loopback http and reverse-DNS private-use schemes such as com.example.app: are allowed (RFC 8252 section 7.1)',
     ],
     [
       'file: scheme',
       { redirect_uris: ['file:///etc/passwd'] },
       'invalid_redirect_uri',
-      'redirect_uris[0] uses the forbidden scheme file:',
+      'redirect_uris[0] uses the scheme file:; only https, loopback http and reverse-DNS private-use schemes such as com.example.app: are allowed (RFC 8252 section 7.1)',
     ],
     [
       'userinfo in redirect URI',
       { redirect_uris: ['https://good.example@evil.example/cb'] },
       'invalid_redirect_uri',
       'redirect_uris[0] must not contain userinfo',
+    ],
+    [
+      'RFC 8252 §7.1: a private-use scheme not in reverse-DNS form',
+      { redirect_uris: ['x-evil:/cb'] },
+      'invalid_redirect_uri',
+      'redirect_uris[0] uses the scheme x-evil:; only https, loopback http and reverse-DNS private-use schemes such as com.example.app: are allowed (RFC 8252 section 7.1)',
+    ],
+    [
+      'a backslash that hides a different host (canonical form only)',
+      { redirect_uris: ['http://localhost\\@evil.example/cb'] },
+      'invalid_redirect_uri',
+      "redirect_uris[0] is not in canonical form (it parses as 'http://localhost/@evil.example/cb')",
+    ],
+    [
+      'an upper-case scheme (canonical form only)',
+      { redirect_uris: ['HTTP://127.0.0.1/cb'] },
+      'invalid_redirect_uri',
+      "redirect_uris[0] is not in canonical form (it parses as 'http://127.0.0.1/cb')",
+    ],
+    [
+      'a loopback URI without a path (canonical form only)',
+      { redirect_uris: ['http://127.0.0.1:8080'] },
+      'invalid_redirect_uri',
+      "redirect_uris[0] is not in canonical form (it parses as 'http://127.0.0.1:8080/')",
+    ],
+    [
+      'userinfo in an https redirect URI',
+      { redirect_uris: ['https://user@a.example/cb'] },
+      'invalid_redirect_uri',
+      'redirect_uris[0] must not contain userinfo',
+    ],
+    [
+      'userinfo in a private-use redirect URI',
+      { redirect_uris: ['com.example.app://user@cb/x'] },
+      'invalid_redirect_uri',
+      'redirect_uris[0] must not contain userinfo',
+    ],
+    [
+      'a fragment (RFC 6749 §3.1.2)',
+      { redirect_uris: ['https://a.example/cb#frag'] },
+      'invalid_redirect_uri',
+      'redirect_uris[0] must not contain a fragment',
     ],
     [
       'unsupported token_endpoint_auth_method',
@@ -163,6 +205,23 @@ describe('POST /oauth/register (RFC 7591)', () => {
       'client metadata must be a JSON object',
     ],
   ]
+  it('RFC 8252 §7.1 and §7.3: canonical https, loopback http and reverse-DNS schemes register', async () => {
+    const h = await createHarness()
+    const uris = [
+      'https://a.example/cb',
+      'https://a.example/cb?x=1',
+      'http://127.0.0.1/cb',
+      'http://127.0.0.1:8080/callback',
+      'http://[::1]:8080/cb',
+      'http://localhost:3000/cb',
+      'com.example.app:/cb',
+      'com.example.app:/oauth2redirect/example-provider',
+    ]
+    const res = await register(h, { redirect_uris: uris })
+    expect(res.status).toBe(201)
+    expect(((await res.json()) as { redirect_uris: string[] }).redirect_uris).toEqual(uris)
+  })
+
   for (const [name, body, error, description] of rejections) {
     it(`RFC 7591 §3.2.2: rejects ${name}`, async () => {
       const h = await createHarness()
