@@ -4,7 +4,7 @@ import type { JWTVerifyGetKey } from 'jose'
 import { decodeKey, type AuthServerConfig } from '../config/index.js'
 import type { Logger } from '../log/index.js'
 import { createOutboundFetch, type FetchLike } from '../net/index.js'
-import { createSealer, createStore, type Store } from '../storage/index.js'
+import { createSealedStore, createSealer, createStore, type Store } from '../storage/index.js'
 import { createAuthorizeApp } from './authorize-endpoint.js'
 import { createCallbackApp } from './callback-endpoint.js'
 import { createClientRegistry } from './clients.js'
@@ -50,7 +50,7 @@ export interface AuthServer {
 export async function createAuthServer(options: AuthServerOptions): Promise<AuthServer> {
   const { config, logger } = options
   const fetch = options.fetch ?? createOutboundFetch()
-  const store =
+  const plainStore =
     options.store ??
     createStore(
       {
@@ -73,6 +73,18 @@ export async function createAuthServer(options: AuthServerOptions): Promise<Auth
   const key = config.storage.encryptionKey ? decodeKey(config.storage.encryptionKey.reveal()) : randomBytes(32)
   if (!key) throw new Error('authServer.runConfig.storage.encryptionKey must be 32 bytes')
   const sealer = createSealer(key)
+  // Every AS record in Redis (code grants, refresh families, pending authorizations with their
+  // upstream PKCE verifiers, client registrations) is sealed with AAD = its key, so write access
+  // to Redis cannot forge, edit or move one. Memory storage never leaves the process.
+  const store =
+    plainStore.type === 'redis'
+      ? createSealedStore({
+          store: plainStore,
+          sealer,
+          logger,
+          keyPrefix: config.storage.redis?.keyPrefix ?? '',
+        })
+      : plainStore
   const keys = await loadSigningKeys(config, logger)
 
   const upstreams = createUpstreamClients(config.upstreams, {

@@ -36,6 +36,14 @@ export { createRedisStore, type RedisStoreOptions } from './redis-store.js'
 export { createSealer } from './sealer.js'
 
 /**
+ * Wraps a Store so every value is sealed (AES-256-GCM, AAD = `${keyPrefix}${kind}:${id}`) before
+ * the inner store sees it. A record that was edited, copied under another key or sealed under
+ * another encryption key reads as absent, with one warn line (never an exception). Counters and
+ * group membership pass through unsealed. Wrap any store that outlives the process.
+ */
+export { createSealedStore, type SealedStoreOptions } from './sealed-store.js'
+
+/**
  * SHA-256 hex of a secret: the only way to turn an authorization code, refresh token or other
  * bearer secret into a store id, so a dump of the store holds no usable secret.
  */

@@ -10,7 +10,9 @@ const TAG_BYTES = 16
 
 /**
  * AES-256-GCM: `v1.<iv>.<tag>.<ciphertext>`, each part base64url. The version prefix leaves room
- * for key rotation or another cipher without guessing formats.
+ * for key rotation or another cipher without guessing formats. Optional associated data (AAD) is
+ * authenticated but not stored: `open` must be given the same AAD (GCM with empty AAD is plain
+ * GCM, so values sealed without one still open without one).
  */
 export function createSealer(key: Buffer): Sealer {
   if (!Buffer.isBuffer(key) || key.length !== KEY_BYTES) {
@@ -21,9 +23,10 @@ export function createSealer(key: Buffer): Sealer {
   const secretKey = createSecretKey(key)
 
   return {
-    seal(plaintext) {
+    seal(plaintext, aad) {
       const iv = randomBytes(IV_BYTES)
       const cipher = createCipheriv('aes-256-gcm', secretKey, iv, { authTagLength: TAG_BYTES })
+      if (aad) cipher.setAAD(Buffer.from(aad, 'utf8'))
       const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()])
       const tag = cipher.getAuthTag()
       return [VERSION, iv, tag, ciphertext]
@@ -31,7 +34,7 @@ export function createSealer(key: Buffer): Sealer {
         .join('.')
     },
 
-    open(sealed) {
+    open(sealed, aad) {
       const parts = typeof sealed === 'string' ? sealed.split('.') : []
       const [version, ivText, tagText, ciphertextText] = parts
       if (parts.length !== 4 || version !== VERSION || ivText === undefined) {
@@ -46,6 +49,7 @@ export function createSealer(key: Buffer): Sealer {
       }
       const decipher = createDecipheriv('aes-256-gcm', secretKey, iv, { authTagLength: TAG_BYTES })
       decipher.setAuthTag(tag)
+      if (aad) decipher.setAAD(Buffer.from(aad, 'utf8'))
       try {
         const plaintext = Buffer.concat([
           decipher.update(Buffer.from(ciphertextText ?? '', 'base64url')),

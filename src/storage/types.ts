@@ -34,7 +34,11 @@ export class StorageUnavailableError extends Error {
 
 /** Seals and opens strings with AES-256-GCM (upstream tokens and other secrets at rest). */
 export interface Sealer {
-  seal(plaintext: string): string
-  /** Throws when the ciphertext was tampered with or sealed under another key. */
-  open(sealed: string): string
+  /** `aad` (e.g. the storage key) is bound to the ciphertext without being stored in it. */
+  seal(plaintext: string, aad?: string): string
+  /**
+   * Throws when the ciphertext was tampered with, sealed under another key, or sealed with
+   * another `aad`.
+   */
+  open(sealed: string, aad?: string): string
 }

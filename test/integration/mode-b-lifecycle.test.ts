@@ -133,7 +133,7 @@ describe('Mode B restart with Redis storage', () => {
     await redis?.close()
   })
 
-  it('keeps clients, refresh tokens and upstream tokens across a restart; upstream tokens are encrypted at rest', async () => {
+  it('keeps clients, refresh tokens and upstream tokens across a restart; every record is sealed at rest', async () => {
     const { client, provider } = await connectWithOAuth(stack.gw.url)
     const before = JSON.parse(await callText(client, 'corpapi_whoami')) as { authorization: string }
     await client.close()
@@ -157,5 +157,13 @@ describe('Mode B restart with Redis storage', () => {
     const token = before.authorization.replace(/^Bearer /, '')
     expect(values.join('\n')).not.toContain(token)
     expect(keys.some((k) => k.includes(token))).toBe(false)
+    // Every AS record (client, grant, refresh family, upstream tokens, ...) is sealed with AAD =
+    // its key; only rate-limit counters and group sets are plain.
+    const records = keys.filter((k, i) => values[i] !== '' && !k.includes(':ratelimit:'))
+    expect(records.length).toBeGreaterThan(2)
+    for (const k of records) expect(values[keys.indexOf(k)], k).toMatch(/^"v1\.[\w.-]+"$/)
+    for (const field of ['clientId', 'redirectUri', 'codeChallenge', 'tsid', 'subject']) {
+      expect(values.join('\n')).not.toContain(field)
+    }
   })
 })

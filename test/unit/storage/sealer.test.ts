@@ -80,4 +80,13 @@ describe('sealer (AES-256-GCM)', () => {
     expect(() => createSealer(Buffer.alloc(0))).toThrow(RangeError)
     expect(() => createSealer('x'.repeat(32) as unknown as Buffer)).toThrow(RangeError)
   })
+
+  it('binds associated data: the same AAD opens, another (or none) does not', () => {
+    const sealer = createSealer(key)
+    const sealed = sealer.seal('{"clientId":"c"}', 'vmcp:grant:abc')
+    expect(sealer.open(sealed, 'vmcp:grant:abc')).toBe('{"clientId":"c"}')
+    expect(() => sealer.open(sealed, 'vmcp:grant:abd')).toThrow(/failed authentication/)
+    expect(() => sealer.open(sealed)).toThrow(/failed authentication/)
+    expect(() => sealer.open(sealer.seal('x'), 'vmcp:grant:abc')).toThrow(/failed authentication/)
+  })
 })

@@ -1,11 +1,13 @@
 // One contract for every Store implementation: memory (injected clock) and Redis (a real
 // redis-server).
-import { randomUUID } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
 import { createLogger } from '../../../src/log/index.js'
 import {
   createMemoryStore,
   createRedisStore,
+  createSealedStore,
+  createSealer,
   StorageUnavailableError,
   type Store,
 } from '../../../src/storage/index.js'
@@ -258,4 +260,11 @@ describe('redis-server', () => {
     }),
     elapse: () => {},
   }))
+  storeContract('sealed redis', () => {
+    const keyPrefix = `test:${randomUUID()}:`
+    const logger = createLogger({ level: 'silent' })
+    const redis = createRedisStore({ url: server.url, keyPrefix, logger })
+    const sealer = createSealer(randomBytes(32))
+    return { store: createSealedStore({ store: redis, sealer, logger, keyPrefix }), elapse: () => {} }
+  })
 })
