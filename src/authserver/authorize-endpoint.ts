@@ -5,6 +5,7 @@ import type { AuthServerConfig } from '../config/index.js'
 import { fingerprint, type Logger } from '../log/index.js'
 import { StorageUnavailableError, type Store } from '../storage/index.js'
 import type { ClientRegistry, OAuthClient } from './contracts.js'
+import { authServerPaths } from './metadata.js'
 import { matchRedirectUri } from './redirect-uri.js'
 import { describeError, type UpstreamClient } from './upstreams.js'
 
@@ -133,7 +134,7 @@ export function createAuthorizeApp(options: AuthorizeAppOptions): Hono {
   const app = new Hono()
   const supportedScopes = new Set(config.scopesSupported)
 
-  app.get('/oauth/authorize', async (c) => {
+  app.get(authServerPaths(config.issuer).authorize, async (c) => {
     const q = new URL(c.req.url).searchParams
     // RFC 6749 §3.1: a parameter sent without a value is treated as omitted; none may repeat.
     const all = (name: string) => q.getAll(name).filter((v) => v !== '')

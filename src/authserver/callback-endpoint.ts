@@ -12,6 +12,7 @@ import {
   type PendingAuthorization,
 } from './authorize-endpoint.js'
 import type { CodeIssuer } from './contracts.js'
+import { authServerPaths } from './metadata.js'
 import type { UpstreamTokenStore } from './upstream-tokens.js'
 import {
   describeError,
@@ -63,7 +64,7 @@ export function createCallbackApp(options: CallbackAppOptions): Hono {
   const sessionTtlMs = config.tokenLifespans.refreshToken
   const app = new Hono()
 
-  app.get('/oauth/callback', async (c) => {
+  app.get(authServerPaths(config.issuer).callback, async (c) => {
     const url = new URL(c.req.url)
     // Parameter names only: their values are codes and states.
     log.trace({ params: [...url.searchParams.keys()] }, 'upstream callback received')

@@ -11,7 +11,7 @@ import { createClientRegistry } from './clients.js'
 import type { UpstreamTokenSource } from './contracts.js'
 import { createGrantStore } from './grants.js'
 import { loadSigningKeys, type SigningKeys } from './keys.js'
-import { createMetadataApp } from './metadata.js'
+import { authServerUrls, createMetadataApp } from './metadata.js'
 import type { ClientIpResolver } from './rate-limit.js'
 import { createRegisterEndpoint } from './register-endpoint.js'
 import { createTokenEndpoint } from './token-endpoint.js'
@@ -90,7 +90,8 @@ export async function createAuthServer(options: AuthServerOptions): Promise<Auth
   const upstreams = createUpstreamClients(config.upstreams, {
     fetch,
     logger,
-    callbackUrl: `${config.issuer}/oauth/callback`,
+    // Where the callback app is served (authServerPaths): the issuer's path included.
+    callbackUrl: authServerUrls(config.issuer).callback,
   })
   const tokens = createUpstreamTokenStore({ store, sealer, upstreams, logger })
   const clients = createClientRegistry({

@@ -17,7 +17,10 @@ export function issuerPath(issuer: string): string {
   return new URL(issuer).pathname.replace(/\/+$/, '')
 }
 
-/** Endpoint paths relative to the origin. Mount the A1 apps at '/'. */
+/**
+ * Endpoint paths relative to the origin: the single source of truth for where each endpoint is
+ * served and what the metadata advertises. Mount the endpoint apps at '/'.
+ */
 export function authServerPaths(issuer: string) {
   const base = issuerPath(issuer)
   return {
@@ -29,6 +32,18 @@ export function authServerPaths(issuer: string) {
   } as const
 }
 
+/** Absolute endpoint URLs (issuer origin + authServerPaths), as advertised and as registered. */
+export function authServerUrls(issuer: string): Record<AuthServerEndpoint, string> {
+  const { origin } = new URL(issuer)
+  const paths = Object.entries(authServerPaths(issuer))
+  return Object.fromEntries(paths.map(([name, path]) => [name, `${origin}${path}`])) as Record<
+    AuthServerEndpoint,
+    string
+  >
+}
+
+export type AuthServerEndpoint = keyof ReturnType<typeof authServerPaths>
+
 /**
  * The RFC 8414 §2 authorization server metadata document. It advertises only what vmcp does:
  * code flow with S256 PKCE, refresh tokens, RFC 7591 registration, RFC 9207 `iss`, and (when
@@ -39,12 +54,13 @@ export function buildAuthorizationServerMetadata(
   options: AuthorizationServerMetadataOptions = {},
 ): Record<string, unknown> {
   const { issuer } = config
+  const urls = authServerUrls(issuer)
   return {
     issuer,
-    authorization_endpoint: `${issuer}/oauth/authorize`,
-    token_endpoint: `${issuer}/oauth/token`,
-    registration_endpoint: `${issuer}/oauth/register`,
-    jwks_uri: `${issuer}/.well-known/jwks.json`,
+    authorization_endpoint: urls.authorize,
+    token_endpoint: urls.token,
+    registration_endpoint: urls.register,
+    jwks_uri: urls.jwks,
     scopes_supported: [...config.scopesSupported],
     response_types_supported: ['code'],
     response_modes_supported: ['query'],
@@ -128,6 +144,6 @@ export function createMetadataApp(options: MetadataAppOptions): Hono {
   }
   for (const path of oauthPaths) serve(path, oauthBody)
   for (const path of oidcPaths) serve(path, oidcBody)
-  serve(`${base}/.well-known/jwks.json`, jwksBody)
+  serve(authServerPaths(config.issuer).jwks, jwksBody)
   return app
 }

@@ -67,3 +67,58 @@ describe('Mode B end to end: two real upstream IdPs, a real SDK OAuth client, up
     for (const k of jwks.keys) expect(k.d).toBeUndefined()
   })
 })
+
+describe('Mode B with an issuer that has a path (RFC 8414 §3.1)', () => {
+  let stack: ModeBStack
+  beforeAll(async () => {
+    stack = await startModeBStack({ issuerPath: '/tenant' })
+  })
+  afterAll(async () => {
+    await stack?.close()
+  })
+
+  it('a real SDK client signs in through both upstreams at the endpoints the metadata advertises', async () => {
+    const { issuer, gw } = stack
+    const { client, provider } = await connectWithOAuth(gw.url)
+    const authorize = provider.authorizationUrls[0]
+    expect(authorize?.origin + (authorize?.pathname ?? '')).toBe(`${issuer}/oauth/authorize`)
+    // The upstream IdPs registered `${issuer}/oauth/callback` only: both legs came back there.
+    expect(decodeJwt(provider.tokens()?.access_token ?? '')).toMatchObject({ iss: issuer, sub: 'alice' })
+    const toCorp = JSON.parse(await callText(client, 'corpapi_whoami')) as { authorization: string }
+    expect(toCorp.authorization).toMatch(/^Bearer /)
+    await client.close()
+  })
+
+  it('serves every advertised endpoint at its advertised URL, and not at the root', async () => {
+    const { issuer, gw } = stack
+    const metaUrl = `${gw.base}/.well-known/oauth-authorization-server/tenant`
+    const meta = (await (await fetch(metaUrl)).json()) as Record<string, unknown>
+    expect(meta.issuer).toBe(issuer)
+    const endpoints = Object.entries(meta).filter(
+      (e): e is [string, string] => (e[0].endsWith('_endpoint') || e[0] === 'jwks_uri') && typeof e[1] === 'string',
+    )
+    expect(endpoints.map(([k]) => k)).toEqual(
+      expect.arrayContaining(['authorization_endpoint', 'token_endpoint', 'registration_endpoint', 'jwks_uri']),
+    )
+    for (const [name, url] of endpoints) {
+      expect(url.startsWith(`${issuer}/`), name).toBe(true)
+      const method = name === 'authorization_endpoint' || name === 'jwks_uri' ? 'GET' : 'POST'
+      const res = await fetch(url, { method, redirect: 'manual' })
+      expect(res.status, `${name} ${url}`).not.toBe(404)
+      const atRoot = await fetch(`${gw.base}${new URL(url).pathname.replace('/tenant', '')}`, { method })
+      expect(atRoot.status, `${name} at the root`).toBe(404)
+    }
+    // The callback is not advertised, but the upstreams send the browser there.
+    expect((await fetch(`${issuer}/oauth/callback`)).status).toBe(400)
+    expect((await fetch(`${gw.base}/oauth/callback`)).status).toBe(404)
+    for (const path of [
+      '/.well-known/oauth-authorization-server/tenant',
+      '/.well-known/openid-configuration/tenant',
+      '/tenant/.well-known/openid-configuration',
+    ]) {
+      const res = await fetch(`${gw.base}${path}`)
+      expect(res.status, path).toBe(200)
+      expect(((await res.json()) as { issuer: string }).issuer).toBe(issuer)
+    }
+  })
+})

@@ -24,6 +24,8 @@ export interface ModeBOptions {
   tokenLifespans?: Record<string, string>
   /** Upstream access token lifetime (s); under vmcp's 30 s refresh skew every use refreshes. */
   upstreamTokenTtl?: number
+  /** A path for the issuer (`/tenant`): `issuer` becomes `http://127.0.0.1:<port>/tenant`. */
+  issuerPath?: string
 }
 
 /**
@@ -32,7 +34,8 @@ export interface ModeBOptions {
  */
 export async function startModeBStack(options: ModeBOptions = {}): Promise<ModeBStack> {
   const port = await freePort()
-  const issuer = `http://127.0.0.1:${port}`
+  const origin = `http://127.0.0.1:${port}`
+  const issuer = `${origin}${options.issuerPath ?? ''}`
   const ttl = options.upstreamTokenTtl ? { accessTokenTtl: options.upstreamTokenTtl } : {}
   const corp = await startIdp(ttl)
   const partner = await startIdp({ user: 'alice-partner', ...ttl })
@@ -52,7 +55,7 @@ export async function startModeBStack(options: ModeBOptions = {}): Promise<ModeB
     ],
     incomingAuth: {
       type: 'oidc',
-      oidc: { issuer, audience: `${issuer}/mcp`, resource: `${issuer}/mcp`, scopes: ['openid', 'offline_access'] },
+      oidc: { issuer, audience: `${origin}/mcp`, resource: `${origin}/mcp`, scopes: ['openid', 'offline_access'] },
     },
     outgoingAuth: {
       backends: {
@@ -63,7 +66,7 @@ export async function startModeBStack(options: ModeBOptions = {}): Promise<ModeB
     authServer: {
       runConfig: {
         issuer,
-        allowedAudiences: [`${issuer}/mcp`],
+        allowedAudiences: [`${origin}/mcp`],
         dataDir,
         ...(options.tokenLifespans ? { tokenLifespans: options.tokenLifespans } : {}),
         storage: options.redisUrl
