@@ -146,7 +146,10 @@ describe('launched backends behind a per-user strategy', () => {
     const status = (await (await fetch(`${gw.base}/status`)).json()) as { backends: Array<{ health: string }> }
     expect(status.backends[0]?.health).toBe('per-user')
     // The process answers (an MCP GET without a session is a 4xx from the backend itself).
-    await vi.waitFor(async () => expect((await fetch(`http://127.0.0.1:${port}/mcp`)).status).toBeGreaterThanOrEqual(400))
+    await vi.waitFor(
+      async () => expect((await fetch(`http://127.0.0.1:${port}/mcp`)).status).toBeGreaterThanOrEqual(400),
+      { timeout: 15_000, interval: 50 },
+    )
     await gw.close()
   })
 })
