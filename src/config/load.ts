@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path'
 import { LineCounter, parseDocument } from 'yaml'
 import type { z } from 'zod'
 import { ConfigError, formatPath, type ConfigIssue } from './errors.js'
-import { createConfigSchema, type AuthServerConfig, type VmcpConfig } from './schema.js'
+import { createConfigSchema, type AuthServerConfig, type OidcConfig, type VmcpConfig } from './schema.js'
 
 export interface LoadConfigOptions {
   /** Environment used for `{ env: NAME }` refs; defaults to `process.env`. */
@@ -314,6 +314,7 @@ export function decodeKey(text: string): Buffer | undefined {
  */
 export function configWarnings(config: VmcpConfig): ConfigIssue[] {
   const out: ConfigIssue[] = []
+  if (config.incomingAuth.type === 'oidc') out.push(...oidcWarnings(config.incomingAuth.oidc))
   const rc = config.authServer?.runConfig
   if (!rc) return out
   const strategies = [
@@ -341,6 +342,24 @@ export function configWarnings(config: VmcpConfig): ConfigIssue[] {
     out.push({
       path: 'authServer.runConfig.storage.type',
       message: 'memory storage: registered clients, refresh tokens and upstream tokens are lost when vmcp restarts, and replicas do not share them; use redis in production',
+    })
+  }
+  return out
+}
+
+function oidcWarnings(oidc: OidcConfig): ConfigIssue[] {
+  const out: ConfigIssue[] = []
+  // RFC 8707 §2 / MCP authorization "Token Audience Binding": the audience is this resource.
+  if (oidc.audience !== oidc.resource) {
+    out.push({
+      path: 'incomingAuth.oidc.audience',
+      message: `"${oidc.audience}" is not the resource URL (${oidc.resource}): tokens the issuer mints for anything else with this audience (another API, or the ID tokens of a client whose id it is) are only kept out by the token type checks; prefer audience: ${oidc.resource}`,
+    })
+  }
+  if (oidc.introspection?.requireAudience === false) {
+    out.push({
+      path: 'incomingAuth.oidc.introspection.requireAudience',
+      message: 'false: any active token of the issuer without an aud claim is accepted, whichever client or resource it was issued for',
     })
   }
   return out

@@ -125,7 +125,15 @@ export function createConfigSchema(ctx: SchemaContext) {
       .default(['RS256', 'PS256', 'ES256', 'ES384', 'EdDSA']),
     clockSkew: duration('30s'),
     introspection: z
-      .strictObject({ url: secureUrl, clientId: z.string().min(1), clientSecret: secretRef })
+      .strictObject({
+        url: secureUrl,
+        clientId: z.string().min(1),
+        clientSecret: secretRef,
+        requireAudience: z
+          .boolean()
+          .default(true)
+          .describe('refuse an active token whose `aud` is absent (false: accept it, with a warning)'),
+      })
       .optional()
       .describe('RFC 7662 introspection for opaque tokens'),
   })

@@ -163,6 +163,17 @@ describe('vmcp one-shot commands', () => {
     })
   })
 
+  it('validate prints configuration warnings on stderr and still exits 0', async () => {
+    const r = await run(['validate', '--config', 'fixtures/configs/valid/mode-a-lenient.yaml'])
+    expect(r.code).toBe(0)
+    expect(r.stdout).toBe('configuration is valid: 1 backend(s), incoming auth oidc\n')
+    const warnings = r.stderr.split('\n').filter(Boolean)
+    expect(warnings.map((w) => w.slice(0, w.indexOf(': ', 'warning: '.length)))).toEqual([
+      'warning: incomingAuth.oidc.audience',
+      'warning: incomingAuth.oidc.introspection.requireAudience',
+    ])
+  })
+
   it('validate rejects an invalid file: exit 2, one "- path: message" line per issue', async () => {
     const r = await run(['validate', '--config', INVALID])
     expect(r.code).toBe(2)

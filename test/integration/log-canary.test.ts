@@ -58,7 +58,10 @@ describe('log canary: no secret reaches the logs, even at trace level', () => {
 
   it('runs JWT, introspection, header injection and token exchange flows and logs none of their secrets', async () => {
     const jwt = await idp.getAccessToken({ resource: RESOURCE })
-    const opaque = await idp.getAccessToken({})
+    const opaqueClient = await idp.registerClient({ token_endpoint_auth_method: 'none' })
+    idp.opaqueClients.add(opaqueClient.client_id)
+    const opaque = await idp.getAccessToken({ client: opaqueClient, resource: RESOURCE })
+    expect(opaque.access_token.split('.')).toHaveLength(1)
     secrets.push(jwt.access_token, opaque.access_token)
     for (const t of [jwt.refresh_token, jwt.id_token, opaque.refresh_token]) if (t) secrets.push(t)
 

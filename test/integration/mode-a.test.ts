@@ -1,8 +1,8 @@
 import { createPublicKey } from 'node:crypto'
-import { SignJWT } from 'jose'
+import { SignJWT, decodeJwt } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTestBackend, type RunningBackend } from '../support/backends.js'
-import { startIdp, type ConfidentialClient, type Idp } from '../support/idp.js'
+import { startIdp, type ConfidentialClient, type Idp, type RegisteredClient } from '../support/idp.js'
 import { callText, connectClient, startVmcp, type RunningVmcp } from '../support/vmcp.js'
 
 const PUBLIC = 'http://127.0.0.1:4483'
@@ -36,16 +36,30 @@ describe('Mode A: tokens from a real OpenID provider (oidc-provider)', () => {
       body: JSON.stringify(body),
     })
 
-  async function expect401(token: string | undefined, error?: string) {
+  async function expect401(token: string | undefined, error?: string, description?: string) {
     const res = await post(token)
     expect(res.status).toBe(401)
     const challenge = res.headers.get('www-authenticate') ?? ''
     expect(challenge.startsWith(`Bearer resource_metadata="${PRM_URL}", scope="openid mcp"`)).toBe(true)
     if (error) {
       expect(challenge).toContain(`error="${error}"`)
-      expect(((await res.json()) as { error: string }).error).toBe(error)
+      const body = (await res.json()) as { error: string; error_description: string }
+      expect(body.error).toBe(error)
+      if (description) {
+        expect(body.error_description).toBe(description)
+        expect(challenge).toContain(`error_description="${description}"`)
+      }
     } else expect(challenge).not.toContain('error=')
     return challenge
+  }
+
+  /** An opaque (introspected) access token issued by the IdP for `resource`. */
+  async function opaqueToken(resource?: string): Promise<string> {
+    const client = await idp.registerClient({ token_endpoint_auth_method: 'none' })
+    idp.opaqueClients.add(client.client_id)
+    const { access_token } = await idp.getAccessToken({ client, ...(resource ? { resource } : {}) })
+    expect(access_token.split('.')).toHaveLength(1)
+    return access_token
   }
 
   beforeAll(async () => {
@@ -129,12 +143,47 @@ describe('Mode A: tokens from a real OpenID provider (oidc-provider)', () => {
     await client.close()
   })
 
-  it('RFC 7662: accepts an opaque token through introspection', async () => {
-    const { access_token } = await idp.getAccessToken({})
-    expect(access_token.split('.')).toHaveLength(1)
-    const client = await connectClient(gw.url, { token: access_token })
+  it('RFC 7662: accepts an opaque token issued for this resource through introspection', async () => {
+    const token = await opaqueToken(RESOURCE)
+    expect((await idp.introspect(token)).aud).toBe(RESOURCE)
+    const client = await connectClient(gw.url, { token })
     expect((await client.listTools()).tools.length).toBeGreaterThan(0)
     await client.close()
+  })
+
+  it('RFC 7662 §2.2 + RFC 8707: an introspected token with no audience → 401 invalid_token', async () => {
+    // Any active token of the issuer, issued to any client for no resource in particular.
+    const token = await opaqueToken()
+    const introspected = await idp.introspect(token)
+    expect(introspected.active).toBe(true)
+    expect(introspected.aud).toBeUndefined()
+    await expect401(token, 'invalid_token', 'token has no audience')
+  })
+
+  it('RFC 7662 §2.2 + RFC 8707: an introspected token for another resource → 401 invalid_token', async () => {
+    const token = await opaqueToken('https://other.example/mcp')
+    expect((await idp.introspect(token)).aud).toBe('https://other.example/mcp')
+    await expect401(token, 'invalid_token', 'audience mismatch')
+  })
+
+  it('OIDC Core §2: ID-token-shaped JWTs for this audience are refused; access tokens pass', async () => {
+    const id = 'ID token is not an access token'
+    // Header typ naming an ID token (RFC 7515 §4.1.9: case-insensitive, application/ optional).
+    for (const typ of ['id_token', 'id-token+jwt', 'application/ID-TOKEN+JWT']) {
+      await expect401(await idp.mintAccessToken({ aud: RESOURCE }, { header: { typ } }), 'invalid_token', id)
+    }
+    // A plain JWT carrying an ID token's claims (OIDC Core §2, §3.1.3.6, §3.3.2.11).
+    for (const claim of [{ nonce: 'n-0S6_WzA2Mj' }, { at_hash: 'HK6E_P6Dh8Y93mRNtsDB1Q' }, { c_hash: 'LDktKdoQak3Pk0cnXxCltA' }]) {
+      for (const typ of ['JWT', 'at+jwt', undefined]) {
+        await expect401(await idp.mintAccessToken({ aud: RESOURCE, ...claim }, { header: { typ } }), 'invalid_token', id)
+      }
+    }
+    // RFC 9068 at+jwt and a plain JWT access token without those claims still pass.
+    for (const typ of ['at+jwt', 'JWT', undefined]) {
+      const res = await post(await idp.mintAccessToken({ aud: RESOURCE }, { header: { typ } }))
+      expect(res.status).toBe(200)
+      await res.body?.cancel()
+    }
   })
 
   it('RFC 6750 §3.1: no token → 401 with resource_metadata and scope, no error code', async () => {
@@ -205,5 +254,64 @@ describe('Mode A: tokens from a real OpenID provider (oidc-provider)', () => {
     const asAlice = await post(alice.access_token, list, hdr)
     expect(asAlice.status).toBe(200)
     await asAlice.body?.cancel()
+  })
+})
+
+describe('Mode A: an OIDC ID token whose aud is the configured audience', () => {
+  let idp: Idp
+  let backend: RunningBackend
+  let gw: RunningVmcp
+  let client: RegisteredClient
+
+  beforeAll(async () => {
+    idp = await startIdp()
+    backend = await startTestBackend(['--name', 'b'])
+    client = await idp.registerClient({ token_endpoint_auth_method: 'none' })
+    // The Entra-style setup where the API's audience is the client id: ID tokens issued to
+    // that client carry exactly this audience.
+    gw = await startVmcp({
+      server: { publicUrl: PUBLIC },
+      backends: [{ name: 'plain', transport: 'streamable-http', url: backend.url }],
+      incomingAuth: {
+        type: 'oidc',
+        oidc: { issuer: idp.issuer, audience: client.client_id, resource: RESOURCE },
+      },
+    })
+  })
+  afterAll(async () => {
+    await gw?.close()
+    await backend?.close()
+    await idp?.close()
+  })
+
+  it('warns at startup that the audience is not the resource URL', () => {
+    const warning = gw.logs.map((l) => JSON.parse(l) as { level: number; path?: string; msg: string })
+      .find((l) => l.path === 'incomingAuth.oidc.audience')
+    expect(warning?.level).toBe(40)
+    expect(warning?.msg).toContain(RESOURCE)
+  })
+
+  it('OIDC Core §2: the ID token presented as a bearer → 401 invalid_token; an access token for the same audience passes', async () => {
+    const tokens = await idp.getAccessToken({ client, scope: 'openid mcp', nonce: 'n-0S6_WzA2Mj' })
+    const idToken = tokens.id_token ?? ''
+    const claims = decodeJwt(idToken)
+    expect(claims).toMatchObject({ aud: client.client_id, iss: idp.issuer, sub: 'alice', nonce: 'n-0S6_WzA2Mj' })
+    const rejected = await connectClient(gw.url, { token: idToken }).then(
+      () => undefined,
+      (err: unknown) => err,
+    )
+    expect(rejected).toBeDefined()
+    const res = await fetch(gw.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${idToken}` },
+      body: JSON.stringify(INIT),
+    })
+    expect(res.status).toBe(401)
+    expect(res.headers.get('www-authenticate')).toContain('error="invalid_token", error_description="ID token is not an access token"')
+    expect(await res.json()).toEqual({ error: 'invalid_token', error_description: 'ID token is not an access token' })
+
+    const good = await connectClient(gw.url, { token: await idp.mintAccessToken({ aud: client.client_id }) })
+    expect((await good.listTools()).tools.length).toBeGreaterThan(0)
+    await good.close()
   })
 })

@@ -1,8 +1,8 @@
 // Real upstream IdP for tests: oidc-provider 9 in-process on http://127.0.0.1:<random port>
 // (path-less issuer), headless (auto-login + auto-consent), PKCE required, refresh-token rotation,
 // DCR + RFC 7592, introspection, revocation, client_credentials, RFC 8707 resource indicators
-// issuing JWT access tokens (typ at+jwt, ES256, aud = resource) and an RFC 8693 token-exchange
-// grant.
+// issuing JWT access tokens (typ at+jwt, ES256, aud = resource; opaque for `opaqueClients`) and
+// an RFC 8693 token-exchange grant.
 // Recipe: /work/shared/reference/real-peers.md §3.
 import { createHash, randomBytes, randomUUID } from 'node:crypto'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
@@ -117,6 +117,8 @@ export interface GetAccessTokenOptions {
   redirectUri?: string
   /** Log in as this account (sent as `login_hint`) instead of the IdP's current user. */
   user?: string
+  /** OIDC Core §3.1.2.1 `nonce`, echoed in the ID token. */
+  nonce?: string
 }
 
 export type AccessTokenResult = TokenSet & { client: RegisteredClient }
@@ -193,6 +195,11 @@ export interface Idp {
   readonly provider: Provider
   /** Account used by the headless login when no `login_hint` is sent. */
   user: string
+  /**
+   * Client ids whose resource-bound access tokens are opaque instead of JWT (introspection then
+   * reports `aud` = the resource). Tests add to it after registering a client.
+   */
+  readonly opaqueClients: Set<string>
   /** jose verify options matching this IdP's access tokens (issuer + typ). */
   verifyOptions(audience?: string): JWTVerifyOptions
   /** Verifies a JWT access token issued (or minted) by this IdP with its public key. */
@@ -316,6 +323,7 @@ export async function startIdp(options: IdpOptions = {}): Promise<Idp> {
   const resourceScopes = [...new Set<string>(['mcp', ...extraScopes])]
   const state = { user: options.user ?? 'alice' }
   const exchanges: ExchangeRecord[] = []
+  const opaqueClients = new Set<string>()
 
   const server = createServer()
   await new Promise<void>((resolve, reject) => {
@@ -406,11 +414,15 @@ export async function startIdp(options: IdpOptions = {}): Promise<Idp> {
         defaultResource: async (_ctx: unknown, _client: unknown, oneOf?: string[]) =>
           oneOf ? oneOf[0] : opaqueWithoutResource ? undefined : defaultResource,
         useGrantedResource: async () => true,
-        getResourceServerInfo: async (_ctx: unknown, resource: string) => ({
+        getResourceServerInfo: async (
+          _ctx: unknown,
+          resource: string,
+          client: { clientId: string },
+        ) => ({
           scope: resourceScopes.join(' '),
           audience: resource,
           accessTokenTTL: accessTokenTtl,
-          accessTokenFormat: 'jwt',
+          accessTokenFormat: opaqueClients.has(client.clientId) ? 'opaque' : 'jwt',
           jwt: { sign: { alg: 'ES256' } },
         }),
       },
@@ -521,6 +533,7 @@ export async function startIdp(options: IdpOptions = {}): Promise<Idp> {
     signingKey,
     exchanges,
     provider,
+    opaqueClients,
     get user() {
       return state.user
     },
@@ -587,6 +600,7 @@ export async function startIdp(options: IdpOptions = {}): Promise<Idp> {
         code_challenge_method: 'S256',
         resource: opts.resource,
         login_hint: opts.user,
+        nonce: opts.nonce,
       }
       for (const [k, v] of Object.entries(params)) if (v !== undefined) authz.searchParams.set(k, v)
 

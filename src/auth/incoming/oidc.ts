@@ -88,6 +88,13 @@ function isSenderConstrained(claims: Readonly<Record<string, unknown>>): boolean
   return typeof cnf === 'object' && cnf !== null && ('jkt' in cnf || 'x5t#S256' in cnf)
 }
 
+// OIDC Core §2 / §3.1.3.6 / §3.3.2.11: claims only an ID token carries. An ID token is proof of a
+// sign-in for its client, not a grant to call a resource (RFC 9068 §6 / RFC 9700 §4.10.1).
+const ID_TOKEN_CLAIMS = ['nonce', 'at_hash', 'c_hash'] as const
+// Header `typ` values IdPs put on ID tokens (`JWT` is shared with access tokens; the claims decide).
+const ID_TOKEN_TYPES = new Set(['id_token', 'id-token+jwt', 'id_token+jwt'])
+const ID_TOKEN = 'ID token is not an access token'
+
 const KNOWN_CLAIMS = new Set(['iss', 'aud', 'exp', 'nbf', 'iat', 'sub', 'jti'])
 
 /** Maps a jose verification failure to a short client-facing description. */
@@ -260,6 +267,7 @@ export function createOidcAuthenticator(options: OidcAuthenticatorOptions): Inco
     }
     // RFC 9068 §4 asks for `at+jwt`, but Entra and others issue plain `JWT` or no typ; any other
     // typ (a logout token, a DPoP proof, a signed introspection response) is not an access token.
+    if (typeof typ === 'string' && ID_TOKEN_TYPES.has(normalizeTyp(typ))) return reject(ID_TOKEN)
     const typOk = typeof typ === 'string' && ['at+jwt', 'jwt'].includes(normalizeTyp(typ))
     if (typ !== undefined && !typOk) return reject('unsupported token type')
     // RFC 8725 §3.1: only the configured algorithms; refuses `none` and HS256-with-public-key
@@ -285,6 +293,8 @@ export function createOidcAuthenticator(options: OidcAuthenticatorOptions): Inco
       log.warn({ error: describeError(err) }, 'JWKS unavailable; token could not be verified')
       return reject(UNAVAILABLE)
     }
+    // An ID token whose `aud` (its client id) happens to be our audience passed every check above.
+    if (ID_TOKEN_CLAIMS.some((claim) => payload[claim] !== undefined)) return reject(ID_TOKEN)
     if (typeof payload.sub !== 'string' || payload.sub === '') return reject('invalid sub claim')
     if (isSenderConstrained(payload)) return reject('sender-constrained tokens are not supported')
     return { ok: true, claims: payload }
@@ -293,6 +303,7 @@ export function createOidcAuthenticator(options: OidcAuthenticatorOptions): Inco
   // ---- opaque tokens (RFC 7662) ----
 
   const introspection = config.introspection
+  const requireAudience = introspection?.requireAudience ?? true
   const introspectionServer: oauth.AuthorizationServer | undefined = introspection && {
     issuer: config.issuer,
     introspection_endpoint: introspection.url,
@@ -314,6 +325,10 @@ export function createOidcAuthenticator(options: OidcAuthenticatorOptions): Inco
     if (claims.aud !== undefined) {
       const aud = Array.isArray(claims.aud) ? claims.aud : [claims.aud]
       if (!aud.includes(config.audience)) return 'audience mismatch'
+    } else if (requireAudience) {
+      // RFC 8707 §2 / RFC 9700 §2.3: a token not restricted to this resource may have been
+      // issued to any client for any resource of the issuer; `active` alone does not make it ours.
+      return 'token has no audience'
     }
     if (claims.exp !== undefined && claims.exp * 1000 + skew <= now) return 'token expired'
     if (claims.nbf !== undefined && claims.nbf * 1000 - skew > now) return 'token not yet valid'

@@ -103,6 +103,7 @@ const withIntrospection = (overrides: Partial<OidcConfig> = {}) =>
       url: idp.url('/introspect'),
       clientId: CLIENT_ID,
       clientSecret: new Secret(CLIENT_SECRET),
+      requireAudience: true,
     },
     ...overrides,
   })
@@ -227,6 +228,20 @@ describe('createOidcAuthenticator: JWT access tokens', () => {
   it('RFC 9068 §4: rejects a JWT whose typ is not an access-token type', async () => {
     const token = await mint({}, { header: { typ: 'dpop+jwt' } })
     await expectInvalidToken(await authenticate(authenticator(), token), 'unsupported token type')
+  })
+
+  it('OIDC Core §2: an ID token (typ or nonce/at_hash/c_hash) is not an access token', async () => {
+    const auth = authenticator()
+    const id = 'ID token is not an access token'
+    for (const typ of ['id_token', 'ID-Token+JWT', 'application/id_token+jwt']) {
+      await expectInvalidToken(await authenticate(auth, await mint({}, { header: { typ } })), id)
+    }
+    for (const claim of ['nonce', 'at_hash', 'c_hash']) {
+      for (const typ of ['JWT', 'at+jwt', undefined]) {
+        const token = await mint({ [claim]: 'x' }, { header: { typ } })
+        await expectInvalidToken(await authenticate(auth, token), id)
+      }
+    }
   })
 
   it('RFC 6750 §3.1: invalid_token on expired JWT', async () => {
@@ -535,6 +550,21 @@ describe('createOidcAuthenticator: opaque tokens', () => {
     idp.state.introspection.set(otherIss, active({ iss: 'https://other-idp.example' }))
     await expectInvalidToken(await authenticate(auth, otherAud), 'audience mismatch')
     await expectInvalidToken(await authenticate(auth, otherIss), 'issuer mismatch')
+  })
+
+  it('RFC 8707 §2: an active token without aud → invalid_token unless requireAudience is false', async () => {
+    const token = opaque()
+    idp.state.introspection.set(token, active({ aud: undefined }))
+    await expectInvalidToken(await authenticate(withIntrospection(), token), 'token has no audience')
+    const lenient = withIntrospection({
+      introspection: {
+        url: idp.url('/introspect'),
+        clientId: CLIENT_ID,
+        clientSecret: new Secret(CLIENT_SECRET),
+        requireAudience: false,
+      },
+    })
+    expect(expectIdentity(await authenticate(lenient, token)).subject).toBe('bob')
   })
 
   it('RFC 7662 §2.2: an active but expired token → invalid_token', async () => {

@@ -365,4 +365,21 @@ describe('Mode B warnings (V-03 and memory storage)', () => {
     )
     expect(configWarnings(config)).toEqual([])
   })
+
+  it('warns in Mode A when the audience is not the resource URL and when introspection may skip aud', async () => {
+    const { configWarnings, loadConfigFile } = await import('../../../src/config/index.js')
+    const { config } = loadConfigFile(
+      new URL('../../../fixtures/configs/valid/mode-a-lenient.yaml', import.meta.url).pathname,
+    )
+    expect(configWarnings(config)).toEqual([
+      {
+        path: 'incomingAuth.oidc.audience',
+        message: expect.stringContaining('"vmcp" is not the resource URL (https://vmcp.example.com/mcp)'),
+      },
+      {
+        path: 'incomingAuth.oidc.introspection.requireAudience',
+        message: expect.stringContaining('without an aud claim is accepted'),
+      },
+    ])
+  })
 })
