@@ -7,7 +7,7 @@ import { StorageUnavailableError, type Store } from '../storage/index.js'
 import type { ClientRegistry, OAuthClient } from './contracts.js'
 import { authServerPaths } from './metadata.js'
 import { matchRedirectUri } from './redirect-uri.js'
-import { describeError, type UpstreamClient } from './upstreams.js'
+import { describeError, UpstreamAuthError, type UpstreamClient } from './upstreams.js'
 
 /** Store kind of an authorization in progress; id = SHA-256 (hex) of the upstream `state`. */
 export const PENDING_AUTHORIZATION_KIND = 'pending-authorization'
@@ -284,6 +284,8 @@ export function createAuthorizeApp(options: AuthorizeAppOptions): Hono {
       )
       return err instanceof StorageUnavailableError
         ? fail('temporarily_unavailable', 'try again later')
+        : err instanceof UpstreamAuthError && err.unavailable
+          ? fail('temporarily_unavailable', `${err.message}; try again later`)
         : fail('server_error', `sign-in at upstream ${first.name} is not available`)
     }
     const tsidFp = fingerprint(tsid)

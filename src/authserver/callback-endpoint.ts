@@ -37,7 +37,7 @@ export interface CallbackAppOptions {
 /** A chain failure: what the client is told, and what only the log hears. */
 class ChainError extends Error {
   constructor(
-    readonly reason: 'access_denied' | 'server_error',
+    readonly reason: 'access_denied' | 'server_error' | 'temporarily_unavailable',
     readonly description: string,
     detail: string,
   ) {
@@ -180,7 +180,15 @@ export function createCallbackApp(options: CallbackAppOptions): Hono {
       )
       return toClient({ code })
     } catch (err) {
-      const failure = err instanceof ChainError ? err : broken(describeError(err))
+      // An upstream still registering (RFC 7591) or whose secret expired: say which, and that it
+      // is temporary (RFC 6749 §4.1.2.1 temporarily_unavailable).
+      const unavailable = err instanceof UpstreamAuthError && err.unavailable
+      const failure =
+        err instanceof ChainError
+          ? err
+          : unavailable
+            ? new ChainError('temporarily_unavailable', `${err.message}; try again later`, err.message)
+            : broken(describeError(err))
       log.warn(
         {
           tsidFp,

@@ -2,6 +2,15 @@ import { randomBytes } from 'node:crypto'
 import { Hono } from 'hono'
 import type { JWTVerifyGetKey } from 'jose'
 import { decodeKey, type AuthServerConfig } from '../config/index.js'
+import {
+  CLIENT_METADATA_PATH,
+  createDcrManager,
+  createDcrStoreFromConfig,
+  dcrUpstreamSpecs,
+  type DcrCredentialStore,
+  type DcrManager,
+  type DcrTuning,
+} from '../dcr/index.js'
 import type { Logger } from '../log/index.js'
 import { createOutboundFetch, type FetchLike } from '../net/index.js'
 import { createSealedStore, createSealer, createStore, type Store } from '../storage/index.js'
@@ -11,7 +20,7 @@ import { createClientRegistry } from './clients.js'
 import type { UpstreamTokenSource } from './contracts.js'
 import { createGrantStore } from './grants.js'
 import { loadSigningKeys, type SigningKeys } from './keys.js'
-import { authServerUrls, createMetadataApp } from './metadata.js'
+import { authServerUrls, createMetadataApp, issuerPath } from './metadata.js'
 import type { ClientIpResolver } from './rate-limit.js'
 import { createRegisterEndpoint } from './register-endpoint.js'
 import { createTokenEndpoint } from './token-endpoint.js'
@@ -28,6 +37,8 @@ export interface AuthServerOptions {
   /** A store to use instead of the configured one (tests). */
   store?: Store
   clientIp?: ClientIpResolver
+  /** Registration lifecycle knobs (clock, backoff, timeouts) and a store to use instead (tests). */
+  dcr?: DcrTuning & { store?: DcrCredentialStore }
 }
 
 /** The embedded authorization server: its routes plus what the rest of vmcp needs from it. */
@@ -40,6 +51,8 @@ export interface AuthServer {
   /** Upstream tokens by tsid, refreshed as needed: feeds identity.upstreamTokens. */
   readonly upstreamTokens: UpstreamTokenSource
   readonly store: Store
+  /** Registrations of the `dcr` upstreams; undefined when none registers itself. */
+  readonly dcr: DcrManager | undefined
   close(): Promise<void>
 }
 
@@ -87,11 +100,27 @@ export async function createAuthServer(options: AuthServerOptions): Promise<Auth
       : plainStore
   const keys = await loadSigningKeys(config, logger)
 
+  // RFC 7591 upstreams register in the background: startup never waits for them.
+  const dcrSpecs = dcrUpstreamSpecs(config)
+  let dcr: DcrManager | undefined
+  if (dcrSpecs.length > 0) {
+    const { store: dcrStore, ...tuning } = options.dcr ?? {}
+    dcr = createDcrManager({
+      store: dcrStore ?? (await createDcrStoreFromConfig(config, logger)),
+      fetch,
+      logger,
+      issuer: config.issuer,
+      upstreams: dcrSpecs,
+      ...tuning,
+    })
+    dcr.start()
+  }
   const upstreams = createUpstreamClients(config.upstreams, {
     fetch,
     logger,
     // Where the callback app is served (authServerPaths): the issuer's path included.
     callbackUrl: authServerUrls(config.issuer).callback,
+    ...(dcr ? { dcr } : {}),
   })
   const tokens = createUpstreamTokenStore({ store, sealer, upstreams, logger })
   const clients = createClientRegistry({
@@ -116,6 +145,11 @@ export async function createAuthServer(options: AuthServerOptions): Promise<Auth
 
   const app = new Hono()
   app.route('/', createMetadataApp({ config, keys, cimdEnabled: config.cimd.enabled }))
+  const metadataDocument = dcr?.clientMetadataDocument()
+  if (metadataDocument && dcrSpecs.some((u) => u.dcr.preferClientMetadataDocument)) {
+    // The client ID metadata document upstreams fetch when vmcp uses its URL as client_id.
+    app.get(`${issuerPath(config.issuer)}${CLIENT_METADATA_PATH}`, (c) => c.json(metadataDocument, 200, { 'cache-control': 'max-age=300' }))
+  }
   app.route('/', createAuthorizeApp({ config, registry: clients, upstreams, store, logger }))
   app.route('/', createCallbackApp({ config, upstreams, store, tokens, codeIssuer: grants, logger }))
   app.route('/', createTokenEndpoint({ config, keys, clients, grants, store, logger, ...ip }))
@@ -127,6 +161,10 @@ export async function createAuthServer(options: AuthServerOptions): Promise<Auth
     getKey: keys.getKey,
     upstreamTokens: tokens,
     store,
-    close: () => store.close(),
+    dcr,
+    async close() {
+      await dcr?.close()
+      await store.close()
+    },
   }
 }

@@ -1,5 +1,6 @@
 import * as oauth from 'oauth4webapi'
 import type { UpstreamConfig } from '../config/index.js'
+import { DcrUnavailableError, type DcrClient, type DcrManager } from '../dcr/index.js'
 import { fingerprint, type Logger } from '../log/index.js'
 import { isLoopbackHost, readLimitedText, type FetchLike } from '../net/index.js'
 
@@ -53,6 +54,8 @@ export interface UpstreamClientsOptions {
   timeoutMs?: number
   /** Clock in epoch ms (token expiry). Default `Date.now`. */
   now?: () => number
+  /** Credentials of upstreams configured with `dcr` (RFC 7591): they replace clientId/secret. */
+  dcr?: DcrManager
 }
 
 /**
@@ -63,16 +66,19 @@ export interface UpstreamClientsOptions {
 export class UpstreamAuthError extends Error {
   /** RFC 6749 §5.2 invalid_grant on a refresh: that refresh token will never work again. */
   readonly permanent: boolean
+  /** The upstream cannot be used at all right now (dynamic registration not done or failed). */
+  readonly unavailable: boolean
 
   constructor(
     readonly upstream: string,
     readonly reason: 'access_denied' | 'server_error',
     message: string,
-    options: { permanent?: boolean } = {},
+    options: { permanent?: boolean; unavailable?: boolean } = {},
   ) {
     super(`upstream ${upstream}: ${message}`)
     this.name = 'UpstreamAuthError'
     this.permanent = options.permanent ?? false
+    this.unavailable = options.unavailable ?? false
   }
 }
 
@@ -95,12 +101,46 @@ function createUpstreamClient(
   const timeoutMs = options.timeoutMs ?? 10_000
   const log = options.logger.child({ component: 'authserver.upstream', upstream: name })
   const settings = config.type === 'oidc' ? config.oidc : config.oauth2
-  const client: oauth.Client = { client_id: settings.clientId }
+  const registration = settings.dcr ? options.dcr?.upstream(name) : undefined
+  if (settings.dcr && !registration) throw new TypeError(`upstream ${name}: dcr is configured but no DcrManager was given`)
+  const staticClient: oauth.Client = { client_id: settings.clientId ?? '' }
   // OAuth 2.1 §2.4: a confidential client authenticates; without a secret it is public and PKCE
   // alone binds the code to us.
-  const clientAuth = settings.clientSecret
+  const staticAuth = settings.clientSecret
     ? oauth.ClientSecretBasic(settings.clientSecret.reveal())
     : oauth.None()
+
+  /**
+   * The client as of now: the configured one, or the current registration (which a renewal or a
+   * re-registration may replace). A registering upstream that is not registered yet throws
+   * UpstreamAuthError naming why, so the user who needs it gets a clear error.
+   */
+  function credentials(): { client: oauth.Client; clientAuth: oauth.ClientAuth; server?: DcrClient['server'] } {
+    if (!registration) return { client: staticClient, clientAuth: staticAuth }
+    let c
+    try {
+      c = registration.client()
+    } catch (err) {
+      const reason = err instanceof DcrUnavailableError ? err.reason : describeError(err)
+      throw new UpstreamAuthError(name, 'server_error', `not available: ${reason}`, { unavailable: true })
+    }
+    // RFC 7591 §2: authenticate the way the registration answered.
+    const clientAuth =
+      c.tokenEndpointAuthMethod === 'client_secret_post' && c.clientSecret
+        ? oauth.ClientSecretPost(c.clientSecret)
+        : c.tokenEndpointAuthMethod === 'client_secret_basic' && c.clientSecret
+          ? oauth.ClientSecretBasic(c.clientSecret)
+          : oauth.None()
+    return { client: { client_id: c.clientId }, clientAuth, server: c.server }
+  }
+
+  /** invalid_client at the token endpoint: let the registration recover; true means retry. */
+  async function recoverInvalidClient(err: unknown, clientId: string): Promise<boolean> {
+    if (!registration || !(err instanceof oauth.ResponseBodyError) || err.error !== 'invalid_client') return false
+    return registration.onInvalidClient(clientId)
+  }
+  // RFC 8707 §2: the resource the upstream's tokens are for, on every authorize, token and refresh.
+  const resourceParams = settings.resource ? { additionalParameters: { resource: settings.resource } } : {}
 
   // OAuth 2.1 §1.5: TLS everywhere; oauth4webapi refuses http, and we lift that only for loopback
   // http (the same exception the config schema allows).
@@ -142,15 +182,27 @@ function createUpstreamClient(
 
   function getMetadata(): Promise<oauth.AuthorizationServer> {
     if (metadata) return Promise.resolve(metadata)
+    if (config.type === 'oauth2' && registration) {
+      // Discovered (or configured) with the registration; read on every use, never cached here.
+      const server = credentials().server as DcrClient['server']
+      return Promise.resolve({
+        issuer: server.issuer,
+        authorization_endpoint: server.authorization_endpoint,
+        token_endpoint: server.token_endpoint,
+        ...(server.authorization_response_iss_parameter_supported
+          ? { authorization_response_iss_parameter_supported: true }
+          : {}),
+      })
+    }
     if (config.type === 'oauth2') {
       const c = config.oauth2
       // No metadata for a plain OAuth 2.0 upstream: the operator named its endpoints. oauth4webapi
       // needs an issuer string; this one is never compared (exchangeCode drops `iss` and ID
       // tokens for oauth2 upstreams).
       metadata = {
-        issuer: new URL(c.authorizationEndpoint).origin,
-        authorization_endpoint: c.authorizationEndpoint,
-        token_endpoint: c.tokenEndpoint,
+        issuer: new URL(c.authorizationEndpoint as string).origin,
+        authorization_endpoint: c.authorizationEndpoint as string,
+        token_endpoint: c.tokenEndpoint as string,
       }
       return Promise.resolve(metadata)
     }
@@ -286,7 +338,11 @@ function createUpstreamClient(
    * OIDC Core §5.4: with an access token, scope claims (profile, email) usually come from the
    * UserInfo endpoint, not the ID token. Best effort: the ID token already fixed who the user is.
    */
-  async function oidcProfile(as: oauth.AuthorizationServer, set: UpstreamTokenSet): Promise<void> {
+  async function oidcProfile(
+    as: oauth.AuthorizationServer,
+    client: oauth.Client,
+    set: UpstreamTokenSet,
+  ): Promise<void> {
     if (set.subject === undefined || set.name !== undefined || set.email !== undefined) return
     if (!as.userinfo_endpoint || !(scopes.includes('profile') || scopes.includes('email'))) return
     try {
@@ -306,6 +362,7 @@ function createUpstreamClient(
     type: config.type,
 
     async authorizationUrl({ state, codeVerifier, nonce }) {
+      const { client } = credentials()
       const as = await getMetadata()
       if (!as.authorization_endpoint) {
         throw new UpstreamAuthError(name, 'server_error', 'no authorization_endpoint in metadata')
@@ -316,7 +373,7 @@ function createUpstreamClient(
         url.searchParams.set(k, v)
       }
       url.searchParams.set('response_type', 'code')
-      url.searchParams.set('client_id', settings.clientId)
+      url.searchParams.set('client_id', client.client_id)
       url.searchParams.set('redirect_uri', options.callbackUrl)
       if (scopes.length > 0) url.searchParams.set('scope', scopes.join(' '))
       url.searchParams.set('state', state)
@@ -325,15 +382,17 @@ function createUpstreamClient(
       url.searchParams.set('code_challenge_method', 'S256')
       // OIDC Core §3.1.2.1: nonce binds the ID token to this request; plain OAuth has no ID token.
       if (config.type === 'oidc') url.searchParams.set('nonce', nonce)
+      if (settings.resource) url.searchParams.set('resource', settings.resource)
       return url
     },
 
     async exchangeCode(callbackParams, secrets) {
+      const { client, clientAuth, server } = credentials()
       const as = await getMetadata()
       let params = new URLSearchParams(
         callbackParams instanceof URL ? callbackParams.searchParams : callbackParams,
       )
-      if (config.type === 'oauth2') {
+      if (config.type === 'oauth2' && !server?.discovered) {
         // RFC 9207 §2.4 compares `iss` with the issuer from metadata; an oauth2 upstream is
         // configured without metadata, so there is nothing to compare with. Mix-up is still
         // contained: the state is bound to this upstream, and its code only ever goes to this
@@ -365,7 +424,7 @@ function createUpstreamClient(
           params,
           options.callbackUrl,
           secrets.codeVerifier,
-          request(as.token_endpoint),
+          { ...request(as.token_endpoint), ...resourceParams },
         )
         const checked = await withoutIdToken(response)
         result = await oauth.processAuthorizationCodeResponse(as, client, checked, {
@@ -376,10 +435,12 @@ function createUpstreamClient(
             : { expectedNonce: oauth.expectNoNonce }),
         })
       } catch (err) {
+        // The code is bound to this client id: recovery only helps the next sign-in.
+        await recoverInvalidClient(err, client.client_id)
         throw tokenFailure(err, 'code exchange')
       }
       const set = toTokenSet(result)
-      if (config.type === 'oidc') await oidcProfile(as, set)
+      if (config.type === 'oidc') await oidcProfile(as, client, set)
       else await oauth2Identity(set)
       log.debug(
         {
@@ -394,16 +455,24 @@ function createUpstreamClient(
 
     async refresh(refreshToken, signal) {
       const as = await getMetadata()
+      const attempt = async (mayRetry: boolean): Promise<oauth.TokenEndpointResponse | undefined> => {
+        const { client, clientAuth } = credentials()
+        try {
+          const response = await oauth.refreshTokenGrantRequest(as, client, clientAuth, refreshToken, {
+            ...request(as.token_endpoint, signal),
+            ...resourceParams,
+          })
+          return await oauth.processRefreshTokenResponse(as, client, await withoutIdToken(response))
+        } catch (err) {
+          // A renewed secret (same client id) keeps the refresh token valid: retry once with it.
+          if ((await recoverInvalidClient(err, client.client_id)) && mayRetry) return undefined
+          throw err
+        }
+      }
       let result: oauth.TokenEndpointResponse
       try {
-        const response = await oauth.refreshTokenGrantRequest(
-          as,
-          client,
-          clientAuth,
-          refreshToken,
-          request(as.token_endpoint, signal),
-        )
-        result = await oauth.processRefreshTokenResponse(as, client, await withoutIdToken(response))
+        const first = await attempt(true)
+        result = first ?? ((await attempt(false)) as oauth.TokenEndpointResponse)
       } catch (err) {
         // RFC 6749 §5.2: invalid_grant means this refresh token will never work again.
         const permanent = err instanceof oauth.ResponseBodyError && err.error === 'invalid_grant'

@@ -50,14 +50,48 @@ export function createAuthServerSchema(p: Primitives) {
       }
     })
 
+  // RFC 7591: vmcp registers itself at the upstream instead of using a pre-issued client id.
+  // Exactly one of discoveryUrl / registrationEndpoint, and dcr excludes clientId: load.ts checks
+  // both with a sentence saying what to change.
+  const dcr = z
+    .strictObject({
+      discoveryUrl: secureUrl
+        .optional()
+        .describe("the authorization server's issuer URL or its metadata URL (RFC 8414)"),
+      registrationEndpoint: secureUrl
+        .optional()
+        .describe('RFC 7591 registration endpoint; then authorizationEndpoint and tokenEndpoint are required'),
+      initialAccessToken: secretRef.optional().describe('RFC 7591 §3: sent as Bearer when registering'),
+      clientName: z.string().min(1).default('vmcp'),
+      softwareId: z.string().min(1).optional(),
+      softwareStatement: secretRef.optional().describe('RFC 7591 §2.3 signed software statement (JWT)'),
+      tokenEndpointAuthMethod: z
+        .enum(['client_secret_basic', 'client_secret_post', 'none'])
+        .optional()
+        .describe('default: the best the server supports (basic > post > none)'),
+      renewBefore: p.duration('24h').describe('RFC 7592: renew an expiring client secret this long before it expires'),
+      autoReregister: z.boolean().default(true).describe('register again once when the token endpoint answers invalid_client'),
+      preferClientMetadataDocument: z
+        .boolean()
+        .default(false)
+        .describe('use <issuer>/oauth/client-metadata.json as client_id when the server supports it'),
+    })
+    .optional()
+    .describe('dynamic client registration instead of clientId/clientSecret')
+  const resource = secureUrl
+    .optional()
+    .describe('RFC 8707 resource sent in the authorize, token and refresh requests')
+
   const upstream = z.discriminatedUnion('type', [
     z.strictObject({
       name: z.string().regex(UPSTREAM_NAME, 'must be lowercase [a-z0-9-], starting and ending alphanumeric'),
       type: z.literal('oidc'),
       oidc: z.strictObject({
         issuerUrl: secureUrl,
-        clientId: z.string().min(1),
+        clientId: z.string().min(1).optional().describe('required unless dcr is set'),
         clientSecret: secretRef.optional().describe('omit for a public client (PKCE only)'),
+        dcr,
+        resource,
         scopes: z.array(z.string().min(1)).default(['openid', 'offline_access']),
         additionalAuthorizationParams: additionalParams,
       }),
@@ -66,10 +100,12 @@ export function createAuthServerSchema(p: Primitives) {
       name: z.string().regex(UPSTREAM_NAME, 'must be lowercase [a-z0-9-], starting and ending alphanumeric'),
       type: z.literal('oauth2'),
       oauth2: z.strictObject({
-        authorizationEndpoint: secureUrl,
-        tokenEndpoint: secureUrl,
-        clientId: z.string().min(1),
+        authorizationEndpoint: secureUrl.optional().describe('required unless dcr.discoveryUrl is set'),
+        tokenEndpoint: secureUrl.optional().describe('required unless dcr.discoveryUrl is set'),
+        clientId: z.string().min(1).optional().describe('required unless dcr is set'),
         clientSecret: secretRef.optional(),
+        dcr,
+        resource,
         scopes: z.array(z.string().min(1)).default([]),
         additionalAuthorizationParams: additionalParams,
         userinfo: z

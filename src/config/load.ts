@@ -3,7 +3,13 @@ import { dirname, resolve } from 'node:path'
 import { LineCounter, parseDocument } from 'yaml'
 import type { z } from 'zod'
 import { ConfigError, formatPath, type ConfigIssue } from './errors.js'
-import { createConfigSchema, type AuthServerConfig, type OidcConfig, type VmcpConfig } from './schema.js'
+import {
+  createConfigSchema,
+  type AuthServerConfig,
+  type OidcConfig,
+  type UpstreamConfig,
+  type VmcpConfig,
+} from './schema.js'
 
 export interface LoadConfigOptions {
   /** Environment used for `{ env: NAME }` refs; defaults to `process.env`. */
@@ -250,6 +256,7 @@ function checkModeB(config: VmcpConfig, rc: AuthServerConfig): ConfigIssue[] {
     }
     names.add(u.name)
   })
+  rc.upstreams.forEach((u, i) => issues.push(...checkUpstreamClient(u, `authServer.runConfig.upstreams[${i}]`)))
   const first = rc.upstreams[0]
   if (first?.type === 'oauth2' && !first.oauth2.userinfo) {
     issues.push({
@@ -296,6 +303,65 @@ function checkModeB(config: VmcpConfig, rc: AuthServerConfig): ConfigIssue[] {
       path: 'authServer.runConfig.storage.encryptionKey',
       message: 'must be 32 bytes, as 64 hex characters or base64',
     })
+  }
+  return issues
+}
+
+/**
+ * How vmcp is a client of one upstream: a pre-issued `clientId` or RFC 7591 registration (`dcr`),
+ * never both; `dcr` names exactly one of discoveryUrl / registrationEndpoint; without discovery the
+ * endpoints must be configured.
+ */
+function checkUpstreamClient(u: UpstreamConfig, base: string): ConfigIssue[] {
+  const issues: ConfigIssue[] = []
+  const block = `${base}.${u.type}`
+  const c = u.type === 'oidc' ? u.oidc : u.oauth2
+  if (c.clientId !== undefined && c.dcr) {
+    issues.push({
+      path: `${block}.dcr`,
+      message: 'cannot be combined with clientId: remove clientId (and clientSecret) to register dynamically, or remove dcr to use the pre-issued client',
+    })
+  } else if (c.clientId === undefined && !c.dcr) {
+    issues.push({
+      path: `${block}.clientId`,
+      message: 'is required unless dcr is set: give the client id the provider issued you, or add dcr: { discoveryUrl: <issuer URL> } to let vmcp register itself',
+    })
+  }
+  if (c.dcr && c.clientSecret && c.clientId === undefined) {
+    issues.push({
+      path: `${block}.clientSecret`,
+      message: 'comes from the registration when dcr is set: remove clientSecret',
+    })
+  }
+  const d = c.dcr
+  if (d) {
+    if (d.discoveryUrl !== undefined && d.registrationEndpoint !== undefined) {
+      issues.push({
+        path: `${block}.dcr`,
+        message: 'set either discoveryUrl or registrationEndpoint, not both: discoveryUrl finds the registration endpoint itself',
+      })
+    } else if (d.discoveryUrl === undefined && d.registrationEndpoint === undefined) {
+      issues.push({
+        path: `${block}.dcr`,
+        message: "needs discoveryUrl (the authorization server's issuer or metadata URL) or registrationEndpoint",
+      })
+    }
+    if (d.preferClientMetadataDocument && d.discoveryUrl === undefined) {
+      issues.push({
+        path: `${block}.dcr.preferClientMetadataDocument`,
+        message: 'needs dcr.discoveryUrl: whether the server accepts client metadata documents is read from its metadata',
+      })
+    }
+  }
+  // With dcr but neither URL, the dcr issue above already says what to add.
+  const needsEndpoints = d ? d.discoveryUrl === undefined && d.registrationEndpoint !== undefined : true
+  if (u.type === 'oauth2' && needsEndpoints) {
+    const why = d ? 'with dcr.registrationEndpoint (nothing is discovered)' : 'without dcr.discoveryUrl'
+    for (const key of ['authorizationEndpoint', 'tokenEndpoint'] as const) {
+      if (u.oauth2[key] === undefined) {
+        issues.push({ path: `${block}.${key}`, message: `is required ${why}: set it, or use dcr.discoveryUrl to discover it` })
+      }
+    }
   }
   return issues
 }

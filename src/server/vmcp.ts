@@ -7,7 +7,7 @@ import {
   withUpstreamTokens,
   type IncomingAuthenticator,
 } from '../auth/incoming/index.js'
-import { createAuthServer, type AuthServer } from '../authserver/index.js'
+import { createAuthServer, type AuthServer, type AuthServerOptions } from '../authserver/index.js'
 import { createOutgoingAuth, type OutgoingAuthStrategy } from '../auth/outgoing/index.js'
 import { configWarnings, type VmcpConfig } from '../config/index.js'
 import { createLogger, type Logger } from '../log/index.js'
@@ -21,6 +21,8 @@ export interface VmcpOptions {
   logger?: Logger
   /** Outbound fetch for backends and OAuth endpoints (default: the guarded undici fetch). */
   fetch?: FetchLike
+  /** Embedded authorization server knobs (tests: registration clock and backoff). */
+  authServer?: Pick<AuthServerOptions, 'dcr'>
 }
 
 /** A running (or startable) vmcp: the HTTP app, the gateway behind it, and its lifecycle. */
@@ -92,7 +94,7 @@ export function createVmcp(options: VmcpOptions): Vmcp {
       const baseUrl = config.server.publicUrl ?? listenBase
       url = `${baseUrl}${MCP_PATH}`
       const rc = config.authServer?.runConfig
-      if (rc) authServer = await createAuthServer({ config: rc, logger, fetch })
+      if (rc) authServer = await createAuthServer({ config: rc, logger, fetch, ...options.authServer })
       authenticator = createAuthenticator(config, logger, fetch, baseUrl, authServer)
       app = createApp({
         name: config.name,

@@ -5,7 +5,7 @@ import type { ClientCapabilities } from '@modelcontextprotocol/sdk/types.js'
 import { stringify } from 'yaml'
 import { parseConfigText, type VmcpConfig } from '../../src/config/index.js'
 import { createLogger, type Logger } from '../../src/log/index.js'
-import { createVmcp, type Vmcp } from '../../src/server/index.js'
+import { createVmcp, type Vmcp, type VmcpOptions } from '../../src/server/index.js'
 
 export interface RunningVmcp {
   vmcp: Vmcp
@@ -35,7 +35,13 @@ export function memoryLogger(level: 'trace' | 'debug' | 'info' = 'debug'): { log
  */
 export async function startVmcp(
   config: string | Record<string, unknown>,
-  options: { env?: Record<string, string>; level?: 'trace' | 'debug' | 'info'; baseDir?: string } = {},
+  options: {
+    env?: Record<string, string>
+    level?: 'trace' | 'debug' | 'info'
+    baseDir?: string
+    /** Embedded AS knobs (registration clock, backoff). */
+    authServer?: VmcpOptions['authServer']
+  } = {},
 ): Promise<RunningVmcp> {
   const text = typeof config === 'string' ? config : stringify(config)
   const parsed = parseConfigText(text, { baseDir: options.baseDir ?? process.cwd(), env: { ...process.env, ...options.env } })
@@ -43,7 +49,7 @@ export async function startVmcp(
   // A test that pins no port gets a free one.
   if (!/\bport:/.test(text)) parsed.server.port = 0
   const { logger, logs } = memoryLogger(options.level)
-  const vmcp = createVmcp({ config: parsed, logger })
+  const vmcp = createVmcp({ config: parsed, logger, ...(options.authServer ? { authServer: options.authServer } : {}) })
   const { listenUrl: url } = await vmcp.start()
   return {
     vmcp,
