@@ -13,6 +13,8 @@ const HELP = `vmcp ${readVersion()}: one MCP endpoint in front of many MCP serve
 Usage:
   vmcp serve --config <file> [--host <host>] [--port <port>] [--log-level <level>]
   vmcp validate --config <file>
+  vmcp dcr list --config <file>
+  vmcp dcr forget --config <file> --upstream <name>
   vmcp --version
   vmcp --help
 
@@ -21,6 +23,7 @@ Options:
       --host <host>       listen address (overrides server.host)
       --port <port>       listen port (overrides server.port; 0 picks a free port)
       --log-level <level> fatal | error | warn | info | debug | trace (overrides operational.logLevel)
+      --upstream <name>   dcr forget: the upstream whose cached registration to drop
 
 Exit codes: 0 ok, 1 runtime failure, 2 invalid configuration.
 Logs are JSON lines on stderr (human-readable on a terminal).`
@@ -56,6 +59,7 @@ async function main(argv: string[]): Promise<void> {
         host: { type: 'string' },
         port: { type: 'string' },
         'log-level': { type: 'string' },
+        upstream: { type: 'string' },
         version: { type: 'boolean', short: 'v' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -78,6 +82,19 @@ async function main(argv: string[]): Promise<void> {
     const config = load(values.config)
     for (const w of configWarnings(config)) process.stderr.write(`warning: ${w.path}: ${w.message}\n`)
     process.stdout.write(`configuration is valid: ${config.backends.length} backend(s), incoming auth ${config.incomingAuth.type}\n`)
+    return
+  }
+  if (command === 'dcr') {
+    // Cached RFC 7591 registrations of the upstreams (never a secret on screen).
+    const config = load(values.config)
+    const { runDcrCommand } = await import('./dcr-command.js')
+    process.exitCode = await runDcrCommand(
+      config,
+      positionals[1],
+      values.upstream,
+      (line) => process.stdout.write(`${line}\n`),
+      (line) => process.stderr.write(`${line}\n`),
+    )
     return
   }
   if (command !== 'serve') usage(`unknown command "${command}"`)

@@ -20,6 +20,9 @@ describe('DCR end to end: SDK client → vmcp (Mode B: corp OIDC + a Datadog-lik
   let port: number
   let dataDir: string
   let gw: RunningVmcp | undefined
+  // Every log line of every run, and every user-side secret seen, for the canary at the end.
+  const allLogs: string[][] = []
+  const userSecrets: string[] = []
 
   const config = (renewBefore = '10m') => ({
     server: { port },
@@ -56,10 +59,13 @@ describe('DCR end to end: SDK client → vmcp (Mode B: corp OIDC + a Datadog-lik
       level: 'trace',
       authServer: { dcr: { retry: { initialMs: 60_000 }, ...(now ? { now } : {}) } },
     })
+    allLogs.push(gw.logs)
     return gw
   }
   const whoami = async (g: RunningVmcp) => {
-    const { client } = await connectWithOAuth(g.url)
+    const { client, provider } = await connectWithOAuth(g.url)
+    const tokens = provider.tokens()
+    userSecrets.push(provider.code ?? '', provider.codeVerifier(), tokens?.access_token ?? '', tokens?.refresh_token ?? '')
     try {
       return JSON.parse(await callText(client, 'datadog_whoami')) as { sub: string; client_id: string; aud: string }
     } finally {
@@ -153,6 +159,20 @@ describe('DCR end to end: SDK client → vmcp (Mode B: corp OIDC + a Datadog-lik
       })
     } finally {
       dd.state.renewalFailure = undefined
+    }
+  })
+
+  it('log canary: no client secret, registration access token, code, verifier or token in any record at trace level', () => {
+    const text = allLogs.flat().join('\n')
+    expect(text).toContain('"level":10')
+    // The fixture's secrets (initial registration and every rotation) and the users' own.
+    const secrets = [...dd.issued, ...userSecrets, corpClient.client_secret].filter((s) => s !== '')
+    expect(dd.issued.length).toBeGreaterThanOrEqual(4)
+    expect(userSecrets.length).toBeGreaterThanOrEqual(12)
+    for (const secret of secrets) {
+      expect(secret.length).toBeGreaterThan(8)
+      expect(text).not.toContain(secret)
+      for (const part of secret.split('.')) if (part.length > 16) expect(text).not.toContain(part)
     }
   })
 })

@@ -232,6 +232,55 @@ describe('registration lifecycle against the Datadog-like server', () => {
   })
 })
 
+describe('what the registration request carries', () => {
+  it('RFC 7591 §3: the initial access token as Bearer, software_id and software_statement forwarded; none of it logged', async () => {
+    const IAT = 'initial-access-token-canary-0123456789'
+    const STATEMENT = 'eyJhbGciOiJub25lIn0.eyJzb2Z0d2FyZV9pZCI6InN3LTEifQ.statement-canary'
+    const seen: Array<{ authorization?: string; body: Record<string, unknown> }> = []
+    const stub = await startStub((req, res, origin) => {
+      if (req.url?.startsWith('/.well-known/')) {
+        res.writeHead(200, { 'content-type': 'application/json' })
+        res.end(JSON.stringify({ issuer: origin, authorization_endpoint: `${origin}/a`, token_endpoint: `${origin}/t`, registration_endpoint: `${origin}/register`, token_endpoint_auth_methods_supported: ['client_secret_post'] }))
+        return
+      }
+      let text = ''
+      req.on('data', (c: Buffer) => (text += c.toString()))
+      req.on('end', () => {
+        seen.push({ ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}), body: JSON.parse(text) as Record<string, unknown> })
+        res.writeHead(201, { 'content-type': 'application/json' })
+        res.end(JSON.stringify({ client_id: 'c1', client_secret: 'registered-secret-canary-0123456789', client_secret_expires_at: 0 }))
+      })
+    })
+    try {
+      const { Secret } = await import('../../../src/log/index.js')
+      const h = harness([spec('x', { discoveryUrl: stub.origin, initialAccessToken: new Secret(IAT), softwareId: 'sw-1', softwareStatement: new Secret(STATEMENT) }, ['mcp', 'openid'])])
+      h.manager.start()
+      await ready(h, 'x')
+      expect(seen).toEqual([
+        {
+          authorization: `Bearer ${IAT}`,
+          body: {
+            redirect_uris: [CALLBACK],
+            grant_types: ['authorization_code', 'refresh_token'],
+            response_types: ['code'],
+            client_name: 'vmcp',
+            scope: 'mcp openid',
+            software_id: 'sw-1',
+            software_statement: STATEMENT,
+            token_endpoint_auth_method: 'client_secret_post',
+          },
+        },
+      ])
+      expect(h.manager.upstream('x')?.client()).toMatchObject({ clientId: 'c1', tokenEndpointAuthMethod: 'client_secret_post' })
+      const text = h.logs.join('\n')
+      for (const s of [IAT, STATEMENT, 'registered-secret-canary-0123456789']) expect(text).not.toContain(s)
+      await h.manager.close()
+    } finally {
+      await stub.close()
+    }
+  })
+})
+
 describe('discovery failures: the upstream is unavailable with the reason, and retried', () => {
   it.each([
     ['times out', () => undefined, (o: string) => `upstream x unavailable: discovery at ${o}/.well-known/oauth-authorization-server timed out after 200 ms; retrying in 60 s`],
