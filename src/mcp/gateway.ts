@@ -8,7 +8,8 @@ import type { FetchLike } from '../net/index.js'
 import { buildView, type AggregatedView, type BackendCatalog } from './aggregator.js'
 import type { BackendConnection } from './backend-connection.js'
 import { BackendRuntime, errorText, type BackendHealth } from './backend-runtime.js'
-import type { ListKind } from './catalog.js'
+import type { Catalog, ListKind } from './catalog.js'
+import { alignSessionProtocolVersion, negotiatedLegacyVersion } from './modern/era.js'
 import { ClientSession, type SessionHost } from './session.js'
 
 export interface GatewayOptions {
@@ -42,10 +43,25 @@ export interface GatewayStatus {
  */
 export interface Gateway {
   start(): Promise<void>
+  /** Serves a 2025-era request (session path). */
   handle(request: Request, identity: Identity, body: unknown): Promise<Response>
+  /** Backends and views for the sessionless 2026-07-28 path (src/mcp/modern). */
+  readonly routing: GatewayRouting
   status(): GatewayStatus
   readonly ready: boolean
   close(): Promise<void>
+}
+
+/** What the 2026-07-28 path reads from the gateway: the same backends, catalogs and views. */
+export interface GatewayRouting {
+  /** Resolves once startup discovery has settled. */
+  whenStarted(): Promise<void>
+  runtime(name: string): BackendRuntime | undefined
+  runtimes(): readonly BackendRuntime[]
+  /** The view over shared catalogs plus the given per-user catalogs. */
+  viewFor(userCatalogs?: ReadonlyMap<string, Catalog>): AggregatedView
+  /** Called with each list that changed in the shared view; returns the unsubscribe. */
+  onListChanged(listener: (kind: ListKind | 'resources-all') => void): () => void
 }
 
 const jsonRpcError = (status: number, code: number, message: string) =>
@@ -73,10 +89,12 @@ export function createGateway(options: GatewayOptions): Gateway {
   const clientInfo = { name: `vmcp:${config.name}`, version: options.version }
   const anyIdentityScoped = () => runtimes.some((r) => r.identityScoped)
 
-  const catalogsFor = (session?: ClientSession): BackendCatalog[] => {
+  const listChangedListeners = new Set<(kind: ListKind | 'resources-all') => void>()
+
+  const catalogsFor = (userCatalogs?: ReadonlyMap<string, Catalog>): BackendCatalog[] => {
     const out: BackendCatalog[] = []
     for (const r of runtimes) {
-      const catalog = r.identityScoped ? session?.userCatalogs.get(r.name) : r.catalog
+      const catalog = r.identityScoped ? userCatalogs?.get(r.name) : r.catalog
       if (catalog) out.push({ backend: r.name, catalog })
     }
     return out
@@ -107,6 +125,12 @@ export function createGateway(options: GatewayOptions): Gateway {
       session.invalidateView()
       for (const kind of changed) void session.notifyListChanged(kind)
     }
+    for (const kind of changed) for (const listener of listChangedListeners) listener(kind)
+  }
+
+  const viewFor = (userCatalogs?: ReadonlyMap<string, Catalog>): AggregatedView => {
+    if (!anyIdentityScoped()) return (sharedView ??= computeShared())
+    return buildView(catalogsFor(userCatalogs), config.aggregation).view
   }
 
   const host: SessionHost = {
@@ -116,10 +140,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     discoveryTimeout: op.discoveryTimeout,
     runtime: (name) => byName.get(name),
     runtimes: () => runtimes,
-    viewFor: (session) => {
-      if (!anyIdentityScoped()) return (sharedView ??= computeShared())
-      return buildView(catalogsFor(session), config.aggregation).view
-    },
+    viewFor: (session) => viewFor(session.userCatalogs),
     sessionClosed: (session) => {
       if (sessions.get(session.id) === session) sessions.delete(session.id)
       for (const byUri of sharedSubs.values()) {
@@ -186,6 +207,19 @@ export function createGateway(options: GatewayOptions): Gateway {
       return ready
     },
 
+    routing: {
+      whenStarted: async () => {
+        if (!ready && starting) await starting
+      },
+      runtime: (name) => byName.get(name),
+      runtimes: () => runtimes,
+      viewFor,
+      onListChanged: (listener) => {
+        listChangedListeners.add(listener)
+        return () => listChangedListeners.delete(listener)
+      },
+    },
+
     async start() {
       starting = Promise.all(runtimes.map((r) => r.start())).then(() => undefined)
       await starting
@@ -214,6 +248,7 @@ export function createGateway(options: GatewayOptions): Gateway {
           return jsonRpcError(503, -32000, 'Too many sessions; try again later')
         }
         const session = new ClientSession(host, identity, owner, () => randomUUID())
+        session.protocolVersion = negotiatedLegacyVersion(body)
         await session.start()
         const response = await session.transport.handleRequest(request, { parsedBody: body })
         if (session.transport.sessionId) {
@@ -229,6 +264,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       if (!session || session.ownerKey !== owner) return jsonRpcError(404, -32001, 'Session not found')
       session.identity = identity
       session.lastSeen = Date.now()
+      request = alignSessionProtocolVersion(request, session, logger)
       const response = await session.transport.handleRequest(request, { parsedBody: body })
       session.lastSeen = Date.now()
       if (request.method === 'GET' && response.body) return trackStream(session, response)

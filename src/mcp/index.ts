@@ -5,6 +5,9 @@ export {
   type BackendStatus,
   type Gateway,
   type GatewayOptions,
+  type GatewayRouting,
   type GatewayStatus,
 } from './gateway.js'
+export { classifyEra, MODERN_PROTOCOL_VERSIONS, type Era } from './modern/era.js'
+export { createModernEndpoint, type ModernEndpoint, type ModernEndpointOptions } from './modern/endpoint.js'
 export { isValidToolName, toValidName } from './naming.js'

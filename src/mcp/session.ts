@@ -86,6 +86,10 @@ export class ClientSession {
   readonly ownerKey: string
   lastSeen = Date.now()
   openStreams = 0
+  /** The 2025 revision negotiated at initialize (modern/era.ts aligns stray headers to it). */
+  protocolVersion = ''
+  /** A 2026-07-28 header on this session was already logged once. */
+  eraMismatchLogged = false
   readonly subscriptions = new Set<string>()
   /** Catalogs of identity-scoped backends, discovered with this session's credentials. */
   readonly userCatalogs = new Map<string, Catalog>()
@@ -471,7 +475,7 @@ export class ClientSession {
 }
 
 // Errors the SDK raises for the link itself rather than for the backend's answer.
-function isTransportFailure(err: unknown): boolean {
+export function isTransportFailure(err: unknown): boolean {
   if (err instanceof BackendUnavailableError) return true
   if (err instanceof McpError) {
     return err.code === ErrorCode.ConnectionClosed || err.code === ErrorCode.RequestTimeout
@@ -479,7 +483,7 @@ function isTransportFailure(err: unknown): boolean {
   return true
 }
 
-function failureText(backend: string, err: unknown): string {
+export function failureText(backend: string, err: unknown): string {
   if (err instanceof BackendUnavailableError) return err.message
   if (err instanceof McpError && err.code === ErrorCode.RequestTimeout) {
     return `backend "${backend}" did not answer in time`
@@ -487,6 +491,6 @@ function failureText(backend: string, err: unknown): string {
   return `backend "${backend}" failed: ${errorText(err)}`
 }
 
-function toolError(backend: string, err: unknown) {
+export function toolError(backend: string, err: unknown) {
   return { isError: true, content: [{ type: 'text' as const, text: failureText(backend, err) }] }
 }

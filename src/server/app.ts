@@ -2,7 +2,7 @@ import { Hono, type Context } from 'hono'
 import type { IncomingAuthenticator } from '../auth/incoming/index.js'
 import type { ServerConfig } from '../config/index.js'
 import type { Logger } from '../log/index.js'
-import type { Gateway } from '../mcp/index.js'
+import { classifyEra, type Gateway, type ModernEndpoint } from '../mcp/index.js'
 import { isLoopbackHost } from '../net/index.js'
 import { readBodyLimited } from './body.js'
 
@@ -11,6 +11,8 @@ export interface CreateAppOptions {
   version: string
   server: ServerConfig
   gateway: Gateway
+  /** The MCP 2026-07-28 path; without it every request takes the 2025 session path. */
+  modern?: ModernEndpoint
   authenticator: IncomingAuthenticator
   logger: Logger
   /** Public origin of this server (publicUrl, or the listen address). */
@@ -21,7 +23,8 @@ export interface CreateAppOptions {
 
 export const MCP_PATH = '/mcp'
 const PRM_PATH = '/.well-known/oauth-protected-resource'
-const MCP_ALLOWED_HEADERS = 'Authorization, Content-Type, Accept, Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID'
+const MCP_ALLOWED_HEADERS =
+  'Authorization, Content-Type, Accept, Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID, Mcp-Method, Mcp-Name'
 const MCP_EXPOSED_HEADERS = 'Mcp-Session-Id, Mcp-Protocol-Version, WWW-Authenticate'
 
 const json = (c: Context, status: number, body: unknown, headers: Record<string, string> = {}) =>
@@ -121,7 +124,7 @@ export function createApp(options: CreateAppOptions): Hono {
       return c.body(null, 204, {
         ...cors,
         'access-control-allow-methods': 'GET, POST, DELETE, OPTIONS',
-        'access-control-allow-headers': MCP_ALLOWED_HEADERS,
+        'access-control-allow-headers': allowedRequestHeaders(req.headers.get('access-control-request-headers')),
         'access-control-max-age': '86400',
       })
     }
@@ -143,11 +146,28 @@ export function createApp(options: CreateAppOptions): Hono {
         return withHeaders(rpcError(400, -32700, 'Parse error: body is not valid JSON'), cors)
       }
     }
-    const res = await gateway.handle(req, auth.identity, body)
+    const modern = options.modern
+    const res =
+      modern && (await classifyEra(req, body)) === 'modern'
+        ? await modern.handle(req, auth.identity, body)
+        : await gateway.handle(req, auth.identity, body)
     return withHeaders(res, cors)
   })
 
   return app
+}
+
+/**
+ * MCP 2026-07-28 §Streamable HTTP (SEP-2243): requests carry `Mcp-Method`, `Mcp-Name` and one
+ * `Mcp-Param-{Name}` per marked argument. The param names vary per tool, so the preflight
+ * allows exactly the `Mcp-Param-*` names the browser asks for, besides the fixed list.
+ */
+function allowedRequestHeaders(requested: string | null): string {
+  const params = (requested ?? '')
+    .split(',')
+    .map((h) => h.trim())
+    .filter((h) => /^mcp-param-[!#$%&'*+.^_`|~0-9a-z-]+$/i.test(h))
+  return params.length > 0 ? `${MCP_ALLOWED_HEADERS}, ${params.join(', ')}` : MCP_ALLOWED_HEADERS
 }
 
 function withHeaders(res: Response, headers: Record<string, string>): Response {

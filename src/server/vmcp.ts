@@ -11,7 +11,7 @@ import { createAuthServer, type AuthServer, type AuthServerOptions } from '../au
 import { createOutgoingAuth, type OutgoingAuthStrategy } from '../auth/outgoing/index.js'
 import { configWarnings, type VmcpConfig } from '../config/index.js'
 import { createLogger, type Logger } from '../log/index.js'
-import { createGateway, type Gateway } from '../mcp/index.js'
+import { createGateway, createModernEndpoint, type Gateway, type ModernEndpoint } from '../mcp/index.js'
 import { createOutboundFetch, type FetchLike } from '../net/index.js'
 import { readVersion } from '../version.js'
 import { createApp, MCP_PATH } from './app.js'
@@ -59,6 +59,17 @@ export function createVmcp(options: VmcpOptions): Vmcp {
     outgoingAuth: (name) => strategies.get(name) as OutgoingAuthStrategy,
   })
 
+  const op = config.operational
+  // Sessionless 2026-07-28 callers: their pooled backend connections idle out like sessions do.
+  const modern: ModernEndpoint = createModernEndpoint({
+    routing: gateway.routing,
+    logger,
+    serverInfo: { name: config.name, version },
+    callTimeout: op.callTimeout,
+    discoveryTimeout: op.discoveryTimeout,
+    idleTimeout: op.sessionTtl,
+  })
+
   let app: Hono | undefined
   let server: ServerType | undefined
   let url: string | undefined
@@ -101,6 +112,7 @@ export function createVmcp(options: VmcpOptions): Vmcp {
         version,
         server: config.server,
         gateway,
+        modern,
         authenticator,
         logger,
         baseUrl,
@@ -127,6 +139,7 @@ export function createVmcp(options: VmcpOptions): Vmcp {
       const srv = server
       if (srv) {
         const closed = new Promise<void>((resolve) => srv.close(() => resolve()))
+        await modern.close()
         await gateway.close()
         const force = setTimeout(() => {
           if ('closeAllConnections' in srv) srv.closeAllConnections()
@@ -136,6 +149,7 @@ export function createVmcp(options: VmcpOptions): Vmcp {
         await closed
         clearTimeout(force)
       } else {
+        await modern.close()
         await gateway.close()
       }
       await authenticator?.close?.()

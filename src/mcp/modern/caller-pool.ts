@@ -1,0 +1,192 @@
+import { identityKey, type Identity } from '../../auth/incoming/index.js'
+import type { Logger } from '../../log/index.js'
+import type { BackendConnection, ConnectionSink } from '../backend-connection.js'
+import { errorText, type BackendRuntime } from '../backend-runtime.js'
+import { discoverCatalog, type Catalog, type ListKind } from '../catalog.js'
+import type { GatewayRouting } from '../gateway.js'
+import { BackendUnavailableError } from '../session.js'
+
+export interface CallerPoolOptions {
+  routing: GatewayRouting
+  logger: Logger
+  /** A (caller, backend) connection unused this long is closed. */
+  idleTimeout: number
+  discoveryTimeout: number
+}
+
+interface PooledConnection {
+  generation: number
+  conn: Promise<BackendConnection>
+  lastUsed: number
+}
+
+/** One identity on the sessionless path: its latest credentials, per-user catalogs, connections. */
+export class Caller {
+  identity: Identity
+  lastUsed = Date.now()
+  readonly key: string
+  readonly userCatalogs = new Map<string, Catalog>()
+  readonly connections = new Map<string, PooledConnection>()
+
+  constructor(identity: Identity) {
+    this.identity = identity
+    this.key = identityKey(identity)
+  }
+}
+
+/**
+ * Backend connections for 2026-07-28 callers, who have no session: pooled per (identity,
+ * backend), opened on first use and closed after `idleTimeout` without use. A stdio backend is
+ * its one shared process, as for sessions. Credentials are read per request from the caller's
+ * latest identity, so a refreshed token reaches the backend at once.
+ */
+export class CallerPool {
+  readonly #callers = new Map<string, Caller>()
+  readonly #options: CallerPoolOptions
+  readonly #timer: NodeJS.Timeout
+
+  constructor(options: CallerPoolOptions) {
+    this.#options = options
+    this.#timer = setInterval(
+      () => this.sweep(),
+      Math.max(1000, Math.min(options.idleTimeout / 4, 30_000)),
+    )
+    this.#timer.unref()
+  }
+
+  get size(): number {
+    return this.#callers.size
+  }
+
+  /** The caller for this identity, created on first sight; its identity is refreshed. */
+  caller(identity: Identity): Caller {
+    const key = identityKey(identity)
+    let caller = this.#callers.get(key)
+    if (!caller) {
+      caller = new Caller(identity)
+      this.#callers.set(key, caller)
+    }
+    caller.identity = identity
+    caller.lastUsed = Date.now()
+    return caller
+  }
+
+  /** The caller's connection to a backend: the shared process for stdio, else its pooled one. */
+  async connection(caller: Caller, runtime: BackendRuntime): Promise<BackendConnection> {
+    if (runtime.health === 'unhealthy' || runtime.health === 'starting') {
+      throw new BackendUnavailableError(runtime.name, runtime.lastError ?? 'not connected yet')
+    }
+    if (runtime.sharesConnection) {
+      if (!runtime.shared || runtime.shared.closed)
+        throw new BackendUnavailableError(runtime.name, 'not connected')
+      return runtime.shared
+    }
+    const existing = caller.connections.get(runtime.name)
+    if (existing) {
+      const conn = await existing.conn.catch(() => undefined)
+      // A backend that restarted since this connection opened no longer knows its session.
+      if (conn && !conn.closed && existing.generation === runtime.generation) {
+        existing.lastUsed = Date.now()
+        return conn
+      }
+      this.drop(caller, runtime.name)
+    }
+    // Nothing is declared to the backend: a 2026-07-28 caller cannot take pushed requests.
+    const opening = runtime.openConnection(() => caller.identity, {}, this.#sink(caller))
+    caller.connections.set(runtime.name, {
+      generation: runtime.generation,
+      conn: opening,
+      lastUsed: Date.now(),
+    })
+    try {
+      return await opening
+    } catch (err) {
+      caller.connections.delete(runtime.name)
+      runtime.reportFailure(err)
+      throw new BackendUnavailableError(runtime.name, errorText(err))
+    }
+  }
+
+  /** Closes and forgets the caller's connection to a backend (it expired or broke). */
+  drop(caller: Caller, backend: string): void {
+    const entry = caller.connections.get(backend)
+    if (!entry) return
+    caller.connections.delete(backend)
+    void entry.conn.then((c) => c.close()).catch(() => undefined)
+  }
+
+  /** Discovers identity-scoped backends with this caller's credentials, once per caller. */
+  async ensureUserCatalogs(caller: Caller): Promise<void> {
+    const pending = this.#options.routing
+      .runtimes()
+      .filter((r) => r.identityScoped && !caller.userCatalogs.has(r.name))
+      .map(async (runtime) => {
+        try {
+          const conn = await this.connection(caller, runtime)
+          const catalog = await discoverCatalog(conn.client, {
+            timeout: this.#options.discoveryTimeout,
+          })
+          caller.userCatalogs.set(runtime.name, catalog)
+        } catch (err) {
+          this.#options.logger.warn(
+            { backend: runtime.name, err: errorText(err) },
+            'per-user discovery failed',
+          )
+        }
+      })
+    await Promise.all(pending)
+  }
+
+  /** Closes connections idle past the limit (never one with a call in flight), then idle callers. */
+  sweep(now = Date.now()): void {
+    const limit = this.#options.idleTimeout
+    for (const [key, caller] of this.#callers) {
+      for (const [backend, entry] of caller.connections) {
+        if (now - entry.lastUsed <= limit) continue
+        void entry.conn.then(
+          (conn) => {
+            if (conn.inflight.size > 0 || caller.connections.get(backend) !== entry) return
+            caller.connections.delete(backend)
+            this.#options.logger.debug({ backend }, 'idle caller connection closed')
+            return conn.close()
+          },
+          () => caller.connections.delete(backend),
+        )
+      }
+      if (caller.connections.size === 0 && now - caller.lastUsed > limit) this.#callers.delete(key)
+    }
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#timer)
+    const all = [...this.#callers.values()].flatMap((c) => [...c.connections.values()])
+    this.#callers.clear()
+    await Promise.allSettled(all.map(async (e) => (await e.conn).close()))
+  }
+
+  #sink(caller: Caller): ConnectionSink {
+    const { routing, logger } = this.#options
+    return {
+      listChanged: (kind: ListKind | 'resources-all', conn) => {
+        const runtime = routing.runtime(conn.backend)
+        // A per-user catalog changes for this caller only; a shared one for everyone.
+        runtime
+          ?.refresh(kind, conn, caller.userCatalogs.get(conn.backend))
+          .catch((err: unknown) => {
+            logger.warn(
+              { backend: conn.backend, err: errorText(err) },
+              'refresh after list_changed failed',
+            )
+          })
+      },
+      resourceUpdated: () => undefined,
+      closed: (conn) => {
+        const entry = caller.connections.get(conn.backend)
+        void entry?.conn.then((c) => {
+          if (c === conn && caller.connections.get(conn.backend) === entry)
+            caller.connections.delete(conn.backend)
+        })
+      },
+    }
+  }
+}

@@ -1,0 +1,126 @@
+import { SdkHttpError } from '@modelcontextprotocol/client'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startTestBackend, type RunningBackend } from '../support/backends.js'
+import { startIdp, type Idp } from '../support/idp.js'
+import { callTextV2, connectV2, postModern } from '../support/modern.js'
+import { startVmcp, type RunningVmcp } from '../support/vmcp.js'
+
+const PUBLIC = 'http://127.0.0.1:4483'
+const RESOURCE = `${PUBLIC}/mcp`
+const PRM_URL = `${PUBLIC}/.well-known/oauth-protected-resource/mcp`
+
+describe('Mode A authorization applies to 2026-07-28 requests exactly as to 2025 ones', () => {
+  let idp: Idp
+  let backend: RunningBackend
+  let gw: RunningVmcp
+
+  beforeAll(async () => {
+    idp = await startIdp()
+    backend = await startTestBackend(['--name', 'b'])
+    gw = await startVmcp(
+      {
+        server: { publicUrl: PUBLIC },
+        backends: [
+          { name: 'plain', transport: 'streamable-http', url: backend.url },
+          { name: 'keyed', transport: 'streamable-http', url: backend.url },
+        ],
+        incomingAuth: {
+          type: 'oidc',
+          oidc: {
+            issuer: idp.issuer,
+            audience: RESOURCE,
+            resource: RESOURCE,
+            scopes: ['openid', 'mcp'],
+            requiredScopes: ['mcp'],
+          },
+        },
+        outgoingAuth: {
+          backends: {
+            keyed: {
+              type: 'header_injection',
+              headerInjection: { headerName: 'X-API-Key', value: { env: 'BACKEND_KEY' } },
+            },
+          },
+        },
+      },
+      { env: { BACKEND_KEY: 'k-123' } },
+    )
+  })
+  afterAll(async () => {
+    await gw?.close()
+    await backend?.close()
+    await idp?.close()
+  })
+
+  it('RFC 6750 §3.1 / RFC 9728 §5.1: a modern request without a token gets the same 401 challenge as a 2025 one', async () => {
+    const modern = await fetch(gw.url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'mcp-protocol-version': '2026-07-28',
+        'mcp-method': 'server/discover',
+      },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'server/discover',
+        params: { _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28' } },
+      }),
+    })
+    const legacy = await fetch(gw.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: {
+          protocolVersion: '2025-11-25',
+          capabilities: {},
+          clientInfo: { name: 'raw', version: '1' },
+        },
+      }),
+    })
+    expect(modern.status).toBe(401)
+    expect(modern.headers.get('www-authenticate')).toBe(legacy.headers.get('www-authenticate'))
+    expect(modern.headers.get('www-authenticate')).toMatch(
+      new RegExp(`^Bearer resource_metadata="${PRM_URL}"`),
+    )
+    expect(await modern.text()).toBe(await legacy.text())
+  })
+
+  it('an auto-negotiating v2 client without a token fails on the 401, never falls back to 2025', async () => {
+    const err = await connectV2(gw.url, 'auto').catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(SdkHttpError)
+    expect((err as SdkHttpError).status).toBe(401)
+  })
+
+  it('a modern caller with a valid token reaches backends with their own credentials, never its token', async () => {
+    const { access_token } = await idp.getAccessToken({ resource: RESOURCE })
+    const client = await connectV2(gw.url, 'auto', { token: access_token })
+    expect(client.getProtocolEra()).toBe('modern')
+    const keyed = JSON.parse(await callTextV2(client, 'keyed_whoami')) as Record<
+      string,
+      string | null
+    >
+    expect(keyed['x-api-key']).toBe('k-123')
+    expect(keyed.authorization).toBeNull()
+    const plain = JSON.parse(await callTextV2(client, 'plain_whoami')) as Record<
+      string,
+      string | null
+    >
+    expect(plain.authorization).toBeNull()
+    await client.close()
+  })
+
+  it('RFC 6750 §3.1: a modern request with a bad token is 401 invalid_token', async () => {
+    const forged = await idp.mintAccessToken({ aud: 'https://other.example/mcp' })
+    const res = await postModern(
+      gw.url,
+      'tools/list',
+      {},
+      { authorization: `Bearer ${forged}` },
+    ).catch(() => undefined)
+    expect(res?.status).toBe(401)
+  })
+})

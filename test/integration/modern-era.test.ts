@@ -1,0 +1,269 @@
+import { StreamableHTTPClientTransport as V1Transport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import {
+  startHttpBackend,
+  startTestBackend,
+  TEST_BACKEND,
+  type RunningBackend,
+} from '../support/backends.js'
+import {
+  callTextV2,
+  connectV2,
+  MODERN_BACKEND,
+  postModern,
+  type NegotiationMode,
+} from '../support/modern.js'
+import { callText, connectClient, startVmcp, type RunningVmcp } from '../support/vmcp.js'
+
+describe('MCP 2026-07-28 beside 2025-11-25 on one /mcp', () => {
+  let beta: RunningBackend
+  let nova: RunningBackend
+  let gw: RunningVmcp
+
+  beforeAll(async () => {
+    beta = await startTestBackend(['--name', 'beta'])
+    nova = await startHttpBackend(MODERN_BACKEND, ['--name', 'nova'])
+    gw = await startVmcp({
+      backends: [
+        {
+          name: 'alpha',
+          transport: 'stdio',
+          command: process.execPath,
+          args: [TEST_BACKEND, '--transport', 'stdio', '--name', 'alpha'],
+        },
+        { name: 'beta', transport: 'streamable-http', url: beta.url },
+        { name: 'nova', transport: 'streamable-http', url: nova.url },
+      ],
+    })
+  })
+  afterAll(async () => {
+    await gw?.close()
+    await Promise.all([beta?.close(), nova?.close()])
+  })
+
+  const modes: Array<[string, NegotiationMode, 'modern' | 'legacy']> = [
+    ['auto', 'auto', 'modern'],
+    ['pinned 2026-07-28', { pin: '2026-07-28' }, 'modern'],
+    ['legacy', 'legacy', 'legacy'],
+  ]
+  it.each(modes)(
+    'a v2 client in %s mode lists and calls a 2025 stdio, a 2025 HTTP and a 2026 backend',
+    async (_, mode, era) => {
+      const client = await connectV2(gw.url, mode)
+      expect(client.getProtocolEra()).toBe(era)
+      const names = (await client.listTools()).tools.map((t) => t.name)
+      expect(names).toEqual(expect.arrayContaining(['alpha_echo', 'beta_echo', 'nova_echo']))
+      expect(await callTextV2(client, 'alpha_echo', { text: 'a' })).toBe('alpha: a')
+      expect(await callTextV2(client, 'beta_echo', { text: 'b' })).toBe('beta: b')
+      expect(await callTextV2(client, 'nova_echo', { text: 'n' })).toBe('nova: n')
+      await client.close()
+    },
+  )
+
+  it('answers server/discover with its capabilities and supported versions', async () => {
+    const client = await connectV2(gw.url, 'auto')
+    const discover = client.getDiscoverResult()
+    expect(discover?.supportedVersions).toEqual(['2026-07-28'])
+    expect(discover?.capabilities).toMatchObject({
+      tools: { listChanged: true },
+      prompts: {},
+      resources: {},
+      completions: {},
+    })
+    // No per-URI updates on subscriptions/listen yet, so no subscribe capability for modern callers.
+    expect(discover?.capabilities.resources?.subscribe).toBeUndefined()
+    await client.close()
+  })
+
+  it('routes resources/read, prompts/get and completion for modern callers', async () => {
+    const client = await connectV2(gw.url, 'auto')
+    const read = await client.readResource({ uri: 'nova://motd' })
+    expect(read.contents[0]).toMatchObject({ text: 'hello from nova' })
+    const prompt = await client.getPrompt({ name: 'nova_greet', arguments: { who: 'Ada' } })
+    expect(prompt.messages[0]?.content).toMatchObject({ text: 'Say hello to Ada' })
+    await expect(client.callTool({ name: 'nope', arguments: {} })).rejects.toThrow(
+      /Unknown tool: nope/,
+    )
+    await client.close()
+  })
+
+  it('relays progress on the request stream and cancels the backend call when the stream closes', async () => {
+    const client = await connectV2(gw.url, 'auto')
+    const progress: number[] = []
+    const res = await client.callTool(
+      { name: 'beta_slow', arguments: { ms: 50, steps: 3 } },
+      { onprogress: (p) => progress.push(p.progress) },
+    )
+    expect(res.isError).toBeFalsy()
+    expect(progress).toEqual([1, 2, 3])
+
+    const before = JSON.parse(await callTextV2(client, 'alpha_stats')) as { cancellations: number }
+    const abort = new AbortController()
+    const call = client.callTool(
+      { name: 'alpha_wait_forever', arguments: {} },
+      { signal: abort.signal },
+    )
+    // The call is in flight at the backend once a second request sees the backend answer.
+    await callTextV2(client, 'alpha_echo', { text: 'in flight' })
+    abort.abort()
+    await expect(call).rejects.toThrow()
+    await vi.waitFor(
+      async () => {
+        const after = JSON.parse(await callTextV2(client, 'alpha_stats')) as {
+          cancellations: number
+        }
+        expect(after.cancellations).toBe(before.cancellations + 1)
+      },
+      { timeout: 15_000, interval: 100 },
+    )
+    await client.close()
+  })
+
+  it('fails a 2025 backend elicitation during a modern call at once, naming why', async () => {
+    const client = await connectV2(gw.url, 'auto')
+    const res = await client.callTool({ name: 'alpha_ask_user', arguments: { question: 'ok?' } })
+    const text = JSON.stringify(res)
+    expect(text).toContain('elicitation/create cannot be relayed to a 2026-07-28 client')
+    await client.close()
+  })
+
+  it('tells a modern listener about list changes on subscriptions/listen', async () => {
+    const client = await connectV2(gw.url, 'auto')
+    let changed = 0
+    client.setNotificationHandler('notifications/tools/list_changed', async () => {
+      changed++
+    })
+    const sub = await client.listen({ toolsListChanged: true })
+    expect(sub.honoredFilter).toMatchObject({ toolsListChanged: true })
+    expect(await callTextV2(client, 'alpha_add_tool', { name: 'fresh' })).toBe('added')
+    await vi.waitFor(() => expect(changed).toBeGreaterThan(0), { timeout: 15_000, interval: 50 })
+    expect((await client.listTools()).tools.map((t) => t.name)).toContain('alpha_fresh')
+    await sub.close()
+    await client.close()
+  })
+
+  it('answers a 2025 session that sends MCP-Protocol-Version: 2026-07-28 as its own version, logging once', async () => {
+    const client = await connectClient(gw.url)
+    const transport = client.transport as V1Transport
+    const sessionId = transport.sessionId as string
+    const confused = async (id: number) =>
+      fetch(gw.url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          'mcp-session-id': sessionId,
+          'mcp-protocol-version': '2026-07-28',
+        },
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id,
+          method: 'tools/call',
+          params: { name: 'beta_echo', arguments: { text: 'hi' } },
+        }),
+      })
+    for (const id of [101, 102]) {
+      const res = await confused(id)
+      expect(res.status).toBe(200)
+      expect(await res.text()).toContain('beta: hi')
+    }
+    expect(
+      gw.logs.filter((l) => l.includes('2026-07-28 protocol version header on a 2025 session')),
+    ).toHaveLength(1)
+    // A version nobody serves is still refused, as before.
+    const bogus = await fetch(gw.url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-session-id': sessionId,
+        'mcp-protocol-version': '1999-01-01',
+      },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 103, method: 'tools/list' }),
+    })
+    expect(bogus.status).toBe(400)
+    expect(await callText(client, 'alpha_echo', { text: 'still fine' })).toBe('alpha: still fine')
+    await client.close()
+  })
+
+  it('rejects an Mcp-Method header that disagrees with the body with -32020', async () => {
+    const res = await postModern(gw.url, 'tools/list', {}, { 'mcp-method': 'prompts/list' })
+    expect(res.status).toBe(400)
+    expect(res.body).toMatchObject({ jsonrpc: '2.0', error: { code: -32020 } })
+  })
+
+  it('rejects an Mcp-Name header that disagrees with the tool name with -32020', async () => {
+    const params = { name: 'beta_echo', arguments: { text: 'x' } }
+    const ok = await postModern(gw.url, 'tools/call', params, { 'mcp-name': 'beta_echo' })
+    expect(ok.status).toBe(200)
+    expect(JSON.stringify(ok.body)).toContain('beta: x')
+    const bad = await postModern(gw.url, 'tools/call', params, { 'mcp-name': 'alpha_echo' })
+    expect(bad.status).toBe(400)
+    expect(bad.body).toMatchObject({ error: { code: -32020 } })
+  })
+
+  it('allows the 2026-07-28 request headers in CORS preflights', async () => {
+    const res = await fetch(gw.url, {
+      method: 'OPTIONS',
+      headers: {
+        origin: 'http://localhost:6274',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers':
+          'content-type, mcp-method, mcp-name, mcp-param-region, x-evil header',
+      },
+    })
+    expect(res.status).toBe(204)
+    const allowed = (res.headers.get('access-control-allow-headers') ?? '')
+      .toLowerCase()
+      .split(/,\s*/)
+    expect(allowed).toEqual(
+      expect.arrayContaining([
+        'mcp-method',
+        'mcp-name',
+        'mcp-param-region',
+        'mcp-protocol-version',
+      ]),
+    )
+    expect(allowed.join(',')).not.toContain('x-evil')
+  })
+})
+
+describe('sessionless callers share pooled backend connections', () => {
+  let beta: RunningBackend
+  let gw: RunningVmcp
+
+  beforeAll(async () => {
+    beta = await startTestBackend(['--name', 'beta'])
+    gw = await startVmcp({
+      backends: [{ name: 'beta', transport: 'streamable-http', url: beta.url }],
+      operational: { sessionTtl: '1s' },
+    })
+  })
+  afterAll(async () => {
+    await gw?.close()
+    await beta?.close()
+  })
+
+  it('opens one backend session per (identity, backend), reuses it, and closes it after the idle limit', async () => {
+    // Counted at the backend itself, over a direct connection that vmcp does not see.
+    const direct = await connectClient(beta.url)
+    const stats = async () =>
+      JSON.parse(await callText(direct, 'stats')) as { sessions: number; open: number }
+    const before = await stats()
+    const client = await connectV2(gw.url, 'auto')
+    for (const text of ['one', 'two', 'three'])
+      expect(await callTextV2(client, 'beta_echo', { text })).toBe(`beta: ${text}`)
+    const during = await stats()
+    expect(during.sessions).toBe(before.sessions + 1)
+    expect(during.open).toBe(before.open + 1)
+    await vi.waitFor(async () => expect((await stats()).open).toBe(before.open), {
+      timeout: 15_000,
+      interval: 200,
+    })
+    // The next call opens a fresh pooled session and works as before.
+    expect(await callTextV2(client, 'beta_echo', { text: 'again' })).toBe('beta: again')
+    expect((await stats()).sessions).toBe(before.sessions + 2)
+    await client.close()
+    await direct.close()
+  })
+})
