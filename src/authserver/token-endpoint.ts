@@ -1,18 +1,16 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
-import { Hono, type Context } from 'hono'
-import { cors } from 'hono/cors'
+import type { Context, Hono } from 'hono'
 import type { AuthServerConfig } from '../config/index.js'
 import { fingerprint, type Logger } from '../log/index.js'
-import { readStreamLimited } from '../net/index.js'
 import type { Store } from '../storage/index.js'
-import { verifyClientSecret } from './clients.js'
+import { createClientPostEndpoint, invalidRequest, type FormParams } from './client-auth.js'
 import type { ClientRegistry, OAuthClient } from './contracts.js'
 import type { GrantStore, RefreshFamily } from './grants.js'
 import { issueAccessToken } from './jwt.js'
 import type { SigningKeys } from './keys.js'
 import { authServerPaths } from './metadata.js'
-import { answerOAuth, OAuthError, oauthError } from './oauth-error.js'
-import { createRateLimiter, type ClientIpResolver } from './rate-limit.js'
+import { OAuthError } from './oauth-error.js'
+import type { ClientIpResolver } from './rate-limit.js'
 
 export interface TokenEndpointOptions {
   config: Pick<AuthServerConfig, 'issuer' | 'tokenLifespans' | 'rateLimits'>
@@ -28,14 +26,10 @@ export interface TokenEndpointOptions {
   now?: () => number
 }
 
-export const MAX_TOKEN_REQUEST_BYTES = 64 * 1024
-
-type AuthMethod = OAuthClient['tokenEndpointAuthMethod']
-type Params = Map<string, string>
+type Params = FormParams
 
 // RFC 7636 §4.1: code_verifier = 43*128 unreserved characters.
 const CODE_VERIFIER = /^[A-Za-z0-9\-._~]{43,128}$/
-const BASIC_CHALLENGE = 'Basic realm="vmcp"'
 const SUCCESS_HEADERS = {
   'content-type': 'application/json',
   // RFC 6749 §5.1: token responses must not be cached.
@@ -43,40 +37,7 @@ const SUCCESS_HEADERS = {
   pragma: 'no-cache',
 }
 
-const invalidRequest = (description: string) => new OAuthError('invalid_request', description)
 const invalidGrant = (description: string) => new OAuthError('invalid_grant', description)
-
-async function readBody(req: Request, maxBytes: number): Promise<string | undefined> {
-  const declared = Number(req.headers.get('content-length') ?? NaN)
-  if (Number.isFinite(declared) && declared > maxBytes) return undefined
-  const buf = await readStreamLimited(req.body, maxBytes)
-  return buf?.toString('utf8')
-}
-
-function parseForm(text: string): Params {
-  const params: Params = new Map()
-  for (const [key, value] of new URLSearchParams(text)) {
-    // RFC 6749 §3.1: parameters sent without a value are treated as omitted.
-    if (value === '') continue
-    if (params.has(key)) {
-      // RFC 8707 §2: several resources are legal, but one grant has one audience here.
-      if (key === 'resource') {
-        throw new OAuthError('invalid_target', 'multiple resource parameters are not supported')
-      }
-      // RFC 6749 §3.2: parameters must not be included more than once.
-      throw invalidRequest(
-        /^[a-z_]{1,32}$/.test(key) ? `parameter ${key} is repeated` : 'a parameter is repeated',
-      )
-    }
-    params.set(key, value)
-  }
-  return params
-}
-
-// RFC 6749 §2.3.1: Basic credentials are form-urlencoded before base64.
-function formDecode(value: string): string {
-  return decodeURIComponent(value.replace(/\+/g, ' '))
-}
 
 /** BASE64URL(SHA256(verifier)) === challenge, in constant time (RFC 7636 §4.6). */
 export function pkceMatches(verifier: string, challenge: string): boolean {
@@ -105,60 +66,6 @@ export function createTokenEndpoint(options: TokenEndpointOptions): Hono {
   const { config, keys, clients, grants, logger } = options
   const now = options.now ?? Date.now
   const path = authServerPaths(config.issuer).token
-  const app = new Hono()
-
-  async function authenticateClient(c: Context, params: Params): Promise<OAuthClient> {
-    const header = c.req.header('authorization')
-    let method: AuthMethod = 'none'
-    let clientId = params.get('client_id')
-    let secret: string | undefined
-    const fail = (description: string, basic: boolean) =>
-      new OAuthError(
-        'invalid_client',
-        description,
-        basic ? { headers: { 'www-authenticate': BASIC_CHALLENGE } } : {},
-      )
-
-    if (header !== undefined) {
-      const m = /^Basic +([A-Za-z0-9+/]+={0,2}) *$/i.exec(header)
-      if (!m?.[1]) throw fail('unsupported Authorization header; use Basic', true)
-      const decoded = Buffer.from(m[1], 'base64').toString('utf8')
-      const colon = decoded.indexOf(':')
-      if (colon < 0) throw fail('malformed Basic credentials', true)
-      let basicId: string
-      try {
-        basicId = formDecode(decoded.slice(0, colon))
-        secret = formDecode(decoded.slice(colon + 1))
-      } catch {
-        throw fail('malformed Basic credentials', true)
-      }
-      // RFC 6749 §2.3: a client uses one authentication method per request.
-      if (params.has('client_secret')) {
-        throw invalidRequest('use either HTTP Basic or client_secret, not both')
-      }
-      if (clientId !== undefined && clientId !== basicId) {
-        throw fail('client_id does not match the Basic credentials', true)
-      }
-      clientId = basicId
-      method = 'client_secret_basic'
-    } else if (params.has('client_secret')) {
-      secret = params.get('client_secret')
-      method = 'client_secret_post'
-    }
-    const basic = method === 'client_secret_basic'
-    if (!clientId) throw fail('client authentication required', basic)
-    const client = await clients.getClient(clientId)
-    if (!client) throw fail('unknown client', basic)
-    // RFC 6749 §2.3: the method must be the one the client registered (RFC 7591 §2).
-    if (client.tokenEndpointAuthMethod !== method) {
-      throw fail(`client must authenticate with ${client.tokenEndpointAuthMethod}`, basic)
-    }
-    // RFC 6749 §2.3.1: secrets compared in constant time against the stored hash.
-    if (method !== 'none' && (secret === undefined || !verifyClientSecret(client, secret))) {
-      throw fail('client authentication failed', basic)
-    }
-    return client
-  }
 
   async function respond(
     c: Context,
@@ -310,60 +217,34 @@ export function createTokenEndpoint(options: TokenEndpointOptions): Hono {
     return respond(c, client, 'refresh_token', result.family, scope, result.refreshToken)
   }
 
-  async function handle(c: Context): Promise<Response> {
-    const type = (c.req.header('content-type') ?? '').split(';')[0]?.trim().toLowerCase()
-    // RFC 6749 §3.2: token requests are application/x-www-form-urlencoded.
-    if (type !== 'application/x-www-form-urlencoded') {
-      throw invalidRequest('content type must be application/x-www-form-urlencoded')
-    }
-    const text = await readBody(c.req.raw, MAX_TOKEN_REQUEST_BYTES)
-    if (text === undefined) {
-      throw new OAuthError(
-        'invalid_request',
-        `request body exceeds ${MAX_TOKEN_REQUEST_BYTES} bytes`,
-        { status: 413 },
-      )
-    }
-    const params = parseForm(text)
-    const grantType = params.get('grant_type')
-    if (!grantType) throw invalidRequest('grant_type is required')
-    if (grantType !== 'authorization_code' && grantType !== 'refresh_token') {
-      throw new OAuthError(
-        'unsupported_grant_type',
-        'supported grant types: authorization_code, refresh_token',
-      )
-    }
-    const client = await authenticateClient(c, params)
-    // RFC 6749 §5.2: the client is not registered for this grant type.
-    if (!client.grantTypes.includes(grantType)) {
-      throw new OAuthError('unauthorized_client', `client is not registered for ${grantType}`)
-    }
-    return grantType === 'authorization_code'
-      ? authorizationCode(c, client, params)
-      : refreshTokenGrant(c, client, params)
-  }
-
-  app.use(
+  return createClientPostEndpoint({
     path,
-    cors({
-      origin: '*',
-      allowMethods: ['POST', 'OPTIONS'],
-      allowHeaders: ['Authorization', 'Content-Type', 'MCP-Protocol-Version'],
-      maxAge: 86400,
-    }),
-  )
-  app.post(
-    path,
-    createRateLimiter({
-      store: options.store,
-      name: 'token',
-      limit: config.rateLimits.token,
-      logger,
-      now,
-      ...(options.clientIp ? { clientIp: options.clientIp } : {}),
-    }),
-    (c) => answerOAuth('token', logger, () => handle(c)),
-  )
-  app.all(path, () => oauthError(405, 'invalid_request', 'use POST', { allow: 'POST, OPTIONS' }))
-  return app
+    name: 'token',
+    limit: config.rateLimits.token,
+    store: options.store,
+    logger,
+    clients,
+    now,
+    ...(options.clientIp ? { clientIp: options.clientIp } : {}),
+    precheck(params) {
+      const grantType = params.get('grant_type')
+      if (!grantType) throw invalidRequest('grant_type is required')
+      if (grantType !== 'authorization_code' && grantType !== 'refresh_token') {
+        throw new OAuthError(
+          'unsupported_grant_type',
+          'supported grant types: authorization_code, refresh_token',
+        )
+      }
+    },
+    handle(c, client, params) {
+      const grantType = params.get('grant_type') as 'authorization_code' | 'refresh_token'
+      // RFC 6749 §5.2: the client is not registered for this grant type.
+      if (!client.grantTypes.includes(grantType)) {
+        throw new OAuthError('unauthorized_client', `client is not registered for ${grantType}`)
+      }
+      return grantType === 'authorization_code'
+        ? authorizationCode(c, client, params)
+        : refreshTokenGrant(c, client, params)
+    },
+  })
 }
