@@ -53,8 +53,21 @@ export interface UpstreamTokenSource {
    * StorageUnavailableError when storage is down.
    */
   tokensFor(tsid: string, signal?: AbortSignal): Promise<Record<string, Secret>>
-  /** Deletes every stored upstream token of `tsid` (grant revoked, chain failed). */
+  /**
+   * Ends the upstream session `tsid` (grant revoked, chain failed): first a revoked marker, which
+   * a refresh in flight checks after writing its row back (so a revocation always wins over it),
+   * then every stored upstream token is deleted, the `onRevoke` listeners are told, and the
+   * tokens are revoked at each upstream that advertises an RFC 7009 endpoint (best effort).
+   */
   revoke(tsid: string): Promise<void>
+  /** True once `tsid` was revoked (on any replica sharing the store). */
+  isRevoked(tsid: string): Promise<boolean>
+  /**
+   * Calls `listener(tsid)` after each revocation made by this process, once the rows are gone:
+   * the hook for dropping a per-session cache of upstream tokens. Returns the unsubscribe
+   * function. Other replicas are not told; a cache must expire on its own or ask `isRevoked`.
+   */
+  onRevoke(listener: (tsid: string) => void): () => void
 }
 
 export class UpstreamRefreshError extends Error {

@@ -23,6 +23,7 @@ import { loadSigningKeys, type SigningKeys } from './keys.js'
 import { authServerUrls, createMetadataApp, issuerPath } from './metadata.js'
 import type { ClientIpResolver } from './rate-limit.js'
 import { createRegisterEndpoint } from './register-endpoint.js'
+import { createRevocationEndpoint } from './revocation-endpoint.js'
 import { createTokenEndpoint } from './token-endpoint.js'
 import { createUpstreamClients } from './upstreams.js'
 import { createUpstreamTokenStore } from './upstream-tokens.js'
@@ -43,7 +44,7 @@ export interface AuthServerOptions {
 
 /** The embedded authorization server: its routes plus what the rest of vmcp needs from it. */
 export interface AuthServer {
-  /** Hono sub-app: RFC 8414/OIDC metadata, JWKS, /oauth/authorize|callback|token|register. */
+  /** Hono sub-app: RFC 8414/OIDC metadata, JWKS, /oauth/authorize|callback|token|revoke|register. */
   readonly app: Hono
   readonly keys: SigningKeys
   /** In-process key lookup for validating vmcp's own tokens. */
@@ -122,7 +123,14 @@ export async function createAuthServer(options: AuthServerOptions): Promise<Auth
     callbackUrl: authServerUrls(config.issuer).callback,
     ...(dcr ? { dcr } : {}),
   })
-  const tokens = createUpstreamTokenStore({ store, sealer, upstreams, logger })
+  const tokens = createUpstreamTokenStore({
+    store,
+    sealer,
+    upstreams,
+    logger,
+    // A revoked session's marker must outlive any row of it (rows live at most refreshToken).
+    revokedTtlMs: config.tokenLifespans.refreshToken,
+  })
   const clients = createClientRegistry({
     store,
     config,
@@ -130,13 +138,16 @@ export async function createAuthServer(options: AuthServerOptions): Promise<Auth
     ...(options.cimdFetch ? { fetch: options.cimdFetch } : {}),
   })
   const baseGrants = createGrantStore({ store, config, logger, onRevoke: (tsid) => tokens.revoke(tsid) })
-  // A used refresh token extends the user's session: keep the upstream tokens as long as it lives.
+  // A used refresh token extends the user's session: keep the upstream tokens as long as it lives,
+  // never past the family's end (tokenLifespans.refreshMax).
   const grants: typeof baseGrants = {
     ...baseGrants,
     async rotateRefreshToken(token, check) {
       const rotation = await baseGrants.rotateRefreshToken(token, check)
       if (rotation.status === 'ok') {
-        await tokens.extend(rotation.family.tsid, config.tokenLifespans.refreshToken)
+        const { tsid, endsAt } = rotation.family
+        const ttl = Math.min(config.tokenLifespans.refreshToken, endsAt - Date.now())
+        await tokens.extend(tsid, ttl)
       }
       return rotation
     },
@@ -153,6 +164,7 @@ export async function createAuthServer(options: AuthServerOptions): Promise<Auth
   app.route('/', createAuthorizeApp({ config, registry: clients, upstreams, store, logger }))
   app.route('/', createCallbackApp({ config, upstreams, store, tokens, codeIssuer: grants, logger }))
   app.route('/', createTokenEndpoint({ config, keys, clients, grants, store, logger, ...ip }))
+  app.route('/', createRevocationEndpoint({ config, keys, clients, grants, store, logger, ...ip }))
   app.route('/', createRegisterEndpoint({ config, clients, store, logger, ...ip }))
 
   return {

@@ -5,15 +5,28 @@ import { hashId, type Store } from '../storage/index.js'
 import type { CodeGrant, CodeIssuer } from './contracts.js'
 import type { OAuthError } from './oauth-error.js'
 
-/** What a refresh token stands for. Every token of one family shares `grantId` and `tsid`. */
 /**
  * What a refresh token family stands for: the code's grant, less what only the code needed. Its
  * `scope` is the one granted at authorization: a refresh may narrow the access token, never this.
+ * Every token of one family shares `grantId` and `tsid`.
  */
-export type RefreshFamily = { grantId: string } & Pick<
-  CodeGrant,
-  'clientId' | 'scope' | 'resource' | 'subject' | 'tsid' | 'name' | 'email'
->
+export type RefreshFamily = {
+  grantId: string
+  /**
+   * Epoch ms when the family ends however often it rotates: code redemption plus
+   * `tokenLifespans.refreshMax`.
+   */
+  endsAt: number
+} & Pick<CodeGrant, 'clientId' | 'scope' | 'resource' | 'subject' | 'tsid' | 'name' | 'email'>
+
+/** What revoking one refresh token did (RFC 7009 §2.1). */
+export type RefreshRevocation =
+  /** Its family is gone, and the upstream tokens of its tsid. */
+  | 'revoked'
+  /** Issued to another client: left alone. */
+  | 'other-client'
+  /** Not a refresh token of ours (or already revoked or expired). */
+  | 'unknown'
 
 export type CodeRedemption =
   | { status: 'ok'; grantId: string; grant: CodeGrant }
@@ -57,6 +70,13 @@ export interface GrantStore extends CodeIssuer {
   ): Promise<RefreshRotation>
   /** Revokes every code and refresh token of the grant, then the upstream tokens of `tsid`. */
   revokeGrant(grantId: string, tsid: string, reason: string): Promise<void>
+  /**
+   * RFC 7009 §2.1: revokes the family of `token` (current or already rotated) when it was issued
+   * to `clientId`.
+   */
+  revokeRefreshToken(token: string, clientId: string): Promise<RefreshRevocation>
+  /** Revokes the grant whose code was issued for `tsid` (if any), then the upstream tokens. */
+  revokeSession(tsid: string, reason: string): Promise<void>
 }
 
 export interface GrantStoreOptions {
@@ -74,6 +94,8 @@ const USED_CODE_KIND = 'authcode-used'
 const REFRESH_KIND = 'refresh'
 const USED_REFRESH_KIND = 'refresh-used'
 const REVOKED_KIND = 'grant-revoked'
+/** tsid → grantId: an access token names its session, revocation needs the grant. */
+const SESSION_GRANT_KIND = 'session-grant'
 // Bearer strings never leave the process except to their client; longer input is not ours.
 const MAX_TOKEN_LENGTH = 512
 
@@ -85,6 +107,8 @@ interface StoredCode {
 interface UsedMarker {
   grantId: string
   tsid: string
+  /** Lets a rotated token still be revoked by its own client (RFC 7009 §2.1). */
+  clientId?: string
 }
 
 /** A redeemed code keeps its grant, so a later attempt can be checked like the first. */
@@ -105,13 +129,9 @@ export function createGrantStore(options: GrantStoreOptions): GrantStore {
   const now = options.now ?? Date.now
   const codeTtl = options.config.tokenLifespans.authCode
   const refreshTtl = options.config.tokenLifespans.refreshToken
+  const refreshMax = options.config.tokenLifespans.refreshMax
 
-  async function revokeGrant(grantId: string, tsid: string, reason: string): Promise<void> {
-    // The marker first: a token being issued concurrently for this grant checks it after joining
-    // the group, so it is removed by one side or the other.
-    await store.put(REVOKED_KIND, grantId, true, refreshTtl)
-    await store.deleteGroup(groupOf(grantId))
-    logger.warn({ grant: grantId, tsid: fingerprint(tsid), reason }, 'grant revoked')
+  async function revokeUpstream(tsid: string, grantId?: string): Promise<void> {
     if (!options.onRevoke) return
     try {
       await options.onRevoke(tsid)
@@ -123,11 +143,23 @@ export function createGrantStore(options: GrantStoreOptions): GrantStore {
     }
   }
 
+  async function revokeGrant(grantId: string, tsid: string, reason: string): Promise<void> {
+    // The marker first: a token being issued concurrently for this grant checks it after joining
+    // the group, so it is removed by one side or the other.
+    await store.put(REVOKED_KIND, grantId, true, refreshTtl)
+    await store.deleteGroup(groupOf(grantId))
+    logger.warn({ grant: grantId, tsid: fingerprint(tsid), reason }, 'grant revoked')
+    await revokeUpstream(tsid, grantId)
+  }
+
   async function issueRefreshToken(family: RefreshFamily): Promise<string | undefined> {
+    // No token outlives its family (tokenLifespans.refreshMax).
+    const ttl = Math.min(refreshTtl, family.endsAt - now())
+    if (!(ttl > 0)) return undefined
     const token = randomToken()
     const id = hashId(token)
-    await store.put(REFRESH_KIND, id, family, refreshTtl)
-    await store.addToGroup(groupOf(family.grantId), REFRESH_KIND, id, refreshTtl)
+    await store.put(REFRESH_KIND, id, family, ttl)
+    await store.addToGroup(groupOf(family.grantId), REFRESH_KIND, id, ttl)
     if (await store.get<boolean>(REVOKED_KIND, family.grantId)) {
       await store.delete(REFRESH_KIND, id)
       return undefined
@@ -139,6 +171,28 @@ export function createGrantStore(options: GrantStoreOptions): GrantStore {
     revokeGrant,
     issueRefreshToken,
 
+    async revokeRefreshToken(token, clientId) {
+      if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) {
+        return 'unknown'
+      }
+      const id = hashId(token)
+      const family = await store.get<RefreshFamily>(REFRESH_KIND, id)
+      const owner = family ?? (await store.get<UsedMarker>(USED_REFRESH_KIND, id))
+      if (!owner?.clientId) return 'unknown'
+      // RFC 7009 §2.1: the token must have been issued to the client making the request.
+      if (owner.clientId !== clientId) return 'other-client'
+      await revokeGrant(owner.grantId, owner.tsid, 'refresh token revoked by its client')
+      return 'revoked'
+    },
+
+    async revokeSession(tsid, reason) {
+      const grantId = await store.get<string>(SESSION_GRANT_KIND, tsid)
+      if (grantId) return revokeGrant(grantId, tsid, reason)
+      // No grant (its code was never issued): the upstream tokens still go.
+      logger.warn({ tsid: fingerprint(tsid), reason }, 'session revoked')
+      await revokeUpstream(tsid)
+    },
+
     async issueCode(grant) {
       const grantId = randomBytes(16).toString('base64url')
       const code = randomToken()
@@ -146,6 +200,8 @@ export function createGrantStore(options: GrantStoreOptions): GrantStore {
       const stored: StoredCode = { grantId, grant: { ...grant, issuedAt: now() } }
       await store.put(CODE_KIND, id, stored, codeTtl)
       await store.addToGroup(groupOf(grantId), CODE_KIND, id, codeTtl)
+      // One code per tsid (each /oauth/authorize mints one); the family cannot outlive refreshMax.
+      await store.put(SESSION_GRANT_KIND, grant.tsid, grantId, codeTtl + refreshMax)
       logger.debug(
         { client_id: grant.clientId, grant: grantId, code_fp: fingerprint(code) },
         'authorization code issued',
@@ -199,10 +255,19 @@ export function createGrantStore(options: GrantStoreOptions): GrantStore {
         await revokeGrant(used.grantId, used.tsid, 'rotated refresh token reused')
         return { status: 'reused' }
       }
+      // tokenLifespans.refreshMax: the family ends, however recently it rotated.
+      if (!(now() < family.endsAt)) {
+        await revokeGrant(family.grantId, family.tsid, 'refresh family reached refreshMax')
+        return { status: 'invalid' }
+      }
       const error = check(family)
       if (error) return { status: 'rejected', error }
       // Marker before take: a request racing this one sees either the token or the marker.
-      const marker: UsedMarker = { grantId: family.grantId, tsid: family.tsid }
+      const marker: UsedMarker = {
+        grantId: family.grantId,
+        tsid: family.tsid,
+        clientId: family.clientId,
+      }
       await store.put(USED_REFRESH_KIND, id, marker, refreshTtl)
       if (!(await store.take<RefreshFamily>(REFRESH_KIND, id))) {
         // Rotated by a concurrent request between our read and our take: that is reuse too.

@@ -27,6 +27,7 @@ export function authServerPaths(issuer: string) {
     authorize: `${base}/oauth/authorize`,
     callback: `${base}/oauth/callback`,
     token: `${base}/oauth/token`,
+    revoke: `${base}/oauth/revoke`,
     register: `${base}/oauth/register`,
     jwks: `${base}/.well-known/jwks.json`,
   } as const
@@ -44,10 +45,12 @@ export function authServerUrls(issuer: string): Record<AuthServerEndpoint, strin
 
 export type AuthServerEndpoint = keyof ReturnType<typeof authServerPaths>
 
+const CLIENT_AUTH_METHODS = ['none', 'client_secret_basic', 'client_secret_post']
+
 /**
  * The RFC 8414 §2 authorization server metadata document. It advertises only what vmcp does:
- * code flow with S256 PKCE, refresh tokens, RFC 7591 registration, RFC 9207 `iss`, and (when
- * enabled) Client ID Metadata Documents.
+ * code flow with S256 PKCE, refresh tokens, RFC 7009 revocation, RFC 7591 registration, RFC 9207
+ * `iss`, and (when enabled) Client ID Metadata Documents.
  */
 export function buildAuthorizationServerMetadata(
   config: MetadataConfig,
@@ -65,7 +68,10 @@ export function buildAuthorizationServerMetadata(
     response_types_supported: ['code'],
     response_modes_supported: ['query'],
     grant_types_supported: ['authorization_code', 'refresh_token'],
-    token_endpoint_auth_methods_supported: ['none', 'client_secret_basic', 'client_secret_post'],
+    token_endpoint_auth_methods_supported: [...CLIENT_AUTH_METHODS],
+    // RFC 8414 §2 / RFC 7009: revocation, with the token endpoint's client authentication.
+    revocation_endpoint: urls.revoke,
+    revocation_endpoint_auth_methods_supported: [...CLIENT_AUTH_METHODS],
     // OAuth 2.1 §4.1.1 / RFC 7636 §4.2: S256 only; `plain` would give the verifier away.
     code_challenge_methods_supported: ['S256'],
     // RFC 9207 §3: authorization responses carry `iss` (mix-up defense).

@@ -20,6 +20,8 @@ export type OAuthErrorCode =
   | 'temporarily_unavailable'
   // RFC 8707 §2
   | 'invalid_target'
+  // RFC 7009 §2.2.1
+  | 'unsupported_token_type'
   // RFC 7591 §3.2.2
   | 'invalid_redirect_uri'
   | 'invalid_client_metadata'

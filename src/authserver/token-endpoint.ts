@@ -161,6 +161,8 @@ export function createTokenEndpoint(options: TokenEndpointOptions): Hono {
 
     const family: RefreshFamily = {
       grantId,
+      // tokenLifespans.refreshMax: the family's whole life, rotation or not.
+      endsAt: now() + config.tokenLifespans.refreshMax,
       clientId: client.clientId,
       scope: grant.scope,
       resource: grant.resource,

@@ -13,6 +13,8 @@ import {
 /** Store kind of one upstream's tokens for one session; id `${tsid}:${upstream}`. */
 export const UPSTREAM_TOKENS_KIND = 'upstream-tokens'
 const LOCK_KIND = 'upstream-refresh-lock'
+/** Marker of a revoked session, id tsid: checked after every row write. */
+const REVOKED_KIND = 'upstream-session-revoked'
 const groupOf = (tsid: string) => `tsid:${tsid}`
 const idOf = (tsid: string, upstream: string) => `${tsid}:${upstream}`
 
@@ -48,6 +50,11 @@ export interface UpstreamTokenStoreOptions {
   lockTtlMs?: number
   /** How often a replica waiting on another's refresh re-reads the row. Default 100 ms. */
   lockPollMs?: number
+  /**
+   * How long a revoked marker lasts; must cover any row's remaining life (the longest session:
+   * `tokenLifespans.refreshToken`). Default 90 days.
+   */
+  revokedTtlMs?: number
   /** Clock in epoch ms. Default `Date.now`. */
   now?: () => number
 }
@@ -80,6 +87,8 @@ export function createUpstreamTokenStore(options: UpstreamTokenStoreOptions): Up
   const skew = options.refreshSkewMs ?? 30_000
   const lockTtlMs = options.lockTtlMs ?? 20_000
   const lockPollMs = options.lockPollMs ?? 100
+  const revokedTtlMs = options.revokedTtlMs ?? 90 * 86_400_000
+  const listeners = new Set<(tsid: string) => void>()
   const log = options.logger.child({ component: 'authserver.upstream-tokens' })
   const clients = new Map(options.upstreams.map((c) => [c.name, c]))
   const inflight = new Map<string, Promise<SealedTokens>>()
@@ -103,13 +112,41 @@ export function createUpstreamTokenStore(options: UpstreamTokenStoreOptions): Up
     return tokens
   }
 
-  async function write(tokens: SealedTokens, sessionExpiresAt: number): Promise<void> {
+  const isRevoked = async (tsid: string) =>
+    (await store.get<boolean>(REVOKED_KIND, tsid)) === true
+
+  /**
+   * Stores the row; false (and nothing stored) when the session was revoked. The marker is read
+   * after the write: revoke writes it before deleting, so a row written back by a refresh that
+   * raced a revocation is removed by one side or the other, and the revocation wins.
+   */
+  async function write(tokens: SealedTokens, sessionExpiresAt: number): Promise<boolean> {
     const ttlMs = sessionExpiresAt - now()
     if (ttlMs <= 0) throw new UpstreamRefreshError(tokens.upstream)
     const row: StoredRow = { sealed: sealer.seal(JSON.stringify(tokens)), sessionExpiresAt }
     const id = idOf(tokens.tsid, tokens.upstream)
     await store.put(UPSTREAM_TOKENS_KIND, id, row, ttlMs)
     await store.addToGroup(groupOf(tokens.tsid), UPSTREAM_TOKENS_KIND, id, ttlMs)
+    if (!(await isRevoked(tokens.tsid))) return true
+    await store.delete(UPSTREAM_TOKENS_KIND, id)
+    return false
+  }
+
+  /** RFC 7009 at the upstream, best effort: a failure is logged (without tokens) and swallowed. */
+  async function revokeAtUpstream(tokens: SealedTokens): Promise<void> {
+    const client = clients.get(tokens.upstream)
+    if (!client) return
+    const tsidFp = fingerprint(tokens.tsid)
+    try {
+      const revoked = await client.revoke({
+        accessToken: tokens.accessToken,
+        ...(tokens.refreshToken ? { refreshToken: tokens.refreshToken } : {}),
+      })
+      log.debug({ upstream: tokens.upstream, tsidFp, revoked }, 'upstream revocation done')
+    } catch (err) {
+      const detail = describeError(err)
+      log.warn({ upstream: tokens.upstream, tsidFp, err: detail }, 'upstream revocation failed')
+    }
   }
 
   const needsRefresh = (t: SealedTokens) => t.expiresAt !== undefined && now() >= t.expiresAt - skew
@@ -221,7 +258,11 @@ export function createUpstreamTokenStore(options: UpstreamTokenStoreOptions): Up
       ...(tokens.subject !== undefined ? { subject: tokens.subject } : {}),
       ...(tokens.issuer !== undefined ? { issuer: tokens.issuer } : {}),
     }
-    await write(next, sessionExpiresAt)
+    if (!(await write(next, sessionExpiresAt))) {
+      // Revoked while the upstream answered: the fresh tokens are not kept, and not left live.
+      await revokeAtUpstream(next)
+      throw refreshError(upstream, 'session revoked during the refresh')
+    }
     log.debug(
       { upstream, tsidFp: fingerprint(tokens.tsid), accessTokenFp: fingerprint(next.accessToken) },
       'upstream tokens refreshed and stored',
@@ -265,7 +306,10 @@ export function createUpstreamTokenStore(options: UpstreamTokenStoreOptions): Up
         ...(tokens.subject !== undefined ? { subject: tokens.subject } : {}),
         ...(tokens.issuer !== undefined ? { issuer: tokens.issuer } : {}),
       }
-      await write(sealed, now() + ttlMs)
+      if (!(await write(sealed, now() + ttlMs))) {
+        await revokeAtUpstream(sealed)
+        throw refreshError(upstream, 'session revoked')
+      }
       log.debug(
         { upstream, tsidFp: fingerprint(tsid), accessTokenFp: fingerprint(tokens.accessToken) },
         'upstream tokens stored',
@@ -307,12 +351,43 @@ export function createUpstreamTokenStore(options: UpstreamTokenStoreOptions): Up
     },
 
     async revoke(tsid) {
+      // The marker first: a refresh in flight checks it after writing its row back.
+      await store.put(REVOKED_KIND, tsid, true, revokedTtlMs)
+      const names = [...clients.keys()]
+      const rows = await Promise.all(
+        names.map((n) => store.get<StoredRow>(UPSTREAM_TOKENS_KIND, idOf(tsid, n))),
+      )
       // Row ids are deterministic, so delete them directly too: a group lost to eviction must not
       // leave tokens behind.
-      const names = [...clients.keys()]
       await Promise.all(names.map((n) => store.delete(UPSTREAM_TOKENS_KIND, idOf(tsid, n))))
       await store.deleteGroup(groupOf(tsid))
-      log.debug({ tsidFp: fingerprint(tsid) }, 'upstream tokens revoked')
+      const tsidFp = fingerprint(tsid)
+      log.debug({ tsidFp }, 'upstream tokens revoked')
+      for (const listener of listeners) {
+        try {
+          listener(tsid)
+        } catch (err) {
+          log.warn({ tsidFp, err: describeError(err) }, 'revocation listener failed')
+        }
+      }
+      const held = rows.flatMap((row, i) => {
+        const name = names[i]
+        if (!row || name === undefined) return []
+        try {
+          return [open(row, tsid, name)]
+        } catch {
+          // Unreadable: nothing to revoke upstream (open logged why).
+          return []
+        }
+      })
+      await Promise.all(held.map(revokeAtUpstream))
+    },
+
+    isRevoked,
+
+    onRevoke(listener) {
+      listeners.add(listener)
+      return () => void listeners.delete(listener)
     },
   }
 }

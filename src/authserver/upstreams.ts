@@ -42,6 +42,11 @@ export interface UpstreamClient {
   ): Promise<UpstreamTokenSet>
   /** refresh_token grant; carries the rotated refresh token when the upstream sent one. */
   refresh(refreshToken: string, signal?: AbortSignal): Promise<UpstreamTokenSet>
+  /**
+   * RFC 7009 revocation of the given tokens at the upstream, when its metadata advertises a
+   * `revocation_endpoint`; false when it does not. Throws UpstreamAuthError when a request fails.
+   */
+  revoke(tokens: { accessToken?: string; refreshToken?: string }): Promise<boolean>
 }
 
 export interface UpstreamClientsOptions {
@@ -189,6 +194,7 @@ function createUpstreamClient(
         issuer: server.issuer,
         authorization_endpoint: server.authorization_endpoint,
         token_endpoint: server.token_endpoint,
+        ...(server.revocation_endpoint ? { revocation_endpoint: server.revocation_endpoint } : {}),
         ...(server.authorization_response_iss_parameter_supported
           ? { authorization_response_iss_parameter_supported: true }
           : {}),
@@ -203,6 +209,7 @@ function createUpstreamClient(
         issuer: new URL(c.authorizationEndpoint as string).origin,
         authorization_endpoint: c.authorizationEndpoint as string,
         token_endpoint: c.tokenEndpoint as string,
+        ...(c.revocationEndpoint ? { revocation_endpoint: c.revocationEndpoint } : {}),
       }
       return Promise.resolve(metadata)
     }
@@ -487,6 +494,32 @@ function createUpstreamClient(
         'upstream token refreshed',
       )
       return set
+    },
+
+    async revoke({ accessToken, refreshToken }) {
+      const as = await getMetadata()
+      const endpoint = as.revocation_endpoint
+      if (!endpoint) return false
+      // RFC 7009 §2.1: the refresh token first; revoking it may take the access tokens with it
+      // (RFC 7009 §2), and the access token is revoked on its own in case it does not.
+      const targets = [
+        ...(refreshToken ? [{ token: refreshToken, hint: 'refresh_token' }] : []),
+        ...(accessToken ? [{ token: accessToken, hint: 'access_token' }] : []),
+      ]
+      const { client, clientAuth } = credentials()
+      for (const { token, hint } of targets) {
+        try {
+          const response = await oauth.revocationRequest(as, client, clientAuth, token, {
+            additionalParameters: { token_type_hint: hint },
+            ...request(endpoint),
+          })
+          await oauth.processRevocationResponse(response)
+        } catch (err) {
+          throw tokenFailure(err, `${hint} revocation`)
+        }
+      }
+      log.debug({ tokens: targets.length }, 'upstream tokens revoked at the upstream')
+      return true
     },
   }
 }

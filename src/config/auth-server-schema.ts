@@ -102,6 +102,9 @@ export function createAuthServerSchema(p: Primitives) {
       oauth2: z.strictObject({
         authorizationEndpoint: secureUrl.optional().describe('required unless dcr.discoveryUrl is set'),
         tokenEndpoint: secureUrl.optional().describe('required unless dcr.discoveryUrl is set'),
+        revocationEndpoint: secureUrl
+          .optional()
+          .describe('RFC 7009 endpoint: vmcp revokes the upstream tokens there when a grant ends'),
         clientId: z.string().min(1).optional().describe('required unless dcr is set'),
         clientSecret: secretRef.optional(),
         dcr,
@@ -134,6 +137,9 @@ export function createAuthServerSchema(p: Primitives) {
         accessToken: bounded('1h', '1m', '24h'),
         refreshToken: bounded('7d', '1h', '90d'),
         authCode: bounded('10m', '30s', '10m'),
+        refreshMax: bounded('30d', '1h', '365d').describe(
+          'total life of a refresh token family, however often it rotates; then sign in again',
+        ),
       })
       .prefault({}),
     allowedAudiences: z.array(secureUrl).min(1, 'needs at least one audience (RFC 8707 resource)'),

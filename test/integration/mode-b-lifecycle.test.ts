@@ -62,6 +62,43 @@ describe('Mode B token lifecycle (memory storage)', () => {
     expect(withRevokedUpstreams.challenge).toContain('error="invalid_token"')
   })
 
+  it('RFC 7009: revoking the refresh token ends the family, the session and the upstream tokens (revoked at both IdPs)', async () => {
+    const meta = (await (await fetch(`${stack.issuer}/.well-known/oauth-authorization-server`)).json()) as Record<string, unknown>
+    expect(meta.revocation_endpoint).toBe(`${stack.issuer}/oauth/revoke`)
+    const { client, provider } = await connectWithOAuth(stack.gw.url)
+    const corpToken = (JSON.parse(await callText(client, 'corpapi_whoami')) as { authorization: string }).authorization
+    const partnerToken = (JSON.parse(await callText(client, 'partnerapi_whoami')) as { authorization: string }).authorization
+    await client.close()
+    const upstreamTokens = [corpToken, partnerToken].map((t) => t.replace(/^Bearer /, ''))
+    expect((await stack.corp.introspect(upstreamTokens[0] ?? '')).active).toBe(true)
+    expect((await stack.partner.introspect(upstreamTokens[1] ?? '')).active).toBe(true)
+    const clientId = provider.clientInformation()?.client_id ?? ''
+
+    const res = await postForm(`${stack.issuer}/oauth/revoke`, {
+      token: provider.tokens()?.refresh_token ?? '',
+      token_type_hint: 'refresh_token',
+      client_id: clientId,
+    })
+    expect(res.status).toBe(200)
+    expect((await refresh(stack.issuer, clientId, provider.tokens()?.refresh_token ?? '')).body.error).toBe('invalid_grant')
+    const after = await mcpStatus(stack.gw.url, provider.tokens()?.access_token ?? '')
+    expect(after.status).toBe('401')
+    // Best effort upstream revocation (RFC 7009 at each IdP) happened before the answer.
+    expect((await stack.corp.introspect(upstreamTokens[0] ?? '')).active).toBe(false)
+    expect((await stack.partner.introspect(upstreamTokens[1] ?? '')).active).toBe(false)
+  })
+
+  it('RFC 7009: revoking an access token ends its session; every token of it is refused', async () => {
+    const { client, provider } = await connectWithOAuth(stack.gw.url)
+    await client.close()
+    const clientId = provider.clientInformation()?.client_id ?? ''
+    const access = provider.tokens()?.access_token ?? ''
+    const res = await postForm(`${stack.issuer}/oauth/revoke`, { token: access, client_id: clientId })
+    expect(res.status).toBe(200)
+    expect((await mcpStatus(stack.gw.url, access)).status).toBe('401')
+    expect((await refresh(stack.issuer, clientId, provider.tokens()?.refresh_token ?? '')).body.error).toBe('invalid_grant')
+  })
+
   it('RFC 6749 §4.1.2: a replayed authorization code fails and revokes the tokens issued from it', async () => {
     const provider = new HeadlessOAuthProvider()
     const { client } = await connectWithOAuth(stack.gw.url, provider)

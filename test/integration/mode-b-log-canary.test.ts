@@ -14,7 +14,7 @@ describe('Mode B log canary: the whole flow at trace level logs no secret', () =
     await stack?.close()
   })
 
-  it('registration, both upstream legs, code, token, refresh, reuse, upstream inject and refresh', async () => {
+  it('registration, both upstream legs, code, token, refresh, reuse, upstream inject and refresh, revocation', async () => {
     const provider = new HeadlessOAuthProvider()
     const { client } = await connectWithOAuth(stack.gw.url, provider)
     const injected = [
@@ -40,7 +40,24 @@ describe('Mode B log canary: the whole flow at trace level logs no secret', () =
       client_id: clientId,
     })
 
+    // RFC 7009 revocation of the rotated family's newest refresh token and of an access token:
+    // vmcp revokes at both upstreams too, whose tokens must not reach the log either.
+    await postForm(`${stack.issuer}/oauth/revoke`, { token: refreshed.body.refresh_token, client_id: clientId })
+    await postForm(`${stack.issuer}/oauth/revoke`, { token: refreshed.body.access_token, client_id: clientId })
+    const second = new HeadlessOAuthProvider()
+    const { client: client2 } = await connectWithOAuth(stack.gw.url, second)
+    const injected2 = JSON.parse(await callText(client2, 'partnerapi_whoami')) as { authorization: string }
+    await client2.close()
+    const id2 = second.clientInformation()?.client_id ?? ''
+    await postForm(`${stack.issuer}/oauth/revoke`, { token: second.tokens()?.refresh_token ?? '', client_id: id2 })
+    expect(stack.gw.logs.some((l) => l.includes('token revocation request'))).toBe(true)
+
     const secrets = [
+      second.code ?? '',
+      second.codeVerifier(),
+      second.tokens()?.access_token ?? '',
+      second.tokens()?.refresh_token ?? '',
+      injected2.authorization.replace(/^Bearer /, ''),
       provider.code ?? '',
       provider.codeVerifier(),
       provider.tokens()?.access_token ?? '',

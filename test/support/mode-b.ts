@@ -84,6 +84,7 @@ export async function startModeBStack(options: ModeBOptions = {}): Promise<ModeB
             oauth2: {
               authorizationEndpoint: partner.metadata.authorization_endpoint,
               tokenEndpoint: partner.metadata.token_endpoint,
+              revocationEndpoint: partner.metadata.revocation_endpoint,
               clientId: partnerClient.client_id,
               clientSecret: { env: 'PARTNER_SECRET' },
               scopes: ['openid', 'offline_access'],

@@ -19,7 +19,7 @@ function verified(claims: Record<string, unknown>): IncomingAuthenticator {
 }
 
 function source(tokensFor: UpstreamTokenSource['tokensFor']): UpstreamTokenSource {
-  return { tokensFor, revoke: async () => undefined }
+  return { tokensFor, revoke: async () => undefined, isRevoked: async () => false, onRevoke: () => () => {} }
 }
 
 const wrap = (inner: IncomingAuthenticator, src: UpstreamTokenSource) =>

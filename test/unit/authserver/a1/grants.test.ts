@@ -45,6 +45,7 @@ describe('grants: codes and refresh-token families', () => {
     const { client } = await h.register()
     const family = {
       grantId: 'g1',
+      endsAt: h.clock.now + 86_400_000,
       clientId: client.clientId,
       scope: 'openid',
       resource: 'https://vmcp.example/mcp',
@@ -71,6 +72,7 @@ describe('grants: codes and refresh-token families', () => {
     const h = await createHarness()
     const family = {
       grantId: 'g2',
+      endsAt: h.clock.now + 86_400_000,
       clientId: 'c',
       scope: '',
       resource: 'https://vmcp.example/mcp',
@@ -89,6 +91,7 @@ describe('grants: codes and refresh-token families', () => {
     if (redeemed.status !== 'ok') throw new Error('not redeemed')
     const token = (await h.grants.issueRefreshToken({
       grantId: redeemed.grantId,
+      endsAt: h.clock.now + 86_400_000,
       clientId: client.clientId,
       scope: '',
       resource: redeemed.grant.resource,

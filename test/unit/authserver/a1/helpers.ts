@@ -13,6 +13,7 @@ import type { OAuthClient } from '../../../../src/authserver/contracts.js'
 import { createGrantStore, type GrantStore } from '../../../../src/authserver/grants.js'
 import { loadSigningKeys, type SigningKeys } from '../../../../src/authserver/keys.js'
 import { createRegisterEndpoint } from '../../../../src/authserver/register-endpoint.js'
+import { createRevocationEndpoint } from '../../../../src/authserver/revocation-endpoint.js'
 import { createTokenEndpoint } from '../../../../src/authserver/token-endpoint.js'
 import type { AuthServerConfig } from '../../../../src/config/index.js'
 import { createLogger, type Logger } from '../../../../src/log/index.js'
@@ -31,7 +32,12 @@ export function testConfig(overrides: Partial<AuthServerConfig> = {}): AuthServe
   return {
     issuer: ISSUER,
     signingKeys: undefined,
-    tokenLifespans: { accessToken: 3600_000, refreshToken: 7 * 24 * 3600_000, authCode: 600_000 },
+    tokenLifespans: {
+      accessToken: 3600_000,
+      refreshToken: 7 * 24 * 3600_000,
+      authCode: 600_000,
+      refreshMax: 30 * 24 * 3600_000,
+    },
     allowedAudiences: [RESOURCE],
     scopesSupported: ['openid', 'profile', 'email', 'offline_access'],
     upstreams: [
@@ -113,6 +119,7 @@ export interface Harness {
   grants: GrantStore
   tokenApp: Hono
   registerApp: Hono
+  revokeApp: Hono
   sink: LogSink
   /** tsids passed to onRevoke. */
   revoked: string[]
@@ -125,6 +132,8 @@ export interface Harness {
     options?: { verifier?: string; redirectUri?: string; scope?: string; tsid?: string },
   ): Promise<{ code: string; verifier: string; tsid: string }>
   token(params: Record<string, string>, headers?: Record<string, string>): Promise<Response>
+  /** POST /oauth/revoke with a form body. */
+  revoke(params: Record<string, string>, headers?: Record<string, string>): Promise<Response>
 }
 
 let sharedKeys: Promise<SigningKeys> | undefined
@@ -167,6 +176,16 @@ export async function createHarness(
     clientIp,
     now,
   })
+  const revokeApp = createRevocationEndpoint({
+    config,
+    keys,
+    clients,
+    grants,
+    store,
+    logger: sink.logger,
+    clientIp,
+    now,
+  })
   const registerApp = createRegisterEndpoint({
     config,
     clients,
@@ -184,6 +203,7 @@ export async function createHarness(
     grants,
     tokenApp,
     registerApp,
+    revokeApp,
     sink,
     revoked,
     clock,
@@ -207,16 +227,24 @@ export async function createHarness(
       })
       return { code, verifier, tsid }
     },
-    token(params, headers = {}) {
-      return Promise.resolve(
-        tokenApp.request('/oauth/token', {
-          method: 'POST',
-          headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
-          body: new URLSearchParams(params).toString(),
-        }),
-      )
-    },
+    token: (params, headers = {}) => postForm(tokenApp, '/oauth/token', params, headers),
+    revoke: (params, headers = {}) => postForm(revokeApp, '/oauth/revoke', params, headers),
   }
+}
+
+function postForm(
+  app: Hono,
+  path: string,
+  params: Record<string, string>,
+  headers: Record<string, string>,
+): Promise<Response> {
+  return Promise.resolve(
+    app.request(path, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+      body: new URLSearchParams(params).toString(),
+    }),
+  )
 }
 
 export const basic = (id: string, secret: string) =>

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { basic, createHarness, logSink, newVerifier, REDIRECT_URI } from './helpers.js'
 
 // Every A1 flow at trace level into one in-memory sink; afterwards no code, verifier, client
-// secret, access or refresh token may appear anywhere in it.
+// secret, access or refresh token may appear anywhere in it (revocation requests included).
 describe('log canary (A1)', () => {
   it('no code, verifier, secret or token reaches the log at trace level', async () => {
     const sink = logSink()
@@ -84,6 +84,24 @@ describe('log canary (A1)', () => {
       refresh_token: string
     }
     secrets.push(ok.access_token, ok.refresh_token)
+
+    // Revocation (RFC 7009): another client's token, an access token, a refresh token, junk,
+    // and a wrong secret.
+    const third = await h.issueCode(client)
+    secrets.push(third.code, third.verifier)
+    const t3 = (await (
+      await h.token({ ...params, code: third.code, code_verifier: third.verifier })
+    ).json()) as { access_token: string; refresh_token: string }
+    secrets.push(t3.access_token, t3.refresh_token)
+    const confAuth = { authorization: basic(confId, confSecret) }
+    await h.revoke({ token: t3.refresh_token }, confAuth)
+    await h.revoke({ token: t3.access_token, client_id: client.clientId })
+    await h.revoke({ token: t3.refresh_token, client_id: client.clientId })
+    await h.revoke({ token: 'CANARY-not-a-token-0123456789', client_id: client.clientId })
+    secrets.push('CANARY-not-a-token-0123456789')
+    await h.revoke({ token: ok.access_token }, { authorization: basic(confId, wrongSecret) })
+    expect(sink.records().some((r) => r.msg === 'token revocation request')).toBe(true)
+
     h.store.down = true
     await h.token(
       { grant_type: 'refresh_token', refresh_token: ok.refresh_token },

@@ -249,6 +249,7 @@ describe('POST /oauth/token: authorization_code', () => {
           accessToken: 3600_000,
           refreshToken: 7 * 24 * 3600_000,
           authCode: 30_000,
+          refreshMax: 30 * 24 * 3600_000,
         },
       },
     })

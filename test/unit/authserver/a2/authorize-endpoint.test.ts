@@ -50,6 +50,7 @@ const upstream: UpstreamClient = {
   },
   exchangeCode: () => Promise.reject(new Error('not used')),
   refresh: () => Promise.reject(new Error('not used')),
+  revoke: async () => false,
 }
 
 function appFor(config: Partial<AuthorizeConfig> = {}) {
@@ -58,7 +59,12 @@ function appFor(config: Partial<AuthorizeConfig> = {}) {
       issuer: ISSUER,
       allowedAudiences: [RESOURCE],
       scopesSupported: ['openid', 'profile', 'email', 'offline_access'],
-      tokenLifespans: { accessToken: 3_600_000, refreshToken: 604_800_000, authCode: 600_000 },
+      tokenLifespans: {
+        accessToken: 3_600_000,
+        refreshToken: 604_800_000,
+        authCode: 600_000,
+        refreshMax: 2_592_000_000,
+      },
       ...config,
     },
     registry: {

@@ -258,7 +258,7 @@ export async function startChain(options: ChainOptions = {}): Promise<Chain> {
     issuer,
     allowedAudiences: [resource],
     scopesSupported: ['openid', 'profile', 'email', 'offline_access'],
-    tokenLifespans: { accessToken: 3_600_000, refreshToken: 7 * 86_400_000, authCode: 600_000 },
+    tokenLifespans: { accessToken: 3_600_000, refreshToken: 7 * 86_400_000, authCode: 600_000, refreshMax: 30 * 86_400_000 },
     upstreams: upstreamConfigs,
   } as AuthServerConfig
 

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { UpstreamRefreshError } from '../../../../src/authserver/contracts.js'
 import {
   createUpstreamTokenStore,
@@ -21,6 +21,7 @@ let t: number
 let store: Store
 let sealer: Sealer
 let refreshCalls: string[]
+let revokeCalls: string[]
 let refreshImpl: (rt: string) => Promise<UpstreamTokenSet>
 let tokens: UpstreamTokenStore
 
@@ -33,6 +34,10 @@ const stubClient = (name: string): UpstreamClient => ({
     refreshCalls.push(`${name}:${rt}`)
     return refreshImpl(rt)
   },
+  async revoke({ accessToken, refreshToken }) {
+    revokeCalls.push(`${name}:${accessToken}:${refreshToken ?? '-'}`)
+    return true
+  },
 })
 
 beforeEach(() => {
@@ -40,6 +45,7 @@ beforeEach(() => {
   store = createMemoryStore()
   sealer = createSealer(randomBytes(32))
   refreshCalls = []
+  revokeCalls = []
   refreshImpl = async (rt) => ({ accessToken: `at-from-${rt}`, refreshToken: `${rt}+1`, expiresAt: t + 600_000 })
   tokens = createUpstreamTokenStore({
     store,
@@ -166,6 +172,46 @@ describe('upstream token storage', () => {
     await tokens.revoke('s1')
     expect(await tokens.tokensFor('s1')).toEqual({})
     expect((await tokens.tokensFor('s2')).a!.reveal()).toBe('at-other')
+  })
+
+  it('revoke also revokes the stored tokens at each upstream, and tells the onRevoke listeners', async () => {
+    await tokens.save('s1', 'a', { accessToken: 'at-a', refreshToken: 'rt-a' }, DAY)
+    await tokens.save('s1', 'b', { accessToken: 'at-b' }, DAY)
+    const heard: string[] = []
+    const unsubscribe = tokens.onRevoke((tsid) => heard.push(tsid))
+    expect(await tokens.isRevoked('s1')).toBe(false)
+    await tokens.revoke('s1')
+    expect(await tokens.isRevoked('s1')).toBe(true)
+    expect(revokeCalls.sort()).toEqual(['a:at-a:rt-a', 'b:at-b:-'])
+    expect(heard).toEqual(['s1'])
+    unsubscribe()
+    await tokens.revoke('s2')
+    expect(heard).toEqual(['s1'])
+  })
+
+  it('a revocation racing an upstream refresh stays revoked; the fresh tokens are revoked upstream', async () => {
+    let answer!: () => void
+    refreshImpl = (rt) =>
+      new Promise((resolve) => {
+        answer = () => resolve({ accessToken: `at-from-${rt}`, refreshToken: `${rt}+1`, expiresAt: t + 600_000 })
+      })
+    await tokens.save('s1', 'a', { accessToken: 'at-a', refreshToken: 'rt-a', expiresAt: t - 1 }, DAY)
+    const inFlight = tokens.tokensFor('s1').catch((e: unknown) => e)
+    // The upstream has the refresh request; its answer is held until the revocation is done.
+    await vi.waitFor(() => expect(refreshCalls).toEqual(['a:rt-a']), { timeout: 10_000 })
+    await tokens.revoke('s1')
+    answer()
+    const err = await inFlight
+    expect(err).toBeInstanceOf(UpstreamRefreshError)
+    // Nothing was written back: the session stays revoked, and the new tokens die upstream too.
+    expect(await store.get(UPSTREAM_TOKENS_KIND, 's1:a')).toBeUndefined()
+    expect(await tokens.tokensFor('s1')).toEqual({})
+    expect(revokeCalls).toEqual(['a:at-a:rt-a', 'a:at-from-rt-a:rt-a+1'])
+    // Nor can a later extend (a vmcp refresh racing the revocation) bring a row back.
+    await tokens.extend('s1', DAY)
+    expect(await store.get(UPSTREAM_TOKENS_KIND, 's1:a')).toBeUndefined()
+    await expect(tokens.save('s1', 'a', { accessToken: 'late' }, DAY)).rejects.toBeInstanceOf(UpstreamRefreshError)
+    expect(await store.get(UPSTREAM_TOKENS_KIND, 's1:a')).toBeUndefined()
   })
 
   it('extend rewrites the rows with a longer life, keeping their tokens', async () => {
