@@ -135,7 +135,8 @@ describe('upstream token storage', () => {
     expect(((await tokens.tokensFor('s2').catch((e: unknown) => e)) as UpstreamRefreshError).upstream).toBe('a')
     // Tampered ciphertext.
     const sealed = row!.sealed
-    const flipped = `${sealed.slice(0, -2)}${sealed.endsWith('A') ? 'B' : 'A'}${sealed.slice(-1)}`
+    // Flip the second-to-last character (it always carries ciphertext bits) to another one.
+    const flipped = `${sealed.slice(0, -2)}${sealed.at(-2) === 'A' ? 'B' : 'A'}${sealed.slice(-1)}`
     await store.put(UPSTREAM_TOKENS_KIND, 's1:a', { ...row, sealed: flipped }, DAY)
     await expect(tokens.tokensFor('s1')).rejects.toBeInstanceOf(UpstreamRefreshError)
   })
