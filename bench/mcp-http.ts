@@ -119,6 +119,53 @@ export class McpHttpSession {
   }
 }
 
+/** The 2026-07-28 revision the stateless bench callers speak. */
+export const MODERN_PROTOCOL_VERSION = '2026-07-28'
+
+/**
+ * A stateless MCP 2026-07-28 caller over raw HTTP: no session, each request carries the
+ * `_meta` envelope and the `MCP-Protocol-Version`, `Mcp-Method` and `Mcp-Name` headers.
+ */
+export class McpModernCaller {
+  #nextId = 1
+  readonly #pool: Pool
+  readonly #path: string
+  readonly #headers: Record<string, string>
+
+  constructor(options: OpenSessionOptions) {
+    this.#pool = options.pool
+    this.#path = options.path
+    this.#headers = {
+      'content-type': 'application/json',
+      accept: ACCEPT,
+      'mcp-protocol-version': MODERN_PROTOCOL_VERSION,
+      ...options.headers,
+    }
+  }
+
+  async callTool(name: string, args: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const id = this.#nextId++
+    const _meta = {
+      'io.modelcontextprotocol/protocolVersion': MODERN_PROTOCOL_VERSION,
+      'io.modelcontextprotocol/clientInfo': { name: 'vmcp-bench', version: '1.0.0' },
+      'io.modelcontextprotocol/clientCapabilities': {},
+    }
+    const message = { jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args, _meta } }
+    const headers = { ...this.#headers, 'mcp-method': 'tools/call', 'mcp-name': name }
+    const res = await post(this.#pool, this.#path, headers, message)
+    if (res.status !== 200) throw new Error(`tools/call: HTTP ${res.status} ${res.text.slice(0, 200)}`)
+    const reply = parseRpc(res.contentType, res.text, id)
+    if (reply.error) throw new Error(`tools/call: JSON-RPC ${reply.error.code} ${reply.error.message}`)
+    if (reply.result?.isError) {
+      throw new Error(`tools/call ${name}: ${JSON.stringify(reply.result.content).slice(0, 200)}`)
+    }
+    return reply.result ?? {}
+  }
+
+  /** Nothing to end: the modern era has no session. */
+  async close(): Promise<void> {}
+}
+
 interface RawReply {
   status: number
   headers: Record<string, string | string[] | undefined>

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url'
 /** Repository root (this file runs from dist/bench/). */
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 export const TEST_BACKEND = resolve(ROOT, 'fixtures/backends/test-backend.mjs')
+export const MODERN_BACKEND = resolve(ROOT, 'fixtures/backends/modern-http.mjs')
 export const VMCP_CLI = resolve(ROOT, 'dist/src/cli/main.js')
 
 export interface Child {
@@ -66,12 +67,20 @@ export interface BackendChild extends Child {
 }
 
 /** fixtures/backends/test-backend.mjs over Streamable HTTP on a random loopback port. */
-export async function startHttpBackend(name: string, tools = 0): Promise<BackendChild> {
-  const proc = spawn(
-    process.execPath,
-    [TEST_BACKEND, '--transport', 'http', '--port', '0', '--name', name, '--tools', String(tools)],
-    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
-  )
+export function startHttpBackend(name: string, tools = 0): Promise<BackendChild> {
+  return startBackendScript(name, [TEST_BACKEND, '--transport', 'http', '--name', name, '--tools', String(tools)])
+}
+
+/** fixtures/backends/modern-http.mjs: MCP 2026-07-28 (v2 SDK createMcpHandler) on a random port. */
+export function startModernBackend(name: string): Promise<BackendChild> {
+  return startBackendScript(name, [MODERN_BACKEND, '--name', name])
+}
+
+async function startBackendScript(name: string, args: string[]): Promise<BackendChild> {
+  const proc = spawn(process.execPath, [...args, '--port', '0'], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   const child = track(`backend ${name}`, proc)
   const url = await new Promise<string>((ok, fail) => {
     const rl = createInterface({ input: proc.stdout! })

@@ -17,7 +17,7 @@ import { Pool } from 'undici'
 import { stringify } from 'yaml'
 import { startJwksServer, type JwksServer } from './jwks-server.js'
 import { runLoad, summarize, type LatencySummary, type LoadResult } from './load.js'
-import { McpHttpSession } from './mcp-http.js'
+import { McpHttpSession, McpModernCaller } from './mcp-http.js'
 import { ModeBClient } from './oauth-flow.js'
 import {
   freePort,
@@ -26,6 +26,7 @@ import {
   readRssBytes,
   ROOT,
   startHttpBackend,
+  startModernBackend,
   startVmcp,
   TEST_BACKEND,
   type BackendChild,
@@ -56,8 +57,13 @@ const UPSTREAM = 'corp'
 // Mode B target: within 10 % of Mode A (vmcp+jwt) throughput.
 const MODE_B_MIN_RATIO = 0.9
 
+const MODERN_DIRECT = 'direct, 2026-07-28 stateless'
+const MODERN_VMCP = 'vmcp, 2026-07-28 stateless'
+
 interface CallTarget {
-  label: 'direct' | 'vmcp' | 'vmcp+jwt' | typeof MODE_B
+  label: 'direct' | 'vmcp' | 'vmcp+jwt' | typeof MODE_B | typeof MODERN_DIRECT | typeof MODERN_VMCP
+  /** 2026-07-28 callers: one stateless caller per worker instead of one session. */
+  stateless?: boolean
   url: string
   tool: string
   /** The process serving `url`, whose CPU time per call is recorded. */
@@ -224,7 +230,11 @@ async function measureCalls(target: CallTarget, concurrency: number): Promise<Ca
   const origin = new URL(target.url).origin
   const pool = new Pool(origin, { connections: concurrency, keepAliveTimeout: 60_000 })
   try {
-    const sessions = await openSessions(pool, target.url, concurrency, target.headers)
+    const path = new URL(target.url).pathname
+    const headers = target.headers ?? {}
+    const sessions: Array<McpHttpSession | McpModernCaller> = target.stateless
+      ? Array.from({ length: concurrency }, () => new McpModernCaller({ pool, path, headers }))
+      : await openSessions(pool, target.url, concurrency, target.headers)
     const args = { text: 'ping' }
     const probe = await sessions[0]!.callTool(target.tool, args)
     const text = (probe.content as Array<{ text?: string }> | undefined)?.[0]?.text
@@ -297,6 +307,26 @@ async function benchCalls(backend: BackendChild, modeB: ModeB) {
   // Profile files are named CPU.<date>.<pid>.…: the pids tell the two children apart.
   const profiles = { profileDir, pids: { vmcp: anon.pid, modeB: modeB.child.pid } }
   return { runs, jwksFetches: jwks.jwksHits, ...(PROFILE ? profiles : {}) }
+}
+
+// ---- tools/call in the 2026-07-28 era: stateless requests, direct vs through vmcp ----
+
+/** The modern fixture backend (v2 SDK) alone, then behind vmcp; both answered statelessly. */
+async function benchModern(): Promise<CallRun[]> {
+  const backend = await startModernBackend(BACKEND_NAME)
+  children.push(backend)
+  const gw = await vmcp('modern', {
+    backends: [{ name: BACKEND_NAME, transport: 'streamable-http', url: backend.url }],
+  })
+  const targets: CallTarget[] = [
+    { label: MODERN_DIRECT, stateless: true, url: backend.url, tool: 'echo', pid: backend.pid },
+    { label: MODERN_VMCP, stateless: true, url: gw.url, tool: `${BACKEND_NAME}_echo`, pid: gw.pid },
+  ]
+  const runs: CallRun[] = []
+  for (const c of CONCURRENCY) for (const t of targets) runs.push(await measureCalls(t, c))
+  await stop(gw)
+  await stop(backend)
+  return runs
 }
 
 // ---- Mode B token endpoint: refresh_token grants ----
@@ -555,7 +585,7 @@ function report(
       `load average ${load1.toFixed(2)} at start`,
     '',
     ...(busy ? ['> ⚠ the host was busy at start: throughput and latency are skewed.', ''] : []),
-    '### tools/call (echo), one MCP session per worker',
+    '### tools/call (echo), one MCP session (2026-07-28: one stateless caller) per worker',
     '',
     table(
       ['path', 'concurrency', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'server CPU µs/call'],
@@ -569,6 +599,12 @@ function report(
       CONCURRENCY.map((c) => `c=${c} ${round(ratios[`c${c}`] ?? NaN)}×`).join(', ') +
       ` (target ≥ ${MODE_B_MIN_RATIO}×); server CPU per call: ` +
       CONCURRENCY.map((c) => `c=${c} ${round(cpuRatios[`c${c}`] ?? NaN)}×`).join(', '),
+    '',
+    `2026-07-28 stateless, vmcp / direct throughput: ` +
+      CONCURRENCY.map((c) => {
+        const pick = (label: string) => calls.find((r) => r.target === label && r.concurrency === c)
+        return `c=${c} ${round((pick(MODERN_VMCP)?.rps ?? NaN) / (pick(MODERN_DIRECT)?.rps ?? NaN))}×`
+      }).join(', '),
     '',
     '### Mode B /oauth/token, refresh_token grant (rotation: one chain per worker)',
     '',
@@ -624,6 +660,7 @@ async function main() {
   children.push(backend)
   const modeB = await startModeB(backend, profileArgs)
   const calls = await benchCalls(backend, modeB)
+  calls.runs.push(...(await benchModern()))
   const token = await benchToken(modeB)
   await stop(modeB.child)
   await idp?.close()
