@@ -150,12 +150,19 @@ export class McpModernCaller {
       'io.modelcontextprotocol/clientInfo': { name: 'vmcp-bench', version: '1.0.0' },
       'io.modelcontextprotocol/clientCapabilities': {},
     }
-    const message = { jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args, _meta } }
+    const message = {
+      jsonrpc: '2.0',
+      id,
+      method: 'tools/call',
+      params: { name, arguments: args, _meta },
+    }
     const headers = { ...this.#headers, 'mcp-method': 'tools/call', 'mcp-name': name }
     const res = await post(this.#pool, this.#path, headers, message)
-    if (res.status !== 200) throw new Error(`tools/call: HTTP ${res.status} ${res.text.slice(0, 200)}`)
+    if (res.status !== 200)
+      throw new Error(`tools/call: HTTP ${res.status} ${res.text.slice(0, 200)}`)
     const reply = parseRpc(res.contentType, res.text, id)
-    if (reply.error) throw new Error(`tools/call: JSON-RPC ${reply.error.code} ${reply.error.message}`)
+    if (reply.error)
+      throw new Error(`tools/call: JSON-RPC ${reply.error.code} ${reply.error.message}`)
     if (reply.result?.isError) {
       throw new Error(`tools/call ${name}: ${JSON.stringify(reply.result.content).slice(0, 200)}`)
     }

@@ -68,7 +68,15 @@ export interface BackendChild extends Child {
 
 /** fixtures/backends/test-backend.mjs over Streamable HTTP on a random loopback port. */
 export function startHttpBackend(name: string, tools = 0): Promise<BackendChild> {
-  return startBackendScript(name, [TEST_BACKEND, '--transport', 'http', '--name', name, '--tools', String(tools)])
+  return startBackendScript(name, [
+    TEST_BACKEND,
+    '--transport',
+    'http',
+    '--name',
+    name,
+    '--tools',
+    String(tools),
+  ])
 }
 
 /** fixtures/backends/modern-http.mjs: MCP 2026-07-28 (v2 SDK createMcpHandler) on a random port. */

@@ -388,7 +388,9 @@ async function benchToken(modeB: ModeB) {
     await pool.close()
   }
   const signIn = summarize(modeB.signInMs)
-  log(`sign-in (authorize → IdP → callback → code grant): n=${signIn.samples}, p50 ${round(signIn.p50Ms, 1)} ms`)
+  log(
+    `sign-in (authorize → IdP → callback → code grant): n=${signIn.samples}, p50 ${round(signIn.p50Ms, 1)} ms`,
+  )
   return { runs, signIn, resignIns, idpLogins: idp?.logins ?? 0 }
 }
 
@@ -519,10 +521,15 @@ async function benchMemory(backend: BackendChild) {
  * Mode B over Mode A (vmcp+jwt) at each concurrency, e.g. { c1: 0.97, c32: 0.95 }: req/s by
  * default, or server CPU per call (above 1 = Mode B costs more).
  */
-function modeBRatios(calls: CallRun[], metric: 'rps' | 'serverCpuUsPerCall' = 'rps'): Record<string, number> {
+function modeBRatios(
+  calls: CallRun[],
+  metric: 'rps' | 'serverCpuUsPerCall' = 'rps',
+): Record<string, number> {
   const value = (target: CallRun['target'], c: number) =>
     calls.find((r) => r.target === target && r.concurrency === c)?.[metric] ?? NaN
-  return Object.fromEntries(CONCURRENCY.map((c) => [`c${c}`, value(MODE_B, c) / value('vmcp+jwt', c)]))
+  return Object.fromEntries(
+    CONCURRENCY.map((c) => [`c${c}`, value(MODE_B, c) / value('vmcp+jwt', c)]),
+  )
 }
 
 type Targets = ReturnType<typeof evaluate>
@@ -545,9 +552,27 @@ function evaluate(calls: CallRun[], memory: { perSessionBytes: number }) {
   }
   const pct = (n: number) => `${round(n, 1)} %`
   return [
-    target('through-vmcp throughput vs direct (c=32)', `${round(ratio32)}×`, ratio32, '≥ 0.8×', ratio32 >= 0.8),
-    target('added p50 latency (c=1)', `${round(addedP50, 3)} ms`, addedP50, '< 0.5 ms', addedP50 < 0.5),
-    target('JWT validation throughput cost (c=32)', pct(jwtCost32), jwtCost32, '< 5 %', jwtCost32 < 5),
+    target(
+      'through-vmcp throughput vs direct (c=32)',
+      `${round(ratio32)}×`,
+      ratio32,
+      '≥ 0.8×',
+      ratio32 >= 0.8,
+    ),
+    target(
+      'added p50 latency (c=1)',
+      `${round(addedP50, 3)} ms`,
+      addedP50,
+      '< 0.5 ms',
+      addedP50 < 0.5,
+    ),
+    target(
+      'JWT validation throughput cost (c=32)',
+      pct(jwtCost32),
+      jwtCost32,
+      '< 5 %',
+      jwtCost32 < 5,
+    ),
     target('JWT validation throughput cost (c=1)', pct(jwtCost1), jwtCost1, '< 5 %', jwtCost1 < 5),
     target('RSS per idle session (1,000 sessions)', `${round(kb, 1)} KB`, kb, '< 50 KB', kb < 50),
     ...[[32, modeB32] as const, [1, modeB1] as const].map(([c, r]) =>
@@ -631,13 +656,15 @@ function report(
     '',
     table(
       ['sessions', 'RSS before MB', 'RSS after MB', 'RSS / session KB', 'heap / session KB'],
-      [[
-        memory.sessions,
-        round(memory.rssBeforeBytes / 2 ** 20, 1),
-        round(memory.rssAfterBytes / 2 ** 20, 1),
-        round(memory.perSessionBytes / 1024, 1),
-        round(memory.heapPerSessionBytes / 1024, 1),
-      ]],
+      [
+        [
+          memory.sessions,
+          round(memory.rssBeforeBytes / 2 ** 20, 1),
+          round(memory.rssAfterBytes / 2 ** 20, 1),
+          round(memory.perSessionBytes / 1024, 1),
+          round(memory.heapPerSessionBytes / 1024, 1),
+        ],
+      ],
     ),
     '',
     '### targets',
@@ -707,7 +734,9 @@ async function main() {
   log(`wrote ${RESULTS} in ${results.totalSeconds} s`)
   if (calls.profileDir && calls.pids) {
     const { vmcp: plain, modeB: b } = calls.pids
-    log(`CPU profiles of the vmcp (pid ${plain}) and Mode B (pid ${b}) children in ${calls.profileDir}`)
+    log(
+      `CPU profiles of the vmcp (pid ${plain}) and Mode B (pid ${b}) children in ${calls.profileDir}`,
+    )
   }
 }
 
