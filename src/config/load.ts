@@ -160,6 +160,20 @@ function crossCheck(config: VmcpConfig): ConfigIssue[] {
   const modeB = config.authServer?.runConfig
   const upstreamNames = modeB?.upstreams.map((u) => u.name) ?? []
   const checkStrategy = (path: string, strategy: VmcpConfig['outgoingAuth']['default']) => {
+    if (strategy.type === 'token_exchange' && strategy.tokenExchange.subjectProviderName !== undefined) {
+      const provider = strategy.tokenExchange.subjectProviderName
+      if (!modeB) {
+        issues.push({
+          path: `${path}.tokenExchange.subjectProviderName`,
+          message: 'needs the embedded authorization server (authServer): upstream tokens exist only in Mode B; remove it to exchange the caller token',
+        })
+      } else if (!upstreamNames.includes(provider)) {
+        issues.push({
+          path: `${path}.tokenExchange.subjectProviderName`,
+          message: `"${provider}" is not an upstream of authServer.runConfig (known: ${upstreamNames.join(', ')})`,
+        })
+      }
+    }
     if (strategy.type !== 'upstream_inject') return
     // V-01
     if (!modeB) {
@@ -389,10 +403,10 @@ export function configWarnings(config: VmcpConfig): ConfigIssue[] {
   ]
   for (const [path, s] of strategies) {
     // V-03
-    if (s.type === 'token_exchange') {
+    if (s.type === 'token_exchange' && s.tokenExchange.subjectProviderName === undefined) {
       out.push({
         path,
-        message: `token_exchange while vmcp is its own issuer: the subject token is vmcp's own JWT (issuer ${rc.issuer}), which ${s.tokenExchange.tokenUrl} must trust; to exchange an upstream identity provider's token, use upstream_inject or exchange at that provider`,
+        message: `token_exchange while vmcp is its own issuer: the subject token is vmcp's own JWT (issuer ${rc.issuer}), which ${s.tokenExchange.tokenUrl} must trust; to exchange an upstream identity provider's token instead, set tokenExchange.subjectProviderName to that upstream`,
       })
     }
   }

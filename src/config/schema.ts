@@ -161,6 +161,11 @@ export function createConfigSchema(ctx: SchemaContext) {
         resource: z.string().min(1).optional(),
         scopes: z.array(z.string().min(1)).default([]),
         subjectTokenType: z.string().default('urn:ietf:params:oauth:token-type:access_token'),
+        subjectProviderName: z
+          .string()
+          .min(1)
+          .optional()
+          .describe("Mode B: exchange this upstream's token for the user instead of vmcp's own JWT"),
       }),
     }),
     z.strictObject({

@@ -184,7 +184,15 @@ function createAuthenticator(
   if (!authServer) return oidc
   const strategies = [config.outgoingAuth.default, ...Object.values(config.outgoingAuth.backends)]
   const requiredProviders = [
-    ...new Set(strategies.flatMap((s) => (s.type === 'upstream_inject' ? [s.upstreamInject.providerName] : []))),
+    ...new Set(
+      strategies.flatMap((s) =>
+        s.type === 'upstream_inject'
+          ? [s.upstreamInject.providerName]
+          : s.type === 'token_exchange' && s.tokenExchange.subjectProviderName !== undefined
+            ? [s.tokenExchange.subjectProviderName]
+            : [],
+      ),
+    ),
   ]
   return withUpstreamTokens(oidc, {
     source: authServer.upstreamTokens,

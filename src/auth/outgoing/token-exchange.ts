@@ -196,10 +196,19 @@ export function createTokenExchangeStrategy(
     type: 'token_exchange',
     identityScoped: true,
     headers: async (identity, signal) => {
-      const subjectToken = identity?.token?.reveal()
+      const provider = config.subjectProviderName
+      // Mode B: the subject is the user's token from an upstream (e.g. the corporate IdP), which
+      // the exchanging server trusts, rather than vmcp's own JWT.
+      const upstream =
+        provider !== undefined && identity && Object.hasOwn(identity.upstreamTokens, provider)
+          ? identity.upstreamTokens[provider]
+          : undefined
+      const subjectToken = provider === undefined ? identity?.token?.reveal() : upstream?.reveal()
       if (identity === undefined || subjectToken === undefined || subjectToken === '') {
         throw new OutgoingAuthError(
-          `backend ${backend}: token_exchange needs an authenticated caller`,
+          provider === undefined || identity === undefined || identity.token === undefined
+            ? `backend ${backend}: token_exchange needs an authenticated caller`
+            : `backend ${backend}: no upstream token for provider ${provider} to exchange; sign in again`,
         )
       }
       signal?.throwIfAborted()

@@ -136,6 +136,31 @@ describe('token_exchange strategy', () => {
     })
   })
 
+  describe('subjectProviderName (Mode B: exchange an upstream token)', () => {
+    const modeB = (upstreamTokens: Record<string, Secret>) => ({
+      ...identityFor('alice', 'vmcp-own-jwt-never-exchanged'),
+      upstreamTokens,
+    })
+
+    it("sends the user's token from that upstream as subject_token, never vmcp's own JWT", async () => {
+      await start()
+      const s = strategy({ subjectProviderName: 'corp' })
+      const headers = await s.headers(modeB({ corp: new Secret(ALICE_TOKEN), other: new Secret(BOB_TOKEN) }))
+      expect(headers).toEqual({ Authorization: 'Bearer backend-token-1' })
+      expect(endpoint.requests[0]?.get('subject_token')).toBe(ALICE_TOKEN)
+    })
+
+    it('fails without contacting the endpoint when that upstream token is missing', async () => {
+      await start()
+      const err = await rejection(strategy({ subjectProviderName: 'corp' }).headers(modeB({ other: new Secret(BOB_TOKEN) })))
+      expect(err.message).toBe('backend alpha: no upstream token for provider corp to exchange; sign in again')
+      // A provider name that is an Object.prototype member is not a token either.
+      const proto = await rejection(strategy({ subjectProviderName: 'constructor' }).headers(modeB({})))
+      expect(proto.message).toBe('backend alpha: no upstream token for provider constructor to exchange; sign in again')
+      expect(endpoint.requests).toHaveLength(0)
+    })
+  })
+
   describe('caller', () => {
     it.each([
       ['no identity', undefined],

@@ -344,6 +344,25 @@ describe('Mode B warnings (V-03 and memory storage)', () => {
     expect(warnings.map((w) => w.path)).toContain('authServer.runConfig.storage.type')
   })
 
+  it('token_exchange.subjectProviderName: must name an upstream, and silences V-03', async () => {
+    const { configWarnings, validateConfig } = await import('../../../src/config/index.js')
+    const file = new URL('../../../fixtures/configs/valid/mode-b.yaml', import.meta.url).pathname
+    const { parse } = await import('yaml')
+    const { readFileSync } = await import('node:fs')
+    const raw = parse(readFileSync(file, 'utf8')) as { outgoingAuth: { backends: Record<string, unknown> } }
+    const exchange = (subjectProviderName: string) => ({
+      type: 'token_exchange',
+      tokenExchange: { tokenUrl: 'https://sso.example.com/token', clientId: 'x', clientSecret: { env: 'X' }, subjectProviderName },
+    })
+    raw.outgoingAuth.backends.github = exchange('corp')
+    const config = validateConfig(raw, { baseDir: '/', env: { X: 'y' } })
+    expect(configWarnings(config).map((w) => w.path)).not.toContain('outgoingAuth.backends.github')
+    raw.outgoingAuth.backends.github = exchange('gitlab')
+    expect(issueLines(() => validateConfig(raw, { baseDir: '/', env: { X: 'y' } }))).toEqual([
+      '- outgoingAuth.backends.github.tokenExchange.subjectProviderName: "gitlab" is not an upstream of authServer.runConfig (known: corp, github)',
+    ])
+  })
+
   it('warns when an oauth2 upstream asks for openid', async () => {
     const { configWarnings, loadConfigFile } = await import('../../../src/config/index.js')
     const { config } = loadConfigFile(new URL('../../../fixtures/configs/valid/mode-b.yaml', import.meta.url).pathname)

@@ -281,6 +281,44 @@ describe('what the registration request carries', () => {
   })
 })
 
+describe('client ID metadata documents (preferClientMetadataDocument)', () => {
+  const cimdServer = () =>
+    startStub((req, res, origin) => {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ issuer: origin, authorization_endpoint: `${origin}/a`, token_endpoint: `${origin}/t`, registration_endpoint: `${origin}/register`, client_id_metadata_document_supported: true }))
+    })
+
+  it('uses <issuer>/oauth/client-metadata.json as client_id: no registration, nothing cached', async () => {
+    const stub = await cimdServer()
+    try {
+      const h = harness([spec('x', { discoveryUrl: stub.origin, preferClientMetadataDocument: true })], { allowLoopbackClientMetadata: true })
+      h.manager.start()
+      await ready(h, 'x')
+      expect(h.manager.upstream('x')?.client()).toMatchObject({ clientId: `${VMCP_ISSUER}/oauth/client-metadata.json`, tokenEndpointAuthMethod: 'none' })
+      expect(stub.requests.filter((r) => r.startsWith('POST'))).toEqual([])
+      expect(await h.store.list()).toEqual([])
+      await h.manager.close()
+    } finally {
+      await stub.close()
+    }
+  })
+
+  it('an http issuer cannot be a client id: warns and registers instead', async () => {
+    const stub = await cimdServer()
+    try {
+      const h = harness([spec('x', { discoveryUrl: stub.origin, preferClientMetadataDocument: true })])
+      h.manager.start()
+      await vi.waitFor(() => expect(stub.requests).toContain('POST /register'), WAIT)
+      expect(h.lines(/client ID metadata documents/)).toEqual([
+        "upstream x accepts client ID metadata documents, but vmcp's issuer is not https; registering instead",
+      ])
+      await h.manager.close()
+    } finally {
+      await stub.close()
+    }
+  })
+})
+
 describe('discovery failures: the upstream is unavailable with the reason, and retried', () => {
   it.each([
     ['times out', () => undefined, (o: string) => `upstream x unavailable: discovery at ${o}/.well-known/oauth-authorization-server timed out after 200 ms; retrying in 60 s`],
