@@ -319,7 +319,11 @@ export function createDcrManager(options: DcrManagerOptions): DcrManager {
       if (!release) return 'busy'
       try {
         const latest = await options.store.get(key)
-        if (latest && latest.clientId === current.clientId && (latest.clientSecretExpiresAt ?? 0) !== (current.clientSecretExpiresAt ?? 0)) {
+        // Another replica renewed while we waited for the lock: its rotated secret and token are
+        // the live ones (the server already revoked ours), so adopt them instead of renewing.
+        const rotated = latest && latest.clientId === current.clientId &&
+          (latest.clientSecret !== current.clientSecret || latest.registrationAccessToken !== current.registrationAccessToken)
+        if (latest && rotated) {
           ready(latest)
           log.debug({ client_id: latest.clientId }, 'dcr adopted a renewal made by another replica')
           return 'adopted'
