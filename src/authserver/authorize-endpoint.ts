@@ -6,6 +6,7 @@ import { fingerprint, type Logger } from '../log/index.js'
 import { StorageUnavailableError, type Store } from '../storage/index.js'
 import type { ClientRegistry, OAuthClient } from './contracts.js'
 import { authServerPaths } from './metadata.js'
+import type { PendingAdmission } from './pending-limit.js'
 import { matchRedirectUri } from './redirect-uri.js'
 import { describeError, UpstreamAuthError, type UpstreamClient } from './upstreams.js'
 
@@ -47,6 +48,8 @@ export interface AuthorizeAppOptions {
   upstreams: readonly UpstreamClient[]
   store: Store
   logger: Logger
+  /** Bounds the sign-ins in progress (pending-limit.ts); runs just before one is stored. */
+  admitPending?: PendingAdmission
 }
 
 // RFC 7636 §4.2: BASE64URL(SHA-256(verifier)) is always 43 characters.
@@ -274,6 +277,9 @@ export function createAuthorizeApp(options: AuthorizeAppOptions): Hono {
       upstreamIndex: 0,
       legs: {},
     }
+    // Shown to the user agent, not redirected: the client did nothing wrong.
+    const refused = await options.admitPending?.(c)
+    if (refused) return refused
     let location: URL
     try {
       location = await beginUpstreamLeg(store, first, pending, config.tokenLifespans.authCode)

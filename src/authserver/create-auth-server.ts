@@ -20,8 +20,9 @@ import { createClientRegistry } from './clients.js'
 import type { UpstreamTokenSource } from './contracts.js'
 import { createGrantStore } from './grants.js'
 import { loadSigningKeys, type SigningKeys } from './keys.js'
-import { authServerUrls, createMetadataApp, issuerPath } from './metadata.js'
-import type { ClientIpResolver } from './rate-limit.js'
+import { authServerPaths, authServerUrls, createMetadataApp, issuerPath } from './metadata.js'
+import { createPendingLimit } from './pending-limit.js'
+import { createRateLimiter, type ClientIpResolver } from './rate-limit.js'
 import { createRegisterEndpoint } from './register-endpoint.js'
 import { createRevocationEndpoint } from './revocation-endpoint.js'
 import { createTokenEndpoint } from './token-endpoint.js'
@@ -80,6 +81,7 @@ export async function createAuthServer(options: AuthServerOptions): Promise<Auth
               },
             }
           : {}),
+        maxEntries: config.storage.maxEntries,
       },
       logger,
     )
@@ -154,14 +156,32 @@ export async function createAuthServer(options: AuthServerOptions): Promise<Auth
   }
   const ip = options.clientIp ? { clientIp: options.clientIp } : {}
 
+  const paths = authServerPaths(config.issuer)
+  const limit = (name: 'authorize' | 'callback') =>
+    createRateLimiter({ store, name, limit: config.rateLimits[name], logger, ...ip })
+  const admitPending = createPendingLimit({
+    store: plainStore,
+    ttlMs: config.tokenLifespans.authCode,
+    maxPerAddress: config.pendingAuthorizations.maxPerAddress,
+    maxTotal: config.pendingAuthorizations.maxTotal,
+    logger,
+    ...ip,
+  })
+
   const app = new Hono()
+  // Before the routes, so a flood is answered 429 before any client lookup or upstream work.
+  app.use(paths.authorize, limit('authorize'))
+  app.use(paths.callback, limit('callback'))
   app.route('/', createMetadataApp({ config, keys, cimdEnabled: config.cimd.enabled }))
   const metadataDocument = dcr?.clientMetadataDocument()
   if (metadataDocument && dcrSpecs.some((u) => u.dcr.preferClientMetadataDocument)) {
     // The client ID metadata document upstreams fetch when vmcp uses its URL as client_id.
     app.get(`${issuerPath(config.issuer)}${CLIENT_METADATA_PATH}`, (c) => c.json(metadataDocument, 200, { 'cache-control': 'max-age=300' }))
   }
-  app.route('/', createAuthorizeApp({ config, registry: clients, upstreams, store, logger }))
+  app.route(
+    '/',
+    createAuthorizeApp({ config, registry: clients, upstreams, store, logger, admitPending }),
+  )
   app.route('/', createCallbackApp({ config, upstreams, store, tokens, codeIssuer: grants, logger }))
   app.route('/', createTokenEndpoint({ config, keys, clients, grants, store, logger, ...ip }))
   app.route('/', createRevocationEndpoint({ config, keys, clients, grants, store, logger, ...ip }))

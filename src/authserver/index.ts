@@ -18,3 +18,10 @@ export {
  * to mount at the origin root. The caller mounts `app` and validates tokens with `getKey`.
  */
 export { createAuthServer, type AuthServer, type AuthServerOptions } from './create-auth-server.js'
+
+/**
+ * The rate-limit key source behind `server.trustedProxies`: the TCP peer, or the first untrusted
+ * hop of the configured forwarding header walked from the peer backwards. Malformed chains fall
+ * back to the peer. Needs @hono/node-server's bindings passed to `app.fetch(req, env)`.
+ */
+export { createClientIpResolver, type ClientIpResolver } from './rate-limit.js'

@@ -1,6 +1,10 @@
-import { isIP } from 'node:net'
 import type { Context, MiddlewareHandler } from 'hono'
 import type { Logger } from '../log/index.js'
+import {
+  createClientAddressResolver,
+  parseAddress,
+  type ClientAddressOptions,
+} from '../net/index.js'
 import type { Store } from '../storage/index.js'
 import { oauthError } from './oauth-error.js'
 
@@ -33,12 +37,15 @@ export interface RateLimiterOptions {
 
 const RATE_KIND = 'ratelimit'
 
-function expandIpv6(address: string): string[] {
-  const [head = '', tail] = address.split('::')
-  const left = head ? head.split(':') : []
-  const right = tail ? tail.split(':') : []
-  const fill = tail === undefined ? [] : Array<string>(8 - left.length - right.length).fill('0')
-  return [...left, ...fill, ...right]
+/**
+ * The client address behind `server.trustedProxies`: the TCP peer, or the first untrusted hop of
+ * the configured forwarding header walked from the peer backwards (createClientAddressResolver).
+ * With no trusted proxies this is exactly socketClientIp.
+ */
+export function createClientIpResolver(options: ClientAddressOptions): ClientIpResolver {
+  const resolve = createClientAddressResolver(options)
+  const header = options.header ?? 'x-forwarded-for'
+  return (c) => resolve(socketClientIp(c), c.req.header(header))
 }
 
 /**
@@ -46,16 +53,11 @@ function expandIpv6(address: string): string[] {
  * because one host usually owns a whole /64 and could otherwise rotate through it.
  */
 export function rateLimitKey(address: string): string {
-  const bare = address.replace(/^\[|\]$/g, '').replace(/%.*$/, '')
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(bare)
-  if (mapped?.[1]) return mapped[1]
-  if (isIP(bare) === 6) {
-    return `${expandIpv6(bare.toLowerCase())
-      .slice(0, 4)
-      .map((h) => h.replace(/^0+(?=.)/, ''))
-      .join(':')}::/64`
-  }
-  return bare || 'unknown'
+  const parsed = parseAddress(address)
+  if (!parsed) return address || 'unknown'
+  if (parsed.kind() === 'ipv4') return parsed.toString()
+  const parts = (parsed as { parts: number[] }).parts.slice(0, 4)
+  return `${parts.map((p) => p.toString(16)).join(':')}::/64`
 }
 
 /**

@@ -156,13 +156,37 @@ export function createAuthServerSchema(p: Primitives) {
           .optional(),
         encryptionKey: secretRef
           .optional()
-          .describe('32 bytes, base64 or hex: AES-256-GCM key for upstream tokens at rest'),
+          .describe('32 bytes, base64 or hex: AES-256-GCM key for records at rest in Redis'),
+        maxEntries: z
+          .number()
+          .int()
+          .min(1000)
+          .default(100_000)
+          .describe('memory storage only: beyond this many records the oldest are evicted'),
       })
       .prefault({}),
     rateLimits: z
       .strictObject({
         register: z.number().int().min(1).default(10).describe('registrations per minute per client IP'),
         token: z.number().int().min(1).default(120).describe('token requests per minute per client IP'),
+        authorize: z.number().int().min(1).default(60).describe('authorization requests per minute per client IP'),
+        callback: z.number().int().min(1).default(120).describe('upstream callbacks per minute per client IP'),
+      })
+      .prefault({}),
+    pendingAuthorizations: z
+      .strictObject({
+        maxPerAddress: z
+          .number()
+          .int()
+          .min(1)
+          .default(30)
+          .describe('sign-ins one client IP may start within one authCode lifespan (429 beyond)'),
+        maxTotal: z
+          .number()
+          .int()
+          .min(1)
+          .default(10_000)
+          .describe('sign-ins all clients together may start within one authCode lifespan (503 beyond)'),
       })
       .prefault({}),
     cimd: z

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { isAbsolute, resolve } from 'node:path'
 import { z } from 'zod'
 import { Secret } from '../log/secret.js'
+import { isCidrOrAddress } from '../net/client-address.js'
 import { checkSecureUrl } from '../net/url-policy.js'
 import { createAuthServerSchema } from './auth-server-schema.js'
 import { DURATION_PATTERN, parseDuration } from './duration.js'
@@ -217,6 +218,14 @@ export function createConfigSchema(ctx: SchemaContext) {
       .describe('externally visible origin, e.g. https://vmcp.example.com'),
     maxBodyBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(4 * 1024 * 1024),
     allowedOrigins: z.array(z.string()).default([]).describe('browser origins allowed besides loopback and publicUrl'),
+    trustedProxies: z
+      .array(z.string().refine(isCidrOrAddress, 'must be a CIDR such as 10.0.0.0/8 or an IP address'))
+      .default([])
+      .describe('reverse proxies whose forwarding header names the client address (rate limits)'),
+    forwardedHeader: z
+      .enum(['x-forwarded-for', 'forwarded'])
+      .default('x-forwarded-for')
+      .describe('the one header trusted proxies set: X-Forwarded-For or RFC 7239 Forwarded'),
   })
 
   const operational = z.strictObject({

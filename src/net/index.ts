@@ -1,5 +1,12 @@
 export { abortable } from './abortable.js'
 export {
+  createClientAddressResolver,
+  isCidrOrAddress,
+  parseAddress,
+  type ClientAddressOptions,
+  type ForwardedHeader,
+} from './client-address.js'
+export {
   createOutboundFetch,
   readLimitedText,
   readStreamLimited,

@@ -7,7 +7,12 @@ import {
   withUpstreamTokens,
   type IncomingAuthenticator,
 } from '../auth/incoming/index.js'
-import { createAuthServer, type AuthServer, type AuthServerOptions } from '../authserver/index.js'
+import {
+  createAuthServer,
+  createClientIpResolver,
+  type AuthServer,
+  type AuthServerOptions,
+} from '../authserver/index.js'
 import { createOutgoingAuth, type OutgoingAuthStrategy } from '../auth/outgoing/index.js'
 import { configWarnings, type VmcpConfig } from '../config/index.js'
 import { createLogger, type Logger } from '../log/index.js'
@@ -87,11 +92,14 @@ export function createVmcp(options: VmcpOptions): Vmcp {
 
     async start() {
       const { host, port } = config.server
-      let handler: ((req: Request) => Response | Promise<Response>) | undefined
+      // `env` carries the Node socket (@hono/node-server bindings): the peer address that rate
+      // limits key on. Dropping it would put every client in one 'unknown' bucket.
+      let handler: ((req: Request, env: unknown) => Response | Promise<Response>) | undefined
       const listening = await new Promise<AddressInfo>((resolve, reject) => {
         server = serve(
           {
-            fetch: (req) => (handler ? handler(req) : new Response('starting', { status: 503 })),
+            fetch: (req, env) =>
+              handler ? handler(req, env) : new Response('starting', { status: 503 }),
             hostname: host,
             port,
           },
@@ -105,7 +113,11 @@ export function createVmcp(options: VmcpOptions): Vmcp {
       const baseUrl = config.server.publicUrl ?? listenBase
       url = `${baseUrl}${MCP_PATH}`
       const rc = config.authServer?.runConfig
-      if (rc) authServer = await createAuthServer({ config: rc, logger, fetch, ...options.authServer })
+      if (rc) {
+        const { trustedProxies, forwardedHeader } = config.server
+        const clientIp = createClientIpResolver({ trustedProxies, header: forwardedHeader })
+        authServer = await createAuthServer({ config: rc, logger, fetch, clientIp, ...options.authServer })
+      }
       authenticator = createAuthenticator(config, logger, fetch, baseUrl, authServer)
       app = createApp({
         name: config.name,
@@ -119,7 +131,7 @@ export function createVmcp(options: VmcpOptions): Vmcp {
         ...(authServer ? { authServer: authServer.app } : {}),
       })
       const built = app
-      handler = (req) => built.fetch(req)
+      handler = (req, env) => built.fetch(req, env)
       await gateway.start()
       const status = gateway.status()
       logger.info(

@@ -12,6 +12,7 @@ export { StorageUnavailableError, type Sealer, type Store } from './types.js'
  * would not round-trip (Date, Map, `undefined`) behaves the same here. Lost on restart and not
  * shared between replicas: for development and tests. Inject `now` to expire entries without
  * waiting. Call `close()` to stop its sweep timer (the timer is unref'd and never blocks exit).
+ * Bounded by `maxEntries`: when full it evicts the oldest writes and logs one warn per batch.
  */
 export { createMemoryStore, type MemoryStoreOptions } from './memory-store.js'
 
@@ -53,6 +54,8 @@ export { hashId } from './hash-id.js'
 export interface StoreConfig {
   type: 'memory' | 'redis'
   redis?: { url: string; keyPrefix: string }
+  /** Memory only: the entry bound (createMemoryStore `maxEntries`). */
+  maxEntries?: number
 }
 
 /**
@@ -61,7 +64,12 @@ export interface StoreConfig {
  * background and `ping()` tells whether it is reachable (use it for readiness).
  */
 export function createStore(config: StoreConfig, logger: Logger): Store {
-  if (config.type === 'memory') return createMemoryStore()
+  if (config.type === 'memory') {
+    return createMemoryStore({
+      logger,
+      ...(config.maxEntries !== undefined ? { maxEntries: config.maxEntries } : {}),
+    })
+  }
   if (!config.redis) throw new TypeError('storage type redis needs redis settings')
   return createRedisStore({ url: config.redis.url, keyPrefix: config.redis.keyPrefix, logger })
 }

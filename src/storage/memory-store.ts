@@ -1,3 +1,4 @@
+import type { Logger } from '../log/index.js'
 import { checkId, checkKind, checkTtl, decodeValue, encodeValue } from './key-scheme.js'
 import { StorageUnavailableError, type Store } from './types.js'
 
@@ -6,7 +7,16 @@ export interface MemoryStoreOptions {
   now?: () => number
   /** How often expired entries are swept (default 60 s); reads expire lazily in between. */
   sweepIntervalMs?: number
+  /**
+   * Most records (and, separately, groups) kept (default 100 000). Beyond it, expired entries are
+   * swept and then the oldest writes evicted, a tenth of the bound at a time, one warn per batch.
+   */
+  maxEntries?: number
+  /** Receives the eviction warnings. */
+  logger?: Logger
 }
+
+export const DEFAULT_MAX_ENTRIES = 100_000
 
 interface Entry {
   json: string
@@ -52,6 +62,32 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
     for (const [key, entry] of entries) if (entry.expiresAt <= t) entries.delete(key)
     for (const [key, group] of groups) if (group.expiresAt <= t) groups.delete(key)
   }
+
+  // Maps iterate in insertion order and `set` re-inserts on put, so the first keys are the
+  // oldest writes. Evicting in batches keeps this O(1) amortized and the log to one line per batch.
+  const maxEntries = options.maxEntries ?? DEFAULT_MAX_ENTRIES
+  const batch = Math.max(1, Math.floor(maxEntries / 10))
+  const evict = <V>(map: Map<string, V>, what: string, onEvict?: (value: V) => void) => {
+    if (map.size <= maxEntries) return
+    sweep()
+    if (map.size <= maxEntries) return
+    let evicted = 0
+    for (const [key, value] of map) {
+      if (map.size <= maxEntries - batch) break
+      map.delete(key)
+      onEvict?.(value)
+      evicted++
+    }
+    options.logger?.warn(
+      { evicted, maxEntries, what },
+      'memory store full: evicted the oldest entries (raise storage.maxEntries or use Redis)',
+    )
+  }
+  const write = (key: string, entry: Entry) => {
+    entries.delete(key)
+    entries.set(key, entry)
+    evict(entries, 'records')
+  }
   // unref: an idle store must not keep the process (or a test worker) alive.
   const timer = setInterval(sweep, options.sweepIntervalMs ?? 60_000)
   timer.unref()
@@ -63,7 +99,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
       open()
       const key = keyOf(kind, id)
       const ttl = checkTtl(ttlMs)
-      entries.set(key, { json: encodeValue(value), expiresAt: now() + ttl })
+      write(key, { json: encodeValue(value), expiresAt: now() + ttl })
     },
 
     async putIfAbsent(kind, id, value, ttlMs) {
@@ -72,7 +108,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
       const ttl = checkTtl(ttlMs)
       const json = encodeValue(value)
       if (live(entries, key)) return false
-      entries.set(key, { json, expiresAt: now() + ttl })
+      write(key, { json, expiresAt: now() + ttl })
       return true
     },
 
@@ -104,6 +140,10 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
       const current = live(groups, group)
       if (!current) {
         groups.set(group, { members: new Set([key]), expiresAt })
+        // An evicted group takes its members with it: revoke-by-grant must never miss one.
+        evict(groups, 'groups', (g) => {
+          for (const member of g.members) entries.delete(member)
+        })
         return
       }
       current.members.add(key)
@@ -125,7 +165,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
       const window = checkTtl(windowMs, 'windowMs')
       const entry = live(entries, key)
       if (!entry) {
-        entries.set(key, { json: '1', expiresAt: now() + window })
+        write(key, { json: '1', expiresAt: now() + window })
         return 1
       }
       const count = decodeValue<unknown>(entry.json)

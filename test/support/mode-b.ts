@@ -26,6 +26,10 @@ export interface ModeBOptions {
   upstreamTokenTtl?: number
   /** A path for the issuer (`/tenant`): `issuer` becomes `http://127.0.0.1:<port>/tenant`. */
   issuerPath?: string
+  /** Merged into the `server` section. */
+  server?: Record<string, unknown>
+  /** Merged into `authServer.runConfig`. */
+  runConfig?: Record<string, unknown>
 }
 
 /**
@@ -48,7 +52,7 @@ export async function startModeBStack(options: ModeBOptions = {}): Promise<ModeB
   }
   const dataDir = mkdtempSync(join(tmpdir(), 'vmcp-mode-b-'))
   const config = {
-    server: { port },
+    server: { port, ...options.server },
     backends: [
       { name: 'corpapi', transport: 'streamable-http', url: backends.corp.url },
       { name: 'partnerapi', transport: 'streamable-http', url: backends.partner.url },
@@ -91,6 +95,7 @@ export async function startModeBStack(options: ModeBOptions = {}): Promise<ModeB
             },
           },
         ],
+        ...options.runConfig,
       },
     },
   }

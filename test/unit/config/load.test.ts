@@ -41,6 +41,8 @@ describe('defaults', () => {
         port: 4483,
         maxBodyBytes: 4 * 1024 * 1024,
         allowedOrigins: [],
+        trustedProxies: [],
+        forwardedHeader: 'x-forwarded-for',
       },
       backends: [],
       incomingAuth: { type: 'anonymous' },
@@ -263,6 +265,19 @@ describe('secret refs', () => {
 })
 
 describe('errors', () => {
+  it('server.trustedProxies: every entry must be a CIDR or an address, named by its path', () => {
+    const text = 'server: { trustedProxies: [10.0.0.0/8, not-a-cidr, 10.0.0.0/33] }'
+    expect(issueLines(() => parse(text))).toEqual([
+      '- server.trustedProxies[1]: must be a CIDR such as 10.0.0.0/8 or an IP address',
+      '- server.trustedProxies[2]: must be a CIDR such as 10.0.0.0/8 or an IP address',
+    ])
+    const ok = 'server: { trustedProxies: [10.0.0.0/8, "::1"], forwardedHeader: forwarded }'
+    expect(parse(ok).server).toMatchObject({
+      trustedProxies: ['10.0.0.0/8', '::1'],
+      forwardedHeader: 'forwarded',
+    })
+  })
+
   it('reports every schema problem at once, in file order, with YAML paths', () => {
     const text = [
       'nmae: typo',

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { createHarness, REDIRECT_URI, type Harness } from './helpers.js'
+import { createHarness, REDIRECT_URI, testConfig, type Harness } from './helpers.js'
 
 const register = (h: Harness, body: unknown, headers: Record<string, string> = {}) =>
   h.registerApp.request('/oauth/register', {
@@ -277,7 +277,7 @@ describe('POST /oauth/register (RFC 7591)', () => {
   })
 
   it('rate limit: 429 with Retry-After and too_many_requests after config.rateLimits.register per minute', async () => {
-    const h = await createHarness({ config: { rateLimits: { register: 3, token: 120 } } })
+    const h = await createHarness({ config: { rateLimits: { ...testConfig().rateLimits, register: 3 } } })
     h.clock.now = 1_700_000_020_000 // 40 s into a minute window
     for (let i = 0; i < 3; i++)
       expect((await register(h, { redirect_uris: [REDIRECT_URI] })).status).toBe(201)

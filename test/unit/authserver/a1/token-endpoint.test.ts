@@ -6,6 +6,7 @@ import {
   newVerifier,
   REDIRECT_URI,
   RESOURCE,
+  testConfig,
   type Harness,
 } from './helpers.js'
 
@@ -520,7 +521,7 @@ describe('POST /oauth/token: request shape', () => {
   })
 
   it('rate limit: 429 with Retry-After after config.rateLimits.token per minute', async () => {
-    const h = await createHarness({ config: { rateLimits: { register: 10, token: 2 } } })
+    const h = await createHarness({ config: { rateLimits: { ...testConfig().rateLimits, token: 2 } } })
     for (let i = 0; i < 2; i++) expect((await h.token({ grant_type: 'nope' })).status).toBe(400)
     const res = await h.token({ grant_type: 'nope' })
     expect(res.status).toBe(429)

@@ -1,0 +1,134 @@
+// Rate limits and bounds of the Mode B authorization server, attacked over real HTTP: the client
+// address behind trusted proxies (X-Forwarded-For), authorize and callback floods, and the cap on
+// sign-ins in progress. vmcp trusts 127.0.0.1 and 10/8 as proxies; requests from 127.0.0.2 come
+// from a peer it does not trust.
+import { createHash, randomBytes } from 'node:crypto'
+import { Agent, fetch as undiciFetch } from 'undici'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startModeBStack, type ModeBStack } from '../support/mode-b.js'
+import { CLIENT_REDIRECT } from '../support/oauth-client.js'
+
+const untrustedPeer = new Agent({ localAddress: '127.0.0.2' })
+
+describe('Mode B rate limits behind trusted proxies', () => {
+  let stack: ModeBStack
+  let issuer: string
+  beforeAll(async () => {
+    stack = await startModeBStack({
+      server: { trustedProxies: ['127.0.0.1/32', '10.0.0.0/8'] },
+      runConfig: {
+        rateLimits: { register: 3, authorize: 6, callback: 3 },
+        pendingAuthorizations: { maxPerAddress: 2, maxTotal: 5 },
+      },
+    })
+    issuer = stack.issuer
+  })
+  afterAll(async () => {
+    await stack?.close()
+    await untrustedPeer.close()
+  })
+
+  const register = async (xff: string, via?: Agent) => {
+    const init = {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-forwarded-for': xff },
+      body: JSON.stringify({ redirect_uris: [CLIENT_REDIRECT] }),
+    }
+    const res = via
+      ? await undiciFetch(`${issuer}/oauth/register`, { ...init, dispatcher: via })
+      : await fetch(`${issuer}/oauth/register`, init)
+    const body = (await res.json()) as { client_id?: string; error?: string }
+    return { status: res.status, body, retryAfter: res.headers.get('retry-after') }
+  }
+
+  it('X-Forwarded-For from an untrusted peer does not change the rate-limit key', async () => {
+    const statuses: number[] = []
+    for (const xff of ['198.51.100.11', '198.51.100.12', '198.51.100.13', '198.51.100.14']) {
+      statuses.push((await register(xff, untrustedPeer)).status)
+    }
+    expect(statuses).toEqual([201, 201, 201, 429])
+  })
+
+  it('X-Forwarded-For through a trusted proxy is the key: one address is limited, another is not', async () => {
+    const statuses: number[] = []
+    for (let i = 0; i < 4; i++) statuses.push((await register('198.51.100.1')).status)
+    expect(statuses).toEqual([201, 201, 201, 429])
+    expect((await register('198.51.100.2')).status).toBe(201)
+  })
+
+  it('spoofed leftmost X-Forwarded-For entries beyond the trusted hops are ignored', async () => {
+    const statuses: number[] = []
+    for (const spoof of ['1.1.1.1', '10.0.0.1', 'garbage', '203.0.113.9, 127.0.0.1']) {
+      statuses.push((await register(`${spoof}, 198.51.100.3, 10.0.0.2`)).status)
+    }
+    expect(statuses).toEqual([201, 201, 201, 429])
+  })
+
+  it('an /oauth/authorize flood gets 429 with Retry-After, per client address', async () => {
+    const hit = (xff: string) =>
+      fetch(`${issuer}/oauth/authorize`, { redirect: 'manual', headers: { 'x-forwarded-for': xff } })
+    const statuses: number[] = []
+    let last: Response | undefined
+    for (let i = 0; i < 7; i++) {
+      last = await hit('198.51.100.4')
+      statuses.push(last.status)
+    }
+    expect(statuses).toEqual([400, 400, 400, 400, 400, 400, 429])
+    expect(Number(last?.headers.get('retry-after'))).toBeGreaterThanOrEqual(1)
+    expect(Number(last?.headers.get('retry-after'))).toBeLessThanOrEqual(60)
+    expect(await last?.json()).toMatchObject({ error: 'too_many_requests' })
+    expect((await hit('198.51.100.5')).status).toBe(400)
+  })
+
+  it('an /oauth/callback flood gets 429 with Retry-After', async () => {
+    const statuses: number[] = []
+    let last: Response | undefined
+    for (let i = 0; i < 4; i++) {
+      last = await fetch(`${issuer}/oauth/callback?state=x${i}`, {
+        headers: { 'x-forwarded-for': '198.51.100.6' },
+      })
+      statuses.push(last.status)
+    }
+    expect(statuses).toEqual([400, 400, 400, 429])
+    expect(Number(last?.headers.get('retry-after'))).toBeGreaterThanOrEqual(1)
+  })
+
+  it('sign-ins in progress are capped per client address (429) and in total (503)', async () => {
+    const { body } = await register('198.51.100.20')
+    const clientId = body.client_id ?? ''
+    const authorize = async (xff: string) => {
+      const url = new URL(`${issuer}/oauth/authorize`)
+      const challenge = createHash('sha256').update(randomBytes(32).toString('base64url')).digest('base64url')
+      url.search = new URLSearchParams({
+        response_type: 'code',
+        client_id: clientId,
+        redirect_uri: CLIENT_REDIRECT,
+        code_challenge: challenge,
+        code_challenge_method: 'S256',
+        state: randomBytes(8).toString('hex'),
+      }).toString()
+      const res = await fetch(url, { redirect: 'manual', headers: { 'x-forwarded-for': xff } })
+      const location = res.headers.get('location') ?? ''
+      const text = await res.text()
+      return { status: res.status, location, text, retryAfter: res.headers.get('retry-after') }
+    }
+    const corp = stack.corp.issuer
+    // maxPerAddress 2: the third sign-in from one address is refused, shown, not redirected.
+    const a = [await authorize('198.51.100.21'), await authorize('198.51.100.21')]
+    for (const r of a) expect(r.location.startsWith(corp), r.text).toBe(true)
+    const third = await authorize('198.51.100.21')
+    expect(third.status).toBe(429)
+    expect(third.location).toBe('')
+    expect(JSON.parse(third.text)).toMatchObject({ error: 'too_many_requests' })
+    expect(Number(third.retryAfter)).toBeGreaterThanOrEqual(1)
+    // maxTotal 5: two more addresses bring the total to 5; the sixth is refused for everyone.
+    for (const xff of ['198.51.100.22', '198.51.100.22', '198.51.100.23']) {
+      const r = await authorize(xff)
+      expect(r.location.startsWith(corp), r.text).toBe(true)
+    }
+    const over = await authorize('198.51.100.23')
+    expect(over.status).toBe(503)
+    expect(JSON.parse(over.text)).toMatchObject({ error: 'temporarily_unavailable' })
+    expect(Number(over.retryAfter)).toBeGreaterThanOrEqual(1)
+  })
+})
