@@ -49,7 +49,7 @@ async function conformance(url) {
 
 const backend = spawn(
   process.execPath,
-  [join(root, 'fixtures/backends/modern-http.mjs'), '--name', 'conformance'],
+  [join(root, 'fixtures/backends/modern-http.mjs'), '--name', 'conformance', '--conformance'],
   {
     stdio: ['ignore', 'pipe', 'inherit'],
   },

@@ -2,8 +2,10 @@ import { SdkHttpError } from '@modelcontextprotocol/client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTestBackend, type RunningBackend } from '../support/backends.js'
 import { startIdp, type Idp } from '../support/idp.js'
+import { startModeBStack, type ModeBStack } from '../support/mode-b.js'
 import { callTextV2, connectV2, postModern } from '../support/modern.js'
-import { startVmcp, type RunningVmcp } from '../support/vmcp.js'
+import { connectWithOAuth } from '../support/oauth-client.js'
+import { callText, startVmcp, type RunningVmcp } from '../support/vmcp.js'
 
 const PUBLIC = 'http://127.0.0.1:4483'
 const RESOURCE = `${PUBLIC}/mcp`
@@ -122,5 +124,70 @@ describe('Mode A authorization applies to 2026-07-28 requests exactly as to 2025
       { authorization: `Bearer ${forged}` },
     ).catch(() => undefined)
     expect(res?.status).toBe(401)
+  })
+})
+
+describe('Mode B: vmcp-issued tokens and per-user backends serve 2026-07-28 callers too', () => {
+  let stack: ModeBStack
+
+  beforeAll(async () => {
+    stack = await startModeBStack()
+  })
+  afterAll(async () => {
+    await stack?.close()
+  })
+
+  it('a modern caller with a Mode B token reaches each upstream_inject backend with its own upstream token', async () => {
+    const { client: signedIn, provider } = await connectWithOAuth(stack.gw.url)
+    const token = provider.tokens()?.access_token ?? ''
+    // What a 2025 session sends each backend, for comparison.
+    const legacyCorp = JSON.parse(await callText(signedIn, 'corpapi_whoami')) as {
+      authorization: string
+    }
+    await signedIn.close()
+
+    const client = await connectV2(stack.gw.url, 'auto', { token })
+    expect(client.getProtocolEra()).toBe('modern')
+    const names = (await client.listTools()).tools.map((t) => t.name)
+    expect(names).toEqual(expect.arrayContaining(['corpapi_whoami', 'partnerapi_whoami']))
+    const corp = JSON.parse(await callTextV2(client, 'corpapi_whoami')) as { authorization: string }
+    const partner = JSON.parse(await callTextV2(client, 'partnerapi_whoami')) as {
+      authorization: string
+    }
+    expect(corp.authorization).toBe(legacyCorp.authorization)
+    expect(corp.authorization).not.toBe(`Bearer ${token}`)
+    expect(partner.authorization).not.toBe(corp.authorization)
+    expect(
+      (await stack.partner.introspect(partner.authorization.replace(/^Bearer /, ''))).active,
+    ).toBe(true)
+    await client.close()
+  })
+
+  it('RFC 9728 §5.1: a modern request without a token gets the Mode B challenge, as a 2025 one does', async () => {
+    const post = (headers: Record<string, string>, body: unknown) =>
+      fetch(stack.gw.url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          ...headers,
+        },
+        body: JSON.stringify(body),
+      })
+    const modern = await post(
+      { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'server/discover' },
+      {
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'server/discover',
+        params: { _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28' } },
+      },
+    )
+    const legacy = await post({}, { jsonrpc: '2.0', id: 1, method: 'tools/list' })
+    expect(modern.status).toBe(401)
+    expect(modern.headers.get('www-authenticate')).toBe(legacy.headers.get('www-authenticate'))
+    expect(modern.headers.get('www-authenticate')).toContain(
+      `resource_metadata="${stack.issuer}/.well-known/oauth-protected-resource/mcp"`,
+    )
   })
 })
