@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js'
+import { isInitializeRequest, SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js'
 import { identityKey, type Identity } from '../auth/incoming/index.js'
 import type { OutgoingAuthStrategy } from '../auth/outgoing/index.js'
 import type { VmcpConfig } from '../config/index.js'
@@ -10,6 +10,8 @@ import type { BackendConnection } from './backend-connection.js'
 import { BackendRuntime, errorText, type BackendHealth } from './backend-runtime.js'
 import type { Catalog, ListKind } from './catalog.js'
 import { alignSessionProtocolVersion, negotiatedLegacyVersion } from './modern/era.js'
+import type { ReplyChannel } from './routing/call-table.js'
+import { isNotification, isRequest, isResponse } from './routing/json-rpc.js'
 import { ClientSession, type SessionHost } from './session.js'
 
 export interface GatewayOptions {
@@ -37,14 +39,26 @@ export interface GatewayStatus {
   backends: BackendStatus[]
 }
 
+/** Writes a POST's answer straight to the client connection (no web Response in between). */
+export interface DirectReply {
+  /** The reply channel for one request, with these headers on its response. */
+  channel(headers: Record<string, string>): ReplyChannel
+  /** 202 Accepted, for notifications and responses. */
+  accepted(headers: Record<string, string>): void
+}
+
 /**
  * The aggregating MCP endpoint: backends, their catalogs and health, and client sessions.
- * `handle()` takes an authenticated Streamable HTTP request and returns the response.
+ * `handle()` takes an authenticated Streamable HTTP request and returns the response, or
+ * `undefined` when it answered through `direct` (single messages of an existing session).
  */
 export interface Gateway {
   start(): Promise<void>
-  /** Serves a 2025-era request (session path). */
-  handle(request: Request, identity: Identity, body: unknown): Promise<Response>
+  /**
+   * Serves a 2025-era request (session path); `undefined` when it answered through `direct`
+   * (single messages of an existing session).
+   */
+  handle(request: Request, identity: Identity, body: unknown, direct?: DirectReply): Promise<Response | undefined>
   /** Backends and views for the sessionless 2026-07-28 path (src/mcp/modern). */
   readonly routing: GatewayRouting
   status(): GatewayStatus
@@ -234,7 +248,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       sweepTimer.unref()
     },
 
-    async handle(request, identity, body) {
+    async handle(request, identity, body, direct) {
       // Clients that connect during startup discovery wait for it (bounded by discoveryTimeout).
       if (!ready && starting) await starting
       const sessionId = request.headers.get('mcp-session-id')
@@ -265,6 +279,9 @@ export function createGateway(options: GatewayOptions): Gateway {
       session.identity = identity
       session.lastSeen = Date.now()
       request = alignSessionProtocolVersion(request, session, logger)
+      if (direct && request.method === 'POST' && !Array.isArray(body) && !isInitializeRequest(body)) {
+        return postDirect(session, request.headers, body, direct)
+      }
       const response = await session.transport.handleRequest(request, { parsedBody: body })
       session.lastSeen = Date.now()
       if (request.method === 'GET' && response.body) return trackStream(session, response)
@@ -298,6 +315,52 @@ export function createGateway(options: GatewayOptions): Gateway {
       await Promise.allSettled(runtimes.map((r) => r.stop()))
     },
   }
+}
+
+/**
+ * One message of an existing session, answered on its own reply channel. The checks mirror the
+ * SDK transport's, with the same answers (Streamable HTTP §Sending Messages to the Server).
+ */
+function postDirect(
+  session: ClientSession,
+  headers: Headers,
+  body: unknown,
+  direct: DirectReply,
+): Response | undefined {
+  const accept = headers.get('accept')
+  if (!accept?.includes('application/json') || !accept.includes('text/event-stream')) {
+    return jsonRpcError(406, -32000, 'Not Acceptable: Client must accept both application/json and text/event-stream')
+  }
+  if (!isJsonContentType(headers.get('content-type'))) {
+    return jsonRpcError(415, -32000, 'Unsupported Media Type: Content-Type must be application/json')
+  }
+  const version = headers.get('mcp-protocol-version')
+  if (version !== null && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) {
+    return jsonRpcError(
+      400,
+      -32000,
+      `Bad Request: Unsupported protocol version: ${version} (supported versions: ${SUPPORTED_PROTOCOL_VERSIONS.join(', ')})`,
+    )
+  }
+  if ((body as { jsonrpc?: unknown } | null)?.jsonrpc !== '2.0') return invalidMessage()
+  const replyHeaders = { 'mcp-session-id': session.id }
+  if (isRequest(body)) {
+    session.dispatch(body, direct.channel(replyHeaders))
+    return undefined
+  }
+  if (isNotification(body) || isResponse(body)) {
+    session.deliver(body)
+    direct.accepted(replyHeaders)
+    return undefined
+  }
+  return invalidMessage()
+}
+
+const invalidMessage = () => jsonRpcError(400, -32700, 'Parse error: Invalid JSON-RPC message')
+
+function isJsonContentType(value: string | null): boolean {
+  if (!value) return false
+  return value.split(';', 1)[0]?.trim().toLowerCase() === 'application/json'
 }
 
 /** Counts an open GET stream as activity, so a listening client's session does not expire. */

@@ -3,6 +3,7 @@ export type { BackendHealth } from './backend-runtime.js'
 export {
   createGateway,
   type BackendStatus,
+  type DirectReply,
   type Gateway,
   type GatewayOptions,
   type GatewayRouting,
@@ -11,3 +12,5 @@ export {
 export { classifyEra, MODERN_PROTOCOL_VERSIONS, type Era } from './modern/era.js'
 export { createModernEndpoint, type ModernEndpoint, type ModernEndpointOptions } from './modern/endpoint.js'
 export { isValidToolName, toValidName } from './naming.js'
+export type { ClientRequestId, ReplyChannel } from './routing/call-table.js'
+export type { RpcMessage, RpcNotification, RpcRequest, RpcResponse } from './routing/json-rpc.js'

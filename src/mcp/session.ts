@@ -36,7 +36,10 @@ import type { BackendConnection, ConnectionSink, InflightCall } from './backend-
 import { errorText, type BackendRuntime } from './backend-runtime.js'
 import type { Catalog, ListKind } from './catalog.js'
 import { discoverCatalog } from './catalog.js'
+import { CallTable, type ReplyChannel } from './routing/call-table.js'
+import type { RpcMessage, RpcRequest } from './routing/json-rpc.js'
 import { SHARED_SCHEMA_VALIDATOR } from './schema-validator.js'
+import { SdkServerBridge } from './sdk-server-bridge.js'
 
 type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>
 
@@ -81,6 +84,9 @@ export const SERVER_CAPABILITIES = {
 export class ClientSession {
   readonly server: Server
   readonly transport: WebStandardStreamableHTTPServerTransport
+  /** The client's requests in flight, by vmcp's own ids (whichever path serves them). */
+  readonly calls = new CallTable()
+  readonly #bridge: SdkServerBridge
   /** The latest verified identity of the owner: refreshed tokens reach backends at once. */
   identity: Identity
   readonly ownerKey: string
@@ -112,7 +118,8 @@ export class ClientSession {
       // The gateway reads and bounds the body itself; the SDK sees the parsed JSON.
       enableJsonResponse: false,
     })
-    this.transport.onclose = () => void this.close()
+    this.#bridge = new SdkServerBridge(this.transport, this.calls)
+    this.#bridge.onclose = () => void this.close()
     this.#installHandlers()
   }
 
@@ -125,7 +132,17 @@ export class ClientSession {
   }
 
   async start(): Promise<void> {
-    await this.server.connect(this.transport)
+    await this.server.connect(this.#bridge)
+  }
+
+  /** A client request of this session, answered on `channel`. */
+  dispatch(request: RpcRequest, channel: ReplyChannel): void {
+    this.#bridge.request(request, channel)
+  }
+
+  /** A client notification, or its answer to a request vmcp sent it. */
+  deliver(message: RpcMessage): void {
+    this.#bridge.deliver(message)
   }
 
   view(): AggregatedView {
@@ -159,6 +176,7 @@ export class ClientSession {
     if (this.#closed) return
     this.#closed = true
     this.#host.sessionClosed(this)
+    this.calls.clear('session closed')
     const conns = [...this.#connections.values()]
     this.#connections.clear()
     await Promise.allSettled(conns.map(async (c) => (await c.conn).close()))

@@ -1,3 +1,5 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response'
 import { Hono, type Context } from 'hono'
 import type { IncomingAuthenticator } from '../auth/incoming/index.js'
 import type { ServerConfig } from '../config/index.js'
@@ -5,6 +7,13 @@ import type { Logger } from '../log/index.js'
 import { classifyEra, type Gateway, type ModernEndpoint } from '../mcp/index.js'
 import { isLoopbackHost } from '../net/index.js'
 import { readBodyLimited } from './body.js'
+import { NodeReplyChannel, writeAccepted } from './reply.js'
+
+/** What @hono/node-server passes as env: the Node request and response behind `c.req.raw`. */
+interface NodeEnv {
+  incoming?: IncomingMessage
+  outgoing?: ServerResponse
+}
 
 export interface CreateAppOptions {
   name: string
@@ -147,10 +156,18 @@ export function createApp(options: CreateAppOptions): Hono {
       }
     }
     const modern = options.modern
-    const res =
-      modern && (await classifyEra(req, body)) === 'modern'
-        ? await modern.handle(req, auth.identity, body)
-        : await gateway.handle(req, auth.identity, body)
+    if (modern && (await classifyEra(req, body)) === 'modern') {
+      return withHeaders(await modern.handle(req, auth.identity, body), cors)
+    }
+    const outgoing = (c.env as NodeEnv | undefined)?.outgoing
+    const direct = outgoing
+      ? {
+          channel: (headers: Record<string, string>) => new NodeReplyChannel(outgoing, { ...headers, ...cors }),
+          accepted: (headers: Record<string, string>) => writeAccepted(outgoing, { ...headers, ...cors }),
+        }
+      : undefined
+    const res = await gateway.handle(req, auth.identity, body, direct)
+    if (!res) return RESPONSE_ALREADY_SENT
     return withHeaders(res, cors)
   })
 

@@ -93,7 +93,8 @@ export function createVmcp(options: VmcpOptions): Vmcp {
     async start() {
       const { host, port } = config.server
       // `env` carries the Node socket (@hono/node-server bindings): the peer address that rate
-      // limits key on. Dropping it would put every client in one 'unknown' bucket.
+      // limits key on. Dropping it would put every client in one 'unknown' bucket. /mcp also reads
+      // POST bodies from, and answers on, the Node request/response it carries.
       let handler: ((req: Request, env: unknown) => Response | Promise<Response>) | undefined
       const listening = await new Promise<AddressInfo>((resolve, reject) => {
         server = serve(

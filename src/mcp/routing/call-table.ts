@@ -1,0 +1,141 @@
+import type { RpcMessage } from './json-rpc.js'
+
+/** A JSON-RPC request id as the client chose it. */
+export type ClientRequestId = string | number
+
+/**
+ * Where one client request's traffic goes: the HTTP response of the POST that carried it. A
+ * single final answer is written as one `application/json` body; anything before it (progress,
+ * logs, server-to-client requests) switches the reply to SSE.
+ */
+export interface ReplyChannel {
+  /** The client went away before the answer. */
+  readonly closed: boolean
+  /** A message before the final answer (switches the reply to SSE). */
+  event(message: RpcMessage): void
+  /** The final answer; ends the reply. */
+  finish(message: RpcMessage): void
+  /** Called once if the client disconnects before `finish`. */
+  onClose(listener: () => void): void
+}
+
+/** One client request in flight, whichever path (SDK or relay) serves it. */
+export interface CallEntry {
+  readonly clientId: ClientRequestId
+  /** vmcp's own id for this call: unique in the session, never reused. */
+  readonly internalId: number
+  /** Set once the call is over for the client (answered, cancelled, abandoned). */
+  settled: boolean
+  /** The client itself sent notifications/cancelled for this call. */
+  clientCancelled: boolean
+}
+
+/**
+ * Stops a call's work. `answer` is true when the client may still be listening on the call's
+ * reply (a cancellation that may have been meant for an earlier call with the same id): the
+ * path then ends the reply with an error instead of leaving it open.
+ */
+export type CancelCall = (entry: CallEntry, reason: string, answer: boolean) => void
+
+// Cancellations owed by calls that ended without one; bounded so a client cannot grow it.
+const MAX_CREDITS = 1024
+
+/**
+ * The client request ids of one session, mapped to vmcp-owned calls.
+ *
+ * JSON-RPC ids are the client's: MCP says they are never reused in a session, but retrying
+ * clients reuse them after aborting a call. Keying in-flight work by the client's id then
+ * mixes calls up: an abandoned call's late answer lands on its successor's stream, a stale
+ * request that arrives after its retry takes the retry's place, and the
+ * `notifications/cancelled` the client sent for the abandoned call cancels the retry, which
+ * then never answers. So every call gets its own internal id and its own reply channel; the
+ * client id only names the call a cancellation is for, and the cancellation a client owes for
+ * a call that already went away (its HTTP stream closed) is consumed by that call instead of
+ * hitting its successor.
+ */
+export class CallTable {
+  #next = 1
+  readonly #latest = new Map<ClientRequestId, { entry: CallEntry; cancel: CancelCall }>()
+  readonly #live = new Map<number, { entry: CallEntry; cancel: CancelCall }>()
+  readonly #credits = new Map<ClientRequestId, number>()
+
+  /** Calls in flight. */
+  get size(): number {
+    return this.#live.size
+  }
+
+  /** Registers a client request; its work stops through `cancel`. */
+  begin(clientId: ClientRequestId, cancel: CancelCall): CallEntry {
+    const entry: CallEntry = { clientId, internalId: this.#next++, settled: false, clientCancelled: false }
+    const slot = { entry, cancel }
+    this.#latest.set(clientId, slot)
+    this.#live.set(entry.internalId, slot)
+    return entry
+  }
+
+  /** The live call with this internal id. */
+  get(internalId: number): CallEntry | undefined {
+    return this.#live.get(internalId)?.entry
+  }
+
+  /** The call was answered (or failed) normally. */
+  end(entry: CallEntry): void {
+    entry.settled = true
+    this.#forget(entry)
+  }
+
+  /** The client went away (its HTTP stream closed before the answer): stop the work. */
+  abandon(entry: CallEntry, reason = 'client disconnected'): void {
+    const slot = this.#live.get(entry.internalId)
+    if (!slot) return
+    entry.settled = true
+    this.#forget(entry)
+    // The client may still send notifications/cancelled for it: that one is owed to this call.
+    if (!entry.clientCancelled) this.#owe(entry.clientId)
+    slot.cancel(entry, reason, false)
+  }
+
+  /**
+   * MCP cancellation: `notifications/cancelled` from the client. A cancellation still owed by
+   * a call that went away is consumed by it; otherwise the latest live call with the id stops.
+   */
+  cancelFromClient(clientId: ClientRequestId, reason: string): void {
+    const owed = this.#credits.get(clientId)
+    if (owed !== undefined) {
+      if (owed <= 1) this.#credits.delete(clientId)
+      else this.#credits.set(clientId, owed - 1)
+      return
+    }
+    const slot = this.#latest.get(clientId)
+    if (!slot) return
+    slot.entry.clientCancelled = true
+    slot.entry.settled = true
+    this.#forget(slot.entry)
+    slot.cancel(slot.entry, reason, true)
+  }
+
+  /** Ends every call (session closed). */
+  clear(reason: string): void {
+    const slots = [...this.#live.values()]
+    this.#live.clear()
+    this.#latest.clear()
+    this.#credits.clear()
+    for (const { entry, cancel } of slots) {
+      entry.settled = true
+      cancel(entry, reason, false)
+    }
+  }
+
+  #forget(entry: CallEntry): void {
+    this.#live.delete(entry.internalId)
+    if (this.#latest.get(entry.clientId)?.entry === entry) this.#latest.delete(entry.clientId)
+  }
+
+  #owe(clientId: ClientRequestId): void {
+    if (!this.#credits.has(clientId) && this.#credits.size >= MAX_CREDITS) {
+      const oldest = this.#credits.keys().next().value
+      if (oldest !== undefined) this.#credits.delete(oldest)
+    }
+    this.#credits.set(clientId, (this.#credits.get(clientId) ?? 0) + 1)
+  }
+}

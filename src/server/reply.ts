@@ -1,0 +1,78 @@
+import type { ServerResponse } from 'node:http'
+import type { ReplyChannel, RpcMessage } from '../mcp/index.js'
+
+const SSE_HEADERS = {
+  'content-type': 'text/event-stream',
+  'cache-control': 'no-cache, no-transform',
+  connection: 'keep-alive',
+  'x-accel-buffering': 'no',
+}
+
+/**
+ * One POST's reply written straight to the Node response: a lone answer is one
+ * `application/json` write with content-length; anything before it switches to SSE, each
+ * message one `event: message` written as it comes (Streamable HTTP §Sending Messages).
+ */
+export class NodeReplyChannel implements ReplyChannel {
+  #sse = false
+  #done = false
+  #closed = false
+  #listeners: Array<() => void> = []
+  readonly #res: ServerResponse
+  readonly #headers: Record<string, string>
+
+  constructor(res: ServerResponse, headers: Record<string, string>) {
+    this.#res = res
+    this.#headers = headers
+    if (res.destroyed) this.#closed = true
+    else {
+      res.once('close', () => {
+        if (this.#done) return
+        this.#closed = true
+        for (const l of this.#listeners.splice(0)) l()
+      })
+    }
+  }
+
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  onClose(listener: () => void): void {
+    if (this.#closed) listener()
+    else this.#listeners.push(listener)
+  }
+
+  event(message: RpcMessage): void {
+    if (this.#done || this.#closed) return
+    if (!this.#sse) {
+      this.#sse = true
+      this.#res.writeHead(200, { ...SSE_HEADERS, ...this.#headers })
+    }
+    this.#res.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`)
+  }
+
+  finish(message: RpcMessage): void {
+    if (this.#done) return
+    this.#done = true
+    this.#listeners.length = 0
+    if (this.#closed) return
+    if (this.#sse) {
+      this.#res.end(`event: message\ndata: ${JSON.stringify(message)}\n\n`)
+      return
+    }
+    const body = JSON.stringify(message)
+    this.#res.writeHead(200, {
+      ...this.#headers,
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(body),
+    })
+    this.#res.end(body)
+  }
+}
+
+/** 202 Accepted with no body: the answer to notifications and responses. */
+export function writeAccepted(res: ServerResponse, headers: Record<string, string>): void {
+  res.writeHead(202, headers)
+  res.end()
+}

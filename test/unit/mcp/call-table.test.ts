@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest'
+import { CallTable, type CallEntry } from '../../../src/mcp/routing/call-table.js'
+
+function table() {
+  const cancelled: Array<{ internalId: number; answer: boolean }> = []
+  const calls = new CallTable()
+  const begin = (id: number | string) =>
+    calls.begin(id, (e: CallEntry, _reason, answer) => cancelled.push({ internalId: e.internalId, answer }))
+  return { calls, begin, cancelled }
+}
+
+describe('CallTable', () => {
+  it('gives every call its own internal id, even when the client reuses its id', () => {
+    const { begin } = table()
+    const a = begin(1)
+    const b = begin(1)
+    expect(a.internalId).not.toBe(b.internalId)
+  })
+
+  it('cancels the latest live call with the id, telling the path to answer it', () => {
+    const { calls, begin, cancelled } = table()
+    const a = begin(7)
+    calls.cancelFromClient(7, 'user')
+    expect(cancelled).toEqual([{ internalId: a.internalId, answer: true }])
+    expect(calls.size).toBe(0)
+  })
+
+  it('lets the cancellation for a call that went away be consumed by it, not by its retry', () => {
+    const { calls, begin, cancelled } = table()
+    const first = begin(3)
+    calls.abandon(first)
+    const retry = begin(3)
+    calls.cancelFromClient(3, 'for the first one')
+    expect(cancelled).toEqual([{ internalId: first.internalId, answer: false }])
+    expect(calls.get(retry.internalId)).toBe(retry)
+    // The debt is paid: the next cancellation is the client's word about the retry.
+    calls.cancelFromClient(3, 'now the retry')
+    expect(cancelled.at(-1)).toEqual({ internalId: retry.internalId, answer: true })
+  })
+
+  it('owes nothing for a call the client already cancelled before it went away', () => {
+    const { calls, begin } = table()
+    const first = begin(4)
+    calls.cancelFromClient(4, 'user')
+    calls.abandon(first)
+    const retry = begin(4)
+    calls.cancelFromClient(4, 'the retry')
+    expect(retry.settled).toBe(true)
+  })
+
+  it('keeps an older call with a reused id answerable after a newer one ends', () => {
+    const { calls, begin } = table()
+    const stale = begin(9)
+    const fresh = begin(9)
+    calls.end(fresh)
+    expect(calls.get(stale.internalId)).toBe(stale)
+    calls.end(stale)
+    expect(calls.size).toBe(0)
+  })
+
+  it('bounds what it owes', () => {
+    const { calls, begin } = table()
+    for (let i = 0; i < 5000; i++) calls.abandon(begin(i))
+    const retry = begin(0)
+    // The oldest debts were dropped: this cancellation stops the live call.
+    calls.cancelFromClient(0, 'x')
+    expect(retry.settled).toBe(true)
+  })
+})
