@@ -85,6 +85,13 @@ export class BackendConnection {
     return this.#closed
   }
 
+  /** For a Streamable HTTP backend: the session this connection holds there (for the relay). */
+  get httpSession(): { sessionId: string | undefined; protocolVersion: string | undefined } | undefined {
+    const t = this.#transport
+    if (!(t instanceof StreamableHTTPClientTransport)) return undefined
+    return { sessionId: t.sessionId, protocolVersion: t.protocolVersion }
+  }
+
   get pid(): number | null {
     return this.#transport instanceof StdioClientTransport ? this.#transport.pid : null
   }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { isInitializeRequest, SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js'
 import { identityKey, type Identity } from '../auth/incoming/index.js'
+import type { Dispatcher } from 'undici'
 import type { OutgoingAuthStrategy } from '../auth/outgoing/index.js'
 import type { VmcpConfig } from '../config/index.js'
 import type { Logger } from '../log/index.js'
@@ -19,6 +20,11 @@ export interface GatewayOptions {
   logger: Logger
   fetch: FetchLike
   version: string
+  /**
+   * The outbound dispatcher behind `fetch`: request/response methods to Streamable HTTP backends
+   * are relayed over it without the SDK. Without it every call takes the SDK path.
+   */
+  dispatcher?: Dispatcher
   /** Outgoing strategy per backend name (already resolved from outgoingAuth). */
   outgoingAuth: (backend: string) => OutgoingAuthStrategy
 }
@@ -152,6 +158,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     serverInfo: { name: config.name, version: options.version },
     callTimeout: op.callTimeout,
     discoveryTimeout: op.discoveryTimeout,
+    dispatcher: options.dispatcher,
     runtime: (name) => byName.get(name),
     runtimes: () => runtimes,
     viewFor: (session) => viewFor(session.userCatalogs),

@@ -28,6 +28,7 @@ import {
   type ServerRequest,
 } from '@modelcontextprotocol/sdk/types.js'
 import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js'
+import type { Dispatcher } from 'undici'
 import type { z } from 'zod'
 import type { Identity } from '../auth/incoming/index.js'
 import type { Logger } from '../log/index.js'
@@ -36,8 +37,9 @@ import type { BackendConnection, ConnectionSink, InflightCall } from './backend-
 import { errorText, type BackendRuntime } from './backend-runtime.js'
 import type { Catalog, ListKind } from './catalog.js'
 import { discoverCatalog } from './catalog.js'
+import { HttpRelay, RELAYED_METHODS, type RelayBackend, type RelayFailure } from './relay/http-relay.js'
 import { CallTable, type ReplyChannel } from './routing/call-table.js'
-import type { RpcMessage, RpcRequest } from './routing/json-rpc.js'
+import { isResponse, type RpcMessage, type RpcRequest, type RpcResponse } from './routing/json-rpc.js'
 import { SHARED_SCHEMA_VALIDATOR } from './schema-validator.js'
 import { SdkServerBridge } from './sdk-server-bridge.js'
 
@@ -49,6 +51,8 @@ export interface SessionHost {
   readonly serverInfo: { name: string; version: string }
   readonly callTimeout: number
   readonly discoveryTimeout: number
+  /** The shared outbound dispatcher: request/response methods to HTTP backends skip the SDK. */
+  readonly dispatcher: Dispatcher | undefined
   runtime(name: string): BackendRuntime | undefined
   /** All backends, in config order. */
   runtimes(): readonly BackendRuntime[]
@@ -87,6 +91,8 @@ export class ClientSession {
   /** The client's requests in flight, by vmcp's own ids (whichever path serves them). */
   readonly calls = new CallTable()
   readonly #bridge: SdkServerBridge
+  readonly #relay: HttpRelay | undefined
+  readonly #relayBackends = new Map<string, RelayBackend>()
   /** The latest verified identity of the owner: refreshed tokens reach backends at once. */
   identity: Identity
   readonly ownerKey: string
@@ -120,6 +126,9 @@ export class ClientSession {
     })
     this.#bridge = new SdkServerBridge(this.transport, this.calls)
     this.#bridge.onclose = () => void this.close()
+    this.#relay = host.dispatcher
+      ? new HttpRelay({ dispatcher: host.dispatcher, table: this.calls, callTimeout: host.callTimeout })
+      : undefined
     this.#installHandlers()
   }
 
@@ -137,12 +146,88 @@ export class ClientSession {
 
   /** A client request of this session, answered on `channel`. */
   dispatch(request: RpcRequest, channel: ReplyChannel): void {
-    this.#bridge.request(request, channel)
+    const relayed = this.#relay && RELAYED_METHODS.has(request.method) ? this.#relayRoute(request) : undefined
+    if (relayed && this.#relay) this.#relay.call(request, relayed, channel)
+    else this.#bridge.request(request, channel)
   }
 
   /** A client notification, or its answer to a request vmcp sent it. */
   deliver(message: RpcMessage): void {
-    this.#bridge.deliver(message)
+    if (this.#relay?.ownsResponse(message) && isResponse(message)) this.#relay.deliverResponse(message)
+    else this.#bridge.deliver(message)
+  }
+
+  /**
+   * Where a request/response method goes when the relay can take it: a known route to a healthy
+   * Streamable HTTP backend, decided without waiting. Anything else (unknown names, per-user
+   * catalogs not discovered yet, stdio and SSE backends) takes the SDK path, which also
+   * produces the errors.
+   */
+  #relayRoute(request: RpcRequest) {
+    for (const r of this.#host.runtimes()) if (r.identityScoped && !this.userCatalogs.has(r.name)) return undefined
+    const view = this.view()
+    const params = request.params ?? {}
+    let backend: string | undefined
+    let forwarded = params
+    if (request.method === 'tools/call' || request.method === 'prompts/get') {
+      const routes = request.method === 'tools/call' ? view.toolRoutes : view.promptRoutes
+      const route = typeof params.name === 'string' ? routes.get(params.name) : undefined
+      if (!route) return undefined
+      backend = route.backend
+      forwarded = { ...params, name: route.name }
+    } else if (request.method === 'resources/read') {
+      backend = typeof params.uri === 'string' ? routeResource(view, params.uri) : undefined
+    } else {
+      const ref = params.ref as { type?: unknown; name?: unknown; uri?: unknown } | undefined
+      if (ref?.type === 'ref/prompt' && typeof ref.name === 'string') {
+        const route = view.promptRoutes.get(ref.name)
+        if (!route) return undefined
+        backend = route.backend
+        forwarded = { ...params, ref: { ...ref, name: route.name } }
+      } else if (ref?.type === 'ref/resource' && typeof ref.uri === 'string') {
+        const uri = ref.uri
+        backend = view.templateRoutes.find((t) => t.uriTemplate === uri)?.backend ?? routeResource(view, uri)
+      }
+    }
+    const runtime = backend === undefined ? undefined : this.#host.runtime(backend)
+    if (!runtime || runtime.config.transport !== 'streamable-http') return undefined
+    if (runtime.health !== 'healthy' && runtime.health !== 'per-user') return undefined
+    const name = runtime.name
+    const isTool = request.method === 'tools/call'
+    return {
+      backend: this.#relayBackend(runtime),
+      request: { jsonrpc: '2.0' as const, id: request.id, method: request.method, params: forwarded },
+      failure: (f: RelayFailure): RpcResponse => {
+        const text = f.kind === 'timeout' ? `backend "${name}" did not answer in time` : failureText(name, f.error)
+        // A tool that cannot be reached is a tool error, so the model sees which backend failed.
+        if (isTool) return { jsonrpc: '2.0', id: null, result: toolError(name, text) }
+        return { jsonrpc: '2.0', id: null, error: { code: ErrorCode.InternalError, message: text } }
+      },
+    }
+  }
+
+  #relayBackend(runtime: BackendRuntime): RelayBackend {
+    const known = this.#relayBackends.get(runtime.name)
+    if (known) return known
+    const config = runtime.config as { url: string; headers: Record<string, string> }
+    const backend: RelayBackend = {
+      name: runtime.name,
+      url: new URL(config.url),
+      session: async (lost) => {
+        if (lost) {
+          const entry = this.#connections.get(runtime.name)
+          const conn = entry ? await entry.conn.catch(() => undefined) : undefined
+          // Concurrent calls may all see the 404: only the first drops the connection.
+          if (!conn || conn.httpSession?.sessionId === lost.sessionId) this.#dropConnection(runtime.name, conn)
+        }
+        const conn = await this.connectionFor(runtime)
+        return conn.httpSession ?? { sessionId: undefined, protocolVersion: undefined }
+      },
+      headers: async (signal) => ({ ...config.headers, ...(await runtime.auth.headers(this.identity, signal)) }),
+      reportFailure: (err) => runtime.reportFailure(err),
+    }
+    this.#relayBackends.set(runtime.name, backend)
+    return backend
   }
 
   view(): AggregatedView {
@@ -510,5 +595,6 @@ export function failureText(backend: string, err: unknown): string {
 }
 
 export function toolError(backend: string, err: unknown) {
-  return { isError: true, content: [{ type: 'text' as const, text: failureText(backend, err) }] }
+  const text = typeof err === 'string' ? err : failureText(backend, err)
+  return { isError: true, content: [{ type: 'text' as const, text }] }
 }

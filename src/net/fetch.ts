@@ -1,5 +1,5 @@
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns'
-import { Agent, fetch as undiciFetch } from 'undici'
+import { Agent, fetch as undiciFetch, type Dispatcher } from 'undici'
 import { isPrivateAddress } from './ssrf.js'
 
 /** The fetch signature shared by oauth4webapi, jose and the MCP SDK transports. */
@@ -52,7 +52,7 @@ export function createOutboundFetch(options: OutboundFetchOptions = {}): FetchLi
     headersTimeout: options.headersTimeoutMs ?? 30_000,
     bodyTimeout: 0,
   })
-  return async (input, init) => {
+  const outbound: FetchLike = async (input, init) => {
     const url = new URL(typeof input === 'string' || input instanceof URL ? input : input.url)
     if (options.ssrfGuard && isPrivateAddress(url.hostname.replace(/^\[|\]$/g, ''))) {
       throw new SsrfBlockedError(url.hostname)
@@ -64,6 +64,19 @@ export function createOutboundFetch(options: OutboundFetchOptions = {}): FetchLi
     } as never)
     return res as unknown as Response
   }
+  DISPATCHERS.set(outbound, agent)
+  return outbound
+}
+
+const DISPATCHERS = new WeakMap<FetchLike, Dispatcher>()
+
+/**
+ * The undici dispatcher behind a fetch made by {@link createOutboundFetch} (same timeouts and
+ * DNS guard), for callers that speak HTTP without fetch's Request/Response objects. `undefined`
+ * for any other fetch (an injected one): such callers must then use the fetch.
+ */
+export function outboundDispatcher(fetch: FetchLike): Dispatcher | undefined {
+  return DISPATCHERS.get(fetch)
 }
 
 /**

@@ -8,6 +8,7 @@ export {
 } from './client-address.js'
 export {
   createOutboundFetch,
+  outboundDispatcher,
   readLimitedText,
   readStreamLimited,
   SsrfBlockedError,

@@ -17,7 +17,7 @@ import { createOutgoingAuth, type OutgoingAuthStrategy } from '../auth/outgoing/
 import { configWarnings, type VmcpConfig } from '../config/index.js'
 import { createLogger, type Logger } from '../log/index.js'
 import { createGateway, createModernEndpoint, type Gateway, type ModernEndpoint } from '../mcp/index.js'
-import { createOutboundFetch, type FetchLike } from '../net/index.js'
+import { createOutboundFetch, outboundDispatcher, type FetchLike } from '../net/index.js'
 import { readVersion } from '../version.js'
 import { createApp, MCP_PATH } from './app.js'
 
@@ -28,6 +28,11 @@ export interface VmcpOptions {
   fetch?: FetchLike
   /** Embedded authorization server knobs (tests: registration clock and backoff). */
   authServer?: Pick<AuthServerOptions, 'dcr'>
+  /**
+   * Relay tools/call, resources/read, prompts/get and completion/complete to Streamable HTTP
+   * backends without the MCP SDK (default true). Needs the default outbound fetch.
+   */
+  relay?: boolean
 }
 
 /** A running (or startable) vmcp: the HTTP app, the gateway behind it, and its lifecycle. */
@@ -61,6 +66,7 @@ export function createVmcp(options: VmcpOptions): Vmcp {
     logger,
     fetch,
     version,
+    ...(options.relay !== false ? { dispatcher: outboundDispatcher(fetch) } : {}),
     outgoingAuth: (name) => strategies.get(name) as OutgoingAuthStrategy,
   })
 

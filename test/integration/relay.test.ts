@@ -62,7 +62,21 @@ async function connectAs(url: string, who: string, meet: () => Promise<void>): P
   return out
 }
 
-describe('relay between clients and backends', () => {
+/** Headers for raw POSTs on an SDK client's session. */
+function rawHeaders(client: Client): Record<string, string> {
+  const transport = client.transport as StreamableHTTPClientTransport
+  return {
+    'content-type': 'application/json',
+    accept: 'application/json, text/event-stream',
+    'mcp-session-id': transport.sessionId ?? '',
+    'mcp-protocol-version': transport.protocolVersion ?? '2025-06-18',
+  }
+}
+
+describe.each([
+  ['the raw HTTP relay', true],
+  ['the SDK path', false],
+])('relay between clients and backends, through %s', (_path, relay) => {
   let beta: RunningBackend
   let gw: RunningVmcp
 
@@ -73,8 +87,9 @@ describe('relay between clients and backends', () => {
         { name: 'alpha', transport: 'stdio', command: process.execPath, args: [TEST_BACKEND, '--transport', 'stdio', '--name', 'alpha'] },
         { name: 'beta', transport: 'streamable-http', url: beta.url },
       ],
-      operational: { callTimeout: '1s' },
-    })
+      // Short enough for the timeout test, long enough for two clients to meet on a loaded machine.
+      operational: { callTimeout: '5s' },
+    }, { relay })
   })
   afterAll(async () => {
     await gw?.close()
@@ -138,6 +153,57 @@ describe('relay between clients and backends', () => {
       onprogress: () => ac.abort('user cancelled'),
     })
     await expect(call).rejects.toThrow()
+    await vi.waitFor(async () => {
+      const after = JSON.parse(await callText(c.client, 'beta_stats')) as { cancellations: number }
+      expect(after.cancellations).toBe(before.cancellations + 1)
+    })
+    await c.client.close()
+  })
+
+  it('answers a lone result as one JSON body and switches to SSE when progress comes first', async () => {
+    const c = await connectAs(gw.url, 'j', async () => undefined)
+    const post = (id: number, name: string, args: Record<string, unknown>, meta?: Record<string, unknown>) =>
+      fetch(gw.url, {
+        method: 'POST',
+        headers: rawHeaders(c.client),
+        body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args, ...(meta ? { _meta: meta } : {}) } }),
+      })
+    for (const tool of ['alpha_echo', 'beta_echo']) {
+      const res = await post(1, tool, { text: 'hi' })
+      expect(res.headers.get('content-type')).toBe('application/json')
+      expect(res.headers.get('content-length')).not.toBeNull()
+      expect(await res.json()).toEqual({
+        jsonrpc: '2.0',
+        id: 1,
+        result: { content: [{ type: 'text', text: `${tool.split('_')[0]}: hi` }] },
+      })
+    }
+    const res = await post(2, 'beta_slow', { ms: 20, steps: 2 }, { progressToken: 'tok' })
+    expect(res.headers.get('content-type')).toBe('text/event-stream')
+    const events = (await res.text()).split('\n').filter((l) => l.startsWith('data:')).map((l) => JSON.parse(l.slice(5)))
+    expect(events.map((e) => e.method ?? e.id)).toEqual(['notifications/progress', 'notifications/progress', 2])
+    expect(events[0].params.progressToken).toBe('tok')
+    await c.client.close()
+  })
+
+  it('cancels the backend call when the client disconnects without a cancellation', async () => {
+    const c = await connectAs(gw.url, 'd', async () => undefined)
+    const before = JSON.parse(await callText(c.client, 'beta_stats')) as { cancellations: number }
+    const ac = new AbortController()
+    const res = await fetch(gw.url, {
+      method: 'POST',
+      headers: rawHeaders(c.client),
+      signal: ac.signal,
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'tools/call',
+        params: { name: 'beta_slow', arguments: { ms: 60_000, steps: 600 }, _meta: { progressToken: 1 } },
+      }),
+    })
+    // The first progress event proves the backend is working on it; then the client hangs up.
+    await res.body?.getReader().read()
+    ac.abort()
     await vi.waitFor(async () => {
       const after = JSON.parse(await callText(c.client, 'beta_stats')) as { cancellations: number }
       expect(after.cancellations).toBe(before.cancellations + 1)

@@ -41,6 +41,8 @@ export async function startVmcp(
     baseDir?: string
     /** Embedded AS knobs (registration clock, backoff). */
     authServer?: VmcpOptions['authServer']
+    /** false: every call takes the SDK path (the relay tests run over both). */
+    relay?: boolean
   } = {},
 ): Promise<RunningVmcp> {
   const text = typeof config === 'string' ? config : stringify(config)
@@ -49,7 +51,12 @@ export async function startVmcp(
   // A test that pins no port gets a free one.
   if (!/\bport:/.test(text)) parsed.server.port = 0
   const { logger, logs } = memoryLogger(options.level)
-  const vmcp = createVmcp({ config: parsed, logger, ...(options.authServer ? { authServer: options.authServer } : {}) })
+  const vmcp = createVmcp({
+    config: parsed,
+    logger,
+    ...(options.authServer ? { authServer: options.authServer } : {}),
+    ...(options.relay === false ? { relay: false } : {}),
+  })
   const { listenUrl: url } = await vmcp.start()
   return {
     vmcp,

@@ -1,0 +1,332 @@
+import type { Dispatcher } from 'undici'
+import type { CallEntry, CallTable, ReplyChannel } from '../routing/call-table.js'
+import {
+  isNotification,
+  isRequest,
+  isResponse,
+  REQUEST_CANCELLED,
+  type RpcMessage,
+  type RpcRequest,
+  type RpcResponse,
+} from '../routing/json-rpc.js'
+import { SseParser } from './sse-parser.js'
+
+/** Methods whose answer is one result: relayed as raw JSON-RPC, without the SDK. */
+export const RELAYED_METHODS: ReadonlySet<string> = new Set([
+  'tools/call',
+  'resources/read',
+  'prompts/get',
+  'completion/complete',
+])
+
+/** This client session's session with one Streamable HTTP backend. */
+export interface RelayBackendSession {
+  sessionId: string | undefined
+  protocolVersion: string | undefined
+}
+
+/** One Streamable HTTP backend as the relay sees it. */
+export interface RelayBackend {
+  readonly name: string
+  readonly url: URL
+  /**
+   * This client session's backend session, opened when needed. `lost` is one the backend
+   * answered 404 for (Streamable HTTP §Session Management): drop it and open a fresh one.
+   */
+  session(lost?: RelayBackendSession): Promise<RelayBackendSession>
+  /** Outgoing credentials and configured headers, computed per request. */
+  headers(signal: AbortSignal): Promise<Record<string, string>>
+  /** A call could not reach the backend: let its health check look now. */
+  reportFailure(err: unknown): void
+}
+
+export type RelayFailure = { kind: 'timeout' } | { kind: 'unavailable'; error: unknown }
+
+export interface RelayCallOptions {
+  backend: RelayBackend
+  /** The request as the backend should see it (tool name rewritten); the id is replaced. */
+  request: RpcRequest
+  /** How a failure to get the backend's answer reads to the client. */
+  failure: (failure: RelayFailure) => RpcResponse
+}
+
+const SERVER_REQUEST_PREFIX = 'vmcp-relay-'
+
+interface PendingServerRequest {
+  backend: RelayBackend
+  session: RelayBackendSession
+  backendId: string | number
+}
+
+/**
+ * Relays request/response methods of one client session to Streamable HTTP backends through
+ * the shared undici dispatcher: a vmcp-owned request id, the backend's session id and protocol
+ * version, the client's progress token passed through. A JSON answer, or an SSE stream whose
+ * first event is the answer, goes back as one `application/json` write; anything else is relayed
+ * event by event. Server-to-client requests the backend sends during a call get ids in vmcp's
+ * namespace and the client's answers are posted back to the backend session that asked.
+ */
+export class HttpRelay {
+  readonly #dispatcher: Dispatcher
+  readonly #table: CallTable
+  readonly #callTimeout: number
+  readonly #serverRequests = new Map<string, PendingServerRequest>()
+  #nextServerRequest = 1
+
+  constructor(options: { dispatcher: Dispatcher; table: CallTable; callTimeout: number }) {
+    this.#dispatcher = options.dispatcher
+    this.#table = options.table
+    this.#callTimeout = options.callTimeout
+  }
+
+  /** True when `message` answers a request the relay forwarded to the client. */
+  ownsResponse(message: RpcMessage): boolean {
+    return isResponse(message) && typeof message.id === 'string' && this.#serverRequests.has(message.id)
+  }
+
+  /** The client's answer to an elicitation/sampling/roots request: back to the backend that asked. */
+  deliverResponse(message: RpcResponse): void {
+    const pending = this.#serverRequests.get(message.id as string)
+    if (!pending) return
+    this.#serverRequests.delete(message.id as string)
+    void this.#notify(pending.backend, pending.session, { ...message, id: pending.backendId })
+  }
+
+  /** Starts one relayed call; its answer (or failure) ends `channel`. */
+  call(clientRequest: RpcRequest, options: RelayCallOptions, channel: ReplyChannel): void {
+    const call = new RelayedCall(this, clientRequest.id, options, channel)
+    call.entry = this.#table.begin(clientRequest.id, (_entry, reason, answer) => call.cancel(reason, answer))
+    if (channel.closed) return this.#table.abandon(call.entry)
+    channel.onClose(() => this.#table.abandon(call.entry as CallEntry))
+    void call.run()
+  }
+
+  /** @internal */
+  get dispatcher(): Dispatcher {
+    return this.#dispatcher
+  }
+
+  /** @internal */
+  get callTimeout(): number {
+    return this.#callTimeout
+  }
+
+  /** @internal */
+  end(entry: CallEntry): void {
+    this.#table.end(entry)
+  }
+
+  /** @internal: a server-to-client request, renamed into vmcp's namespace. */
+  serverRequest(backend: RelayBackend, session: RelayBackendSession, request: RpcRequest): RpcRequest {
+    const id = `${SERVER_REQUEST_PREFIX}${this.#nextServerRequest++}`
+    this.#serverRequests.set(id, { backend, session, backendId: request.id })
+    return { ...request, id }
+  }
+
+  /** @internal: the renamed id of a backend request still waiting for the client. */
+  renamedServerRequest(backend: RelayBackend, backendId: unknown): string | undefined {
+    for (const [id, p] of this.#serverRequests) {
+      if (p.backend === backend && p.backendId === backendId) return id
+    }
+    return undefined
+  }
+
+  /** @internal: drops the server requests of a call that ended. */
+  forgetServerRequests(ids: Iterable<string>): void {
+    for (const id of ids) this.#serverRequests.delete(id)
+  }
+
+  /** @internal: a notification or response to the backend session (202 expected, body ignored). */
+  async #notify(backend: RelayBackend, session: RelayBackendSession, message: RpcMessage): Promise<void> {
+    try {
+      const res = await this.#dispatcher.request({
+        origin: backend.url.origin,
+        path: backend.url.pathname + backend.url.search,
+        method: 'POST',
+        headers: await postHeaders(backend, session, AbortSignal.timeout(this.#callTimeout)),
+        body: JSON.stringify(message),
+      })
+      await res.body.dump()
+    } catch {
+      // Best effort: a notification that cannot be delivered has no one to report to.
+    }
+  }
+
+  /** @internal */
+  notify(backend: RelayBackend, session: RelayBackendSession, message: RpcMessage): Promise<void> {
+    return this.#notify(backend, session, message)
+  }
+}
+
+async function postHeaders(
+  backend: RelayBackend,
+  session: RelayBackendSession,
+  signal: AbortSignal,
+): Promise<Record<string, string>> {
+  const headers: Record<string, string> = {
+    ...(await backend.headers(signal)),
+    'content-type': 'application/json',
+    accept: 'application/json, text/event-stream',
+  }
+  if (session.sessionId) headers['mcp-session-id'] = session.sessionId
+  if (session.protocolVersion) headers['mcp-protocol-version'] = session.protocolVersion
+  return headers
+}
+
+class SessionLostError extends Error {
+  constructor(readonly session: RelayBackendSession) {
+    super('backend session not found')
+  }
+}
+
+/** One client call on its way through the relay. */
+class RelayedCall {
+  entry: CallEntry | undefined
+  readonly #relay: HttpRelay
+  readonly #clientId: string | number
+  readonly #options: RelayCallOptions
+  readonly #channel: ReplyChannel
+  readonly #abort = new AbortController()
+  readonly #serverRequests = new Set<string>()
+  #backendId = ''
+  #session: RelayBackendSession | undefined
+  #timer: NodeJS.Timeout | undefined
+  #done = false
+
+  constructor(relay: HttpRelay, clientId: string | number, options: RelayCallOptions, channel: ReplyChannel) {
+    this.#relay = relay
+    this.#clientId = clientId
+    this.#options = options
+    this.#channel = channel
+  }
+
+  async run(): Promise<void> {
+    this.#armTimer()
+    try {
+      try {
+        await this.#exchange(undefined)
+      } catch (err) {
+        // Streamable HTTP §Session Management: 404 means the backend dropped our session (it
+        // restarted or expired it). Open a fresh one and try once more.
+        if (!(err instanceof SessionLostError) || this.#done) throw err
+        await this.#exchange(err.session)
+      }
+    } catch (err) {
+      if (this.#done) return
+      this.#options.backend.reportFailure(err)
+      this.#finish(this.#options.failure({ kind: 'unavailable', error: err }))
+    }
+  }
+
+  /** The client cancelled or went away, or the session closed. */
+  cancel(reason: string, answer: boolean): void {
+    if (this.#done) return
+    this.#stop(reason)
+    if (answer) {
+      this.#channel.finish({
+        jsonrpc: '2.0',
+        id: this.#clientId,
+        error: { code: REQUEST_CANCELLED, message: 'Request cancelled' },
+      })
+    }
+  }
+
+  async #exchange(lost: RelayBackendSession | undefined): Promise<void> {
+    const { backend, request } = this.#options
+    const session = await backend.session(lost)
+    if (this.#done) return
+    this.#session = session
+    this.#backendId = `vmcp-${(this.entry as CallEntry).internalId}${lost ? 'r' : ''}`
+    const headers = await postHeaders(backend, session, this.#abort.signal)
+    const res = await this.#relay.dispatcher.request({
+      origin: backend.url.origin,
+      path: backend.url.pathname + backend.url.search,
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ ...request, id: this.#backendId }),
+      signal: this.#abort.signal,
+    })
+    if (res.statusCode === 404 && session.sessionId) {
+      await res.body.dump()
+      throw new SessionLostError(session)
+    }
+    if (res.statusCode < 200 || res.statusCode >= 300) {
+      const text = (await res.body.text()).slice(0, 200)
+      throw new Error(`HTTP ${res.statusCode}${text ? `: ${text}` : ''}`)
+    }
+    const type = String(res.headers['content-type'] ?? '')
+    if (type.startsWith('text/event-stream')) {
+      const parser = new SseParser((data) => this.#onMessage(JSON.parse(data) as RpcMessage))
+      for await (const chunk of res.body) {
+        parser.push(chunk as Buffer)
+        if (this.#done) break
+      }
+      if (!this.#done) throw new Error('backend closed the event stream before answering')
+      return
+    }
+    this.#onMessage(JSON.parse(await res.body.text()) as RpcMessage)
+    if (!this.#done) throw new Error('backend reply did not answer the request')
+  }
+
+  #onMessage(message: RpcMessage): void {
+    if (this.#done) return
+    if (isResponse(message)) {
+      if (message.id !== this.#backendId) return
+      this.#finish({ ...message, id: this.#clientId })
+      return
+    }
+    const { backend } = this.#options
+    if (isRequest(message)) {
+      // Elicitation, sampling, roots: the client answers under vmcp's id (see deliverResponse).
+      const renamed = this.#relay.serverRequest(backend, this.#session as RelayBackendSession, message)
+      this.#serverRequests.add(renamed.id as string)
+      this.#channel.event(renamed)
+      return
+    }
+    if (!isNotification(message)) return
+    if (message.method === 'notifications/progress') this.#armTimer()
+    if (message.method === 'notifications/cancelled') {
+      // The backend gave up on a request it sent the client: name it as the client knows it.
+      const renamed = this.#relay.renamedServerRequest(backend, message.params?.requestId)
+      if (renamed === undefined) return
+      this.#channel.event({ ...message, params: { ...message.params, requestId: renamed } })
+      return
+    }
+    this.#channel.event(message)
+  }
+
+  #armTimer(): void {
+    clearTimeout(this.#timer)
+    this.#timer = setTimeout(() => {
+      if (this.#done) return
+      this.#stop('timed out')
+      this.#channel.finish({ ...this.#options.failure({ kind: 'timeout' }), id: this.#clientId })
+    }, this.#relay.callTimeout)
+  }
+
+  #finish(answer: RpcResponse): void {
+    if (this.#done) return
+    this.#done = true
+    clearTimeout(this.#timer)
+    this.#relay.forgetServerRequests(this.#serverRequests)
+    if (this.entry) this.#relay.end(this.entry)
+    this.#channel.finish({ ...answer, id: this.#clientId })
+  }
+
+  /** Stops the backend call: abort the HTTP exchange and tell the backend (MCP cancellation). */
+  #stop(reason: string): void {
+    this.#done = true
+    clearTimeout(this.#timer)
+    this.#relay.forgetServerRequests(this.#serverRequests)
+    if (this.entry) this.#relay.end(this.entry)
+    this.#abort.abort()
+    const session = this.#session
+    if (session && this.#backendId) {
+      void this.#relay.notify(this.#options.backend, session, {
+        jsonrpc: '2.0',
+        method: 'notifications/cancelled',
+        params: { requestId: this.#backendId, reason },
+      })
+    }
+  }
+}
