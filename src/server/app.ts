@@ -6,7 +6,7 @@ import type { ServerConfig } from '../config/index.js'
 import type { Logger } from '../log/index.js'
 import { classifyEra, type Gateway, type ModernEndpoint } from '../mcp/index.js'
 import { isLoopbackHost } from '../net/index.js'
-import { readBodyLimited } from './body.js'
+import { readBodyLimited, readIncomingLimited } from './body.js'
 import { NodeReplyChannel, writeAccepted } from './reply.js'
 
 /** What @hono/node-server passes as env: the Node request and response behind `c.req.raw`. */
@@ -52,24 +52,32 @@ const rpcError = (status: number, code: number, message: string) =>
 export function createApp(options: CreateAppOptions): Hono {
   const { server, gateway, authenticator, logger } = options
   const app = new Hono()
-  const allowedOrigins = buildAllowedOrigins(server, options.baseUrl)
-  const allowedHosts = buildAllowedHosts(server, options.baseUrl)
+  const allowedOrigins = decidedOnce(buildAllowedOrigins(server, options.baseUrl))
+  const allowedHosts = decidedOnce(buildAllowedHosts(server, options.baseUrl))
   const bindIsLoopback = isLoopbackHost(server.host)
 
   app.use('*', async (c, next) => {
+    // Nothing to measure or build when the access line would be dropped anyway.
+    if (!logger.isLevelEnabled('info')) return next()
     const started = performance.now()
+    const line = (status: number) =>
+      logger.info(
+        {
+          method: c.req.method,
+          path: c.req.path,
+          status,
+          ms: Math.round((performance.now() - started) * 100) / 100,
+          session: c.req.header('mcp-session-id'),
+        },
+        'request',
+      )
     await next()
-    const path = new URL(c.req.url).pathname
-    logger.info(
-      {
-        method: c.req.method,
-        path,
-        status: c.res.status,
-        ms: Math.round((performance.now() - started) * 100) / 100,
-        session: c.req.header('mcp-session-id'),
-      },
-      'request',
-    )
+    // A reply written straight to the Node response is logged when it is done.
+    const outgoing = (c.env as NodeEnv | undefined)?.outgoing
+    if (c.res === RESPONSE_ALREADY_SENT && outgoing) {
+      if (outgoing.writableFinished) line(outgoing.statusCode)
+      else outgoing.once('close', () => line(outgoing.statusCode))
+    } else line(c.res.status)
   })
 
   app.onError((err, c) => {
@@ -119,7 +127,7 @@ export function createApp(options: CreateAppOptions): Hono {
     if (origin !== null && !allowedOrigins(origin)) {
       return rpcError(403, -32000, 'Forbidden: Origin not allowed')
     }
-    if (bindIsLoopback && !allowedHosts(req.headers.get('host'))) {
+    if (bindIsLoopback && !allowedHosts(req.headers.get('host') ?? '')) {
       return rpcError(403, -32000, 'Forbidden: Host not allowed')
     }
     const cors: Record<string, string> = origin
@@ -144,8 +152,11 @@ export function createApp(options: CreateAppOptions): Hono {
     if (!auth.ok) return withHeaders(auth.response, cors)
 
     let body: unknown
+    const incoming = (c.env as NodeEnv | undefined)?.incoming
     if (req.method === 'POST') {
-      const read = await readBodyLimited(req, server.maxBodyBytes)
+      const read = incoming
+        ? await readIncomingLimited(incoming, server.maxBodyBytes)
+        : await readBodyLimited(req, server.maxBodyBytes)
       if (!read.ok) {
         return withHeaders(rpcError(413, -32000, `Request body exceeds ${server.maxBodyBytes} bytes`), cors)
       }
@@ -188,10 +199,26 @@ function allowedRequestHeaders(requested: string | null): string {
 }
 
 function withHeaders(res: Response, headers: Record<string, string>): Response {
-  if (Object.keys(headers).length === 0) return res
-  const out = new Response(res.body, res)
-  for (const [k, v] of Object.entries(headers)) out.headers.set(k, v)
-  return out
+  // Responses built here and by the SDK transport have mutable headers: no rebuild.
+  for (const k in headers) res.headers.set(k, headers[k] as string)
+  return res
+}
+
+// Distinct Host and Origin values are few (the names this server is reached by).
+const DECISION_CACHE_MAX = 256
+
+/** Memoizes a check per distinct header value, bounded so junk values cannot grow it. */
+function decidedOnce(check: (value: string) => boolean): (value: string) => boolean {
+  const decided = new Map<string, boolean>()
+  return (value) => {
+    let ok = decided.get(value)
+    if (ok === undefined) {
+      ok = check(value)
+      if (decided.size >= DECISION_CACHE_MAX) decided.clear()
+      decided.set(value, ok)
+    }
+    return ok
+  }
 }
 
 function buildAllowedOrigins(server: ServerConfig, baseUrl: string): (origin: string) => boolean {
@@ -208,7 +235,7 @@ function buildAllowedOrigins(server: ServerConfig, baseUrl: string): (origin: st
   }
 }
 
-function buildAllowedHosts(server: ServerConfig, baseUrl: string): (host: string | null) => boolean {
+function buildAllowedHosts(server: ServerConfig, baseUrl: string): (host: string) => boolean {
   const names = new Set(
     [baseUrl, ...server.allowedOrigins].flatMap((o) => {
       try {

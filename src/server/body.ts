@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http'
 import { readStreamLimited } from '../net/index.js'
 
 export type BodyRead = { ok: true; text: string } | { ok: false }
@@ -11,4 +12,40 @@ export async function readBodyLimited(req: Request, maxBytes: number): Promise<B
   if (Number.isFinite(declared) && declared > maxBytes) return { ok: false }
   const buf = await readStreamLimited(req.body, maxBytes)
   return buf ? { ok: true, text: buf.toString('utf8') } : { ok: false }
+}
+
+/** {@link readBodyLimited} on the Node request itself: no web stream in between. */
+export function readIncomingLimited(incoming: IncomingMessage, maxBytes: number): Promise<BodyRead> {
+  const declared = Number(incoming.headers['content-length'] ?? NaN)
+  if (Number.isFinite(declared) && declared > maxBytes) return Promise.resolve({ ok: false })
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    const done = () => {
+      incoming.off('data', onData)
+      incoming.off('end', onEnd)
+      incoming.off('error', onError)
+    }
+    const onData = (chunk: Buffer) => {
+      size += chunk.length
+      if (size > maxBytes) {
+        done()
+        resolve({ ok: false })
+        return
+      }
+      chunks.push(chunk)
+    }
+    const onEnd = () => {
+      done()
+      const buf = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size)
+      resolve({ ok: true, text: buf.toString('utf8') })
+    }
+    const onError = (err: Error) => {
+      done()
+      reject(err)
+    }
+    incoming.on('data', onData)
+    incoming.on('end', onEnd)
+    incoming.on('error', onError)
+  })
 }
