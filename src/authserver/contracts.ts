@@ -68,6 +68,11 @@ export interface UpstreamTokenSource {
    * function. Other replicas are not told; a cache must expire on its own or ask `isRevoked`.
    */
   onRevoke(listener: (tsid: string) => void): () => void
+  /**
+   * Calls `listener(tsid)` whenever this process replaces the stored tokens of `tsid` (refresh,
+   * a new sign-in, extend): a per-session cache drops its copy. Optional for other sources.
+   */
+  onTokensChanged?(listener: (tsid: string) => void): void
 }
 
 export class UpstreamRefreshError extends Error {

@@ -92,6 +92,10 @@ export function createUpstreamTokenStore(options: UpstreamTokenStoreOptions): Up
   const log = options.logger.child({ component: 'authserver.upstream-tokens' })
   const clients = new Map(options.upstreams.map((c) => [c.name, c]))
   const inflight = new Map<string, Promise<SealedTokens>>()
+  const changedListeners = new Set<(tsid: string) => void>()
+  const tokensChanged = (tsid: string) => {
+    for (const listener of changedListeners) listener(tsid)
+  }
 
   function open(row: StoredRow, tsid: string, upstream: string): SealedTokens {
     let tokens: SealedTokens
@@ -127,6 +131,7 @@ export function createUpstreamTokenStore(options: UpstreamTokenStoreOptions): Up
     const id = idOf(tokens.tsid, tokens.upstream)
     await store.put(UPSTREAM_TOKENS_KIND, id, row, ttlMs)
     await store.addToGroup(groupOf(tokens.tsid), UPSTREAM_TOKENS_KIND, id, ttlMs)
+    tokensChanged(tokens.tsid)
     if (!(await isRevoked(tokens.tsid))) return true
     await store.delete(UPSTREAM_TOKENS_KIND, id)
     return false
@@ -388,6 +393,10 @@ export function createUpstreamTokenStore(options: UpstreamTokenStoreOptions): Up
     onRevoke(listener) {
       listeners.add(listener)
       return () => void listeners.delete(listener)
+    },
+
+    onTokensChanged(listener) {
+      changedListeners.add(listener)
     },
   }
 }

@@ -1,5 +1,5 @@
 import { UpstreamRefreshError, type UpstreamTokenSource } from '../../authserver/index.js'
-import { fingerprint, type Logger } from '../../log/index.js'
+import { fingerprint, type Logger, type Secret } from '../../log/index.js'
 import { buildBearerErrorResponse } from './challenge.js'
 import type { IncomingAuthenticator } from './types.js'
 
@@ -22,6 +22,15 @@ const unavailable = () =>
   )
 
 /**
+ * How long a session's decrypted upstream tokens are reused without asking storage. The store
+ * hands out tokens with at least its refresh skew (30 s) of life left, so a copy this young is
+ * still valid; this process drops copies at once on refresh and revoke, and another replica's
+ * revoke reaches this one within this bound.
+ */
+const TOKEN_CACHE_MS = 10_000
+const TOKEN_CACHE_MAX = 10_000
+
+/**
  * Mode B: after the token is verified against vmcp's own issuer, loads the upstream tokens of its
  * `tsid` into `identity.upstreamTokens` (refreshing expired ones). A failed refresh is 401
  * `invalid_token` naming the upstream, so the client signs in again; storage down is 503.
@@ -32,6 +41,27 @@ export function withUpstreamTokens(
 ): IncomingAuthenticator {
   const { source, resourceMetadataUrl, scopes, logger } = options
   const required = options.requiredProviders ?? []
+  const cache = new Map<string, { tokens: Record<string, Secret>; until: number }>()
+  // Bumped on every invalidation: a load that raced one must not cache what it read before it.
+  let epoch = 0
+  const drop = (tsid: string) => {
+    epoch++
+    cache.delete(tsid)
+  }
+  source.onRevoke(drop)
+  source.onTokensChanged?.(drop)
+  const load = async (tsid: string, signal: AbortSignal) => {
+    const hit = cache.get(tsid)
+    const now = Date.now()
+    if (hit && hit.until > now) return hit.tokens
+    const started = epoch
+    const tokens = await source.tokensFor(tsid, signal)
+    if (Object.keys(tokens).length > 0 && started === epoch) {
+      if (cache.size >= TOKEN_CACHE_MAX) cache.delete(cache.keys().next().value as string)
+      cache.set(tsid, { tokens, until: now + TOKEN_CACHE_MS })
+    }
+    return tokens
+  }
   const fail = (description: string) => ({
     ok: false as const,
     response: buildBearerErrorResponse({
@@ -52,7 +82,7 @@ export function withUpstreamTokens(
       // Only vmcp's own tokens carry tsid; a token without one has no upstream session.
       if (typeof tsid !== 'string' || tsid === '') return fail('token has no upstream session')
       try {
-        const upstreamTokens = await source.tokensFor(tsid, request.signal)
+        const upstreamTokens = await load(tsid, request.signal)
         // No token at all: the upstream session ended (grant revoked, or it outlived its
         // lifetime). The client must sign in again, however long its own JWT still lives.
         if (Object.keys(upstreamTokens).length === 0) return fail('upstream session ended; sign in again')

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { ANONYMOUS_IDENTITY, withUpstreamTokens, type IncomingAuthenticator } from '../../../src/auth/incoming/index.js'
 import { UpstreamRefreshError, type UpstreamTokenSource } from '../../../src/authserver/index.js'
 import { Secret } from '../../../src/log/index.js'
@@ -104,5 +104,68 @@ describe('withUpstreamTokens (Mode B)', () => {
     if (r.ok) throw new Error('expected failure')
     expect(r.response.status).toBe(503)
     expect(r.response.headers.get('retry-after')).toBe('5')
+  })
+})
+
+describe('withUpstreamTokens: decrypted tokens kept per session', () => {
+  function invalidatable(tokensFor: UpstreamTokenSource['tokensFor']) {
+    const listeners: Array<(tsid: string) => void> = []
+    const src: UpstreamTokenSource = {
+      tokensFor,
+      revoke: async (tsid) => listeners.forEach((l) => l(tsid)),
+      isRevoked: async () => false,
+      onRevoke: (l) => {
+        listeners.push(l)
+        return () => undefined
+      },
+      onTokensChanged: (l) => void listeners.push(l),
+    }
+    return { src, invalidate: (tsid: string) => listeners.forEach((l) => l(tsid)) }
+  }
+
+  it('reuses a session’s tokens without reading storage again, until they are refreshed or revoked', async () => {
+    let loads = 0
+    let current = 'a1'
+    const { src, invalidate } = invalidatable(async () => {
+      loads++
+      return { corp: new Secret(current) }
+    })
+    const auth = wrap(verified({ sub: 'alice', tsid: 'T1' }), src)
+    const token = async () => {
+      const r = await auth.authenticate(req())
+      return r.ok ? r.identity.upstreamTokens.corp?.reveal() : undefined
+    }
+    expect(await token()).toBe('a1')
+    expect(await token()).toBe('a1')
+    expect(loads).toBe(1)
+    // A refresh stored a new access token: the next request sees it.
+    current = 'a2'
+    invalidate('T1')
+    expect(await token()).toBe('a2')
+    expect(loads).toBe(2)
+    // Revoked: the next request asks storage again.
+    await src.revoke('T1')
+    expect(await token()).toBe('a2')
+    expect(loads).toBe(3)
+  })
+
+  it('does not keep what a load read before a revoke that raced it', async () => {
+    let release!: () => void
+    const gate = new Promise<void>((r) => (release = r))
+    let loads = 0
+    const { src, invalidate } = invalidatable(async (): Promise<Record<string, Secret>> => {
+      loads++
+      if (loads === 1) await gate
+      return loads === 1 ? { corp: new Secret('old') } : {}
+    })
+    const auth = wrap(verified({ sub: 'alice', tsid: 'T1' }), src)
+    const first = auth.authenticate(req())
+    await vi.waitFor(() => expect(loads).toBe(1))
+    invalidate('T1')
+    release()
+    await first
+    const after = await auth.authenticate(req())
+    expect(after.ok).toBe(false)
+    expect(loads).toBe(2)
   })
 })
