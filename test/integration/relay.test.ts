@@ -211,6 +211,15 @@ describe.each([
     await c.client.close()
   })
 
+  it('reopens a backend session the backend forgot (404) once, and the call still answers', async () => {
+    const c = await connectAs(gw.url, 'r', async () => undefined)
+    expect(await callText(c.client, 'beta_echo', { text: 'one' })).toBe('beta: one')
+    const expired = await fetch(new URL('/expire-sessions', beta.url), { method: 'POST' })
+    expect(((await expired.json()) as { expired: number }).expired).toBeGreaterThan(0)
+    expect(await callText(c.client, 'beta_echo', { text: 'two' })).toBe('beta: two')
+    await c.client.close()
+  })
+
   it('turns a backend that never answers into a tool error after callTimeout, not a hang', async () => {
     const c = await connectAs(gw.url, 't', async () => undefined)
     const res = await c.client.callTool({ name: 'beta_wait_forever', arguments: {} })
