@@ -84,6 +84,11 @@ export function startModernBackend(name: string): Promise<BackendChild> {
   return startBackendScript(name, [MODERN_BACKEND, '--name', name])
 }
 
+/** The bare relay (bench/bare-relay.ts) in front of `backendUrl`. */
+export function startBareRelay(backendUrl: string): Promise<BackendChild> {
+  return startBackendScript('bare-relay', [resolve(ROOT, 'dist/bench/bare-relay.js'), backendUrl])
+}
+
 async function startBackendScript(name: string, args: string[]): Promise<BackendChild> {
   const proc = spawn(process.execPath, [...args, '--port', '0'], {
     cwd: ROOT,

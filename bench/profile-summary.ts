@@ -4,6 +4,7 @@
 // Percentages are of busy time: idle samples are left out. With a third argument, also prints
 // the heaviest call stacks leading to functions whose name contains it.
 import { readFileSync } from 'node:fs'
+import { pathToFileURL } from 'node:url'
 
 interface ProfileNode {
   id: number
@@ -16,26 +17,23 @@ interface Profile {
   timeDeltas: number[]
 }
 
-const [file, topArg, callersOf] = process.argv.slice(2)
-if (!file) {
-  process.stderr.write('usage: node dist/bench/profile-summary.js <file.cpuprofile> [top]\n')
-  process.exit(2)
-}
-const top = Number(topArg ?? 25)
-const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile
-const byId = new Map(profile.nodes.map((n) => [n.id, n]))
-const parent = new Map<number, number>()
-for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
-const self = new Map<number, number>()
-profile.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)))
-for (const [id] of self) if (byId.get(id)!.callFrame.functionName === '(idle)') self.delete(id)
-const total = [...self.values()].reduce((a, b) => a + b, 0)
+/** The summary of one profile as text: by package, by function, inclusive, optional stacks. */
+export function summarizeProfile(file: string, top = 25, callersOf?: string): string {
+  const lines: string[] = []
+  const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]))
+  const parent = new Map<number, number>()
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
+  const self = new Map<number, number>()
+  profile.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)))
+  for (const [id] of self) if (byId.get(id)!.callFrame.functionName === '(idle)') self.delete(id)
+  const total = [...self.values()].reduce((a, b) => a + b, 0)
 
-const shortUrl = (url: string) =>
-  url.replace(/^.*node_modules\//, '').replace(/^.*\/dist\//, 'dist/')
-const frameKey = (id: number, sep = ' ') => {
-  const { functionName, url, lineNumber } = byId.get(id)!.callFrame
-  return `${functionName || '(anonymous)'}${sep}${shortUrl(url)}:${lineNumber + 1}`
+  const shortUrl = (url: string) =>
+    url.replace(/^.*node_modules\//, '').replace(/^.*\/dist\//, 'dist/')
+  const frameKey = (id: number, sep = ' ') => {
+    const { functionName, url, lineNumber } = byId.get(id)!.callFrame
+    return `${functionName || '(anonymous)'}${sep}${shortUrl(url)}:${lineNumber + 1}`
 }
 
 const bucketOf = (url: string) => {
@@ -57,12 +55,12 @@ for (const [id, t] of self) {
 }
 const pct = (t: number) => `${((100 * t) / total).toFixed(1).padStart(5)} %`
 const print = (title: string, m: Map<string, number>) => {
-  process.stdout.write(`\n${title}\n`)
+  lines.push('', title)
   for (const [k, t] of [...m].sort((a, b) => b[1] - a[1]).slice(0, top)) {
-    process.stdout.write(`${pct(t)}  ${k}\n`)
+    lines.push(`${pct(t)}  ${k}`)
   }
 }
-process.stdout.write(`${file}: ${(total / 1e6).toFixed(2)} s busy\n`)
+lines.push(`${file}: ${(total / 1e6).toFixed(2)} s busy`)
 print('self time by package', buckets)
 print('self time by function', fns)
 
@@ -96,4 +94,15 @@ if (callersOf) {
     stacks.set(key, (stacks.get(key) ?? 0) + t)
   }
   print(`stacks through *${callersOf}* (inclusive)`, stacks)
+}
+return lines.join('\n')
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const [file, topArg, callersOf] = process.argv.slice(2)
+  if (!file) {
+    process.stderr.write('usage: node dist/bench/profile-summary.js <file.cpuprofile> [top]\n')
+    process.exit(2)
+  }
+  process.stdout.write(`${summarizeProfile(file, Number(topArg ?? 25), callersOf)}\n`)
 }
