@@ -1,0 +1,114 @@
+import { describe, expect, it } from 'vitest'
+import { createLogger } from '../../../src/log/index.js'
+import { classifyEra, MODERN_PROTOCOL_VERSIONS } from '../../../src/mcp/index.js'
+import {
+  alignSessionProtocolVersion,
+  negotiatedLegacyVersion,
+} from '../../../src/mcp/modern/era.js'
+import { stripMcpHeaderMarkings } from '../../../src/mcp/modern/tool-headers.js'
+
+const URL_ = 'http://127.0.0.1/mcp'
+const envelope = {
+  'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+  'io.modelcontextprotocol/clientCapabilities': {},
+}
+const post = (headers: Record<string, string> = {}) =>
+  new Request(URL_, { method: 'POST', headers: { 'content-type': 'application/json', ...headers } })
+const initialize = {
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'initialize',
+  params: {
+    protocolVersion: '2025-06-18',
+    capabilities: {},
+    clientInfo: { name: 't', version: '1' },
+  },
+}
+
+describe('classifyEra', () => {
+  it('sends initialize, session operations and claim-less requests to the 2025 path', async () => {
+    expect(await classifyEra(post(), initialize)).toBe('legacy')
+    expect(
+      await classifyEra(post({ 'mcp-session-id': 's' }), {
+        jsonrpc: '2.0',
+        id: 2,
+        method: 'tools/list',
+      }),
+    ).toBe('legacy')
+    expect(await classifyEra(new Request(URL_, { method: 'GET' }), undefined)).toBe('legacy')
+    expect(await classifyEra(new Request(URL_, { method: 'DELETE' }), undefined)).toBe('legacy')
+  })
+
+  it('sends a request that claims 2026-07-28 in its _meta to the modern path', async () => {
+    const discover = {
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'server/discover',
+      params: { _meta: envelope },
+    }
+    expect(await classifyEra(post({ 'mcp-protocol-version': '2026-07-28' }), discover)).toBe(
+      'modern',
+    )
+    // A claim wins even on a request that also carries a session id: modern requests are sessionless.
+    expect(await classifyEra(post({ 'mcp-session-id': 's' }), discover)).toBe('modern')
+  })
+
+  it('keeps a 2025 session request on its session whatever its protocol-version header says', async () => {
+    const req = post({ 'mcp-session-id': 's', 'mcp-protocol-version': '2026-07-28' })
+    expect(await classifyEra(req, { jsonrpc: '2.0', id: 3, method: 'tools/list' })).toBe('legacy')
+    // Without a session, the same header with no envelope is the modern path's to reject (-32602).
+    const bare = post({ 'mcp-protocol-version': '2026-07-28' })
+    expect(await classifyEra(bare, { jsonrpc: '2.0', id: 3, method: 'tools/list' })).toBe('modern')
+  })
+})
+
+describe('session protocol version', () => {
+  it('negotiates what initialize asked for when supported, else the latest 2025 revision', () => {
+    expect(negotiatedLegacyVersion(initialize)).toBe('2025-06-18')
+    const unknown = {
+      ...initialize,
+      params: { ...initialize.params, protocolVersion: '2099-01-01' },
+    }
+    expect(negotiatedLegacyVersion(unknown)).toBe('2025-11-25')
+  })
+
+  it('rewrites only a 2026-07-28 header, to the session version', () => {
+    const logger = createLogger({ level: 'silent' })
+    const session = { id: 's', protocolVersion: '2025-06-18', eraMismatchLogged: false }
+    const modern = alignSessionProtocolVersion(
+      post({ 'mcp-protocol-version': MODERN_PROTOCOL_VERSIONS[0] ?? '' }),
+      session,
+      logger,
+    )
+    expect(modern.headers.get('mcp-protocol-version')).toBe('2025-06-18')
+    expect(session.eraMismatchLogged).toBe(true)
+    const bogus = post({ 'mcp-protocol-version': '1999-01-01' })
+    expect(alignSessionProtocolVersion(bogus, session, logger)).toBe(bogus)
+  })
+})
+
+describe('stripMcpHeaderMarkings', () => {
+  it('removes x-mcp-header from a tool shown to 2026-07-28 callers and leaves the rest', () => {
+    const tool = {
+      name: 'weather',
+      inputSchema: {
+        type: 'object' as const,
+        properties: {
+          region: { type: 'string', 'x-mcp-header': 'Region' },
+          days: { type: 'integer' },
+        },
+        required: ['region'],
+      },
+    }
+    const shown = stripMcpHeaderMarkings(tool)
+    expect(JSON.stringify(shown)).not.toContain('x-mcp-header')
+    expect(shown.inputSchema).toEqual({
+      type: 'object',
+      properties: { region: { type: 'string' }, days: { type: 'integer' } },
+      required: ['region'],
+    })
+    expect(tool.inputSchema.properties.region['x-mcp-header']).toBe('Region')
+    const plain = { name: 'echo', inputSchema: { type: 'object' as const } }
+    expect(stripMcpHeaderMarkings(plain)).toBe(plain)
+  })
+})
