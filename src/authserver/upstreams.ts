@@ -481,8 +481,11 @@ function createUpstreamClient(
         const first = await attempt(true)
         result = first ?? ((await attempt(false)) as oauth.TokenEndpointResponse)
       } catch (err) {
-        // RFC 6749 §5.2: invalid_grant means this refresh token will never work again.
-        const permanent = err instanceof oauth.ResponseBodyError && err.error === 'invalid_grant'
+        // RFC 6749 §5.2: invalid_grant means this refresh token will never work again; so does
+        // invalid_client for a registered client that recovery could not keep (RFC 7591: a new
+        // registration is a new client, and refresh tokens are bound to the old one).
+        const code = err instanceof oauth.ResponseBodyError ? err.error : undefined
+        const permanent = code === 'invalid_grant' || (registration !== undefined && code === 'invalid_client')
         throw tokenFailure(err, 'refresh', permanent)
       }
       const set = toTokenSet(result)

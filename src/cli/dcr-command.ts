@@ -22,7 +22,9 @@ export async function runDcrCommand(
     return 2
   }
   if (sub !== 'list' && sub !== 'forget') {
-    err(`vmcp: dcr needs a subcommand: list or forget (got ${sub === undefined ? 'none' : `"${sub}"`})`)
+    err(
+      `vmcp: dcr needs a subcommand: list or forget (got ${sub === undefined ? 'none' : `"${sub}"`})`,
+    )
     return 2
   }
   if (sub === 'forget' && !upstream) {
@@ -41,14 +43,18 @@ export async function runDcrCommand(
       out(['UPSTREAM', 'ISSUER', 'CLIENT_ID', 'AGE', 'SECRET_EXPIRES'].join('\t'))
       for (const e of entries.sort((a, b) => a.upstream.localeCompare(b.upstream))) {
         const age = `${Math.floor((Date.now() - e.createdAt) / DAY_MS)}d`
-        const expires = e.clientSecretExpiresAt ? new Date(e.clientSecretExpiresAt * 1000).toISOString() : 'never'
+        const expires = e.clientSecretExpiresAt
+          ? new Date(e.clientSecretExpiresAt * 1000).toISOString()
+          : 'never'
         out([e.upstream, e.server.issuer, e.clientId, age, expires].join('\t'))
       }
       return 0
     }
     const mine = entries.filter((e) => e.upstream === upstream)
     if (mine.length === 0) {
-      err(`vmcp: no cached registration for upstream "${upstream}" (cached: ${[...new Set(entries.map((e) => e.upstream))].join(', ') || 'none'})`)
+      err(
+        `vmcp: no cached registration for upstream "${upstream}" (cached: ${[...new Set(entries.map((e) => e.upstream))].join(', ') || 'none'})`,
+      )
       return 1
     }
     for (const e of mine) await store.delete(e.key)

@@ -10,8 +10,17 @@ export function dcrUpstreamSpecs(config: AuthServerConfig): DcrUpstreamSpec[] {
     const c = u.type === 'oidc' ? u.oidc : u.oauth2
     if (!c.dcr) return []
     // OIDC Core §3.1.2.1: an oidc upstream always asks for openid (as its client does).
-    const scopes = u.type === 'oidc' && !c.scopes.includes('openid') ? ['openid', ...c.scopes] : c.scopes
-    const { initialAccessToken, softwareStatement, softwareId, tokenEndpointAuthMethod, discoveryUrl, registrationEndpoint, ...rest } = c.dcr
+    const scopes =
+      u.type === 'oidc' && !c.scopes.includes('openid') ? ['openid', ...c.scopes] : c.scopes
+    const {
+      initialAccessToken,
+      softwareStatement,
+      softwareId,
+      tokenEndpointAuthMethod,
+      discoveryUrl,
+      registrationEndpoint,
+      ...rest
+    } = c.dcr
     return [
       {
         name: u.name,
@@ -25,8 +34,12 @@ export function dcrUpstreamSpecs(config: AuthServerConfig): DcrUpstreamSpec[] {
           ...(softwareId !== undefined ? { softwareId } : {}),
           ...(tokenEndpointAuthMethod !== undefined ? { tokenEndpointAuthMethod } : {}),
         },
-        ...(u.type === 'oauth2' && u.oauth2.authorizationEndpoint ? { authorizationEndpoint: u.oauth2.authorizationEndpoint } : {}),
-        ...(u.type === 'oauth2' && u.oauth2.tokenEndpoint ? { tokenEndpoint: u.oauth2.tokenEndpoint } : {}),
+        ...(u.type === 'oauth2' && u.oauth2.authorizationEndpoint
+          ? { authorizationEndpoint: u.oauth2.authorizationEndpoint }
+          : {}),
+        ...(u.type === 'oauth2' && u.oauth2.tokenEndpoint
+          ? { tokenEndpoint: u.oauth2.tokenEndpoint }
+          : {}),
       },
     ]
   })
@@ -36,8 +49,13 @@ export function dcrUpstreamSpecs(config: AuthServerConfig): DcrUpstreamSpec[] {
  * The registration store that matches the auth server's storage: Redis (shared by replicas) with
  * Redis storage, else one sealed file under dataDir, so a restart never registers again.
  */
-export async function createDcrStoreFromConfig(config: AuthServerConfig, logger: Logger): Promise<DcrCredentialStore> {
-  const configured = config.storage.encryptionKey ? decodeKey(config.storage.encryptionKey.reveal()) : undefined
+export async function createDcrStoreFromConfig(
+  config: AuthServerConfig,
+  logger: Logger,
+): Promise<DcrCredentialStore> {
+  const configured = config.storage.encryptionKey
+    ? decodeKey(config.storage.encryptionKey.reveal())
+    : undefined
   if (config.storage.type === 'redis' && config.storage.redis) {
     const url = config.storage.redis.url
     if (!configured) throw new TypeError('redis storage needs storage.encryptionKey')
@@ -48,5 +66,9 @@ export async function createDcrStoreFromConfig(config: AuthServerConfig, logger:
       logger,
     })
   }
-  return createFileDcrStore({ dataDir: config.dataDir, logger, ...(configured ? { key: configured } : {}) })
+  return createFileDcrStore({
+    dataDir: config.dataDir,
+    logger,
+    ...(configured ? { key: configured } : {}),
+  })
 }

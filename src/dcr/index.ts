@@ -33,7 +33,12 @@ export { dcrKeyId, discoveryTarget, scopesHash } from './cache-key.js'
 export { discoverServer } from './discovery.js'
 
 /** RFC 7591 registration (oauth4webapi) and RFC 7592 update (PUT with the registration token). */
-export { chooseAuthMethod, registerClient, renewClient, type RegisterOptions } from './registration.js'
+export {
+  chooseAuthMethod,
+  registerClient,
+  renewClient,
+  type RegisterOptions,
+} from './registration.js'
 
 /**
  * Stores: memory (process lifetime), file (one sealed JSON file under dataDir, 0600, atomic
@@ -53,4 +58,10 @@ export {
 /** From `authServer.runConfig`: the registering upstreams, and the store matching its storage. */
 export { createDcrStoreFromConfig, dcrUpstreamSpecs } from './from-config.js'
 
-export type { DcrCredentials, DcrCredentialStore, DcrKey, DcrServerMetadata, TokenEndpointAuthMethod } from './types.js'
+export type {
+  DcrCredentials,
+  DcrCredentialStore,
+  DcrKey,
+  DcrServerMetadata,
+  TokenEndpointAuthMethod,
+} from './types.js'

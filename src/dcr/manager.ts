@@ -6,7 +6,13 @@ import { discoverServer } from './discovery.js'
 import { DcrError, DcrUnavailableError } from './errors.js'
 import type { DcrHttp } from './http.js'
 import { registerClient, renewClient } from './registration.js'
-import type { DcrCredentials, DcrCredentialStore, DcrKey, DcrServerMetadata, TokenEndpointAuthMethod } from './types.js'
+import type {
+  DcrCredentials,
+  DcrCredentialStore,
+  DcrKey,
+  DcrServerMetadata,
+  TokenEndpointAuthMethod,
+} from './types.js'
 
 /** The `dcr` block of one upstream, secrets resolved. */
 export interface DcrSettings {
@@ -114,7 +120,9 @@ export function createDcrManager(options: DcrManagerOptions): DcrManager {
   function createUpstream(spec: DcrUpstreamSpec) {
     const { name, dcr } = spec
     const log = options.logger.child({ component: 'dcr', upstream: name })
-    const upstreamIssuer = dcr.discoveryUrl ? discoveryTarget(dcr.discoveryUrl).issuer : (dcr.registrationEndpoint as string)
+    const upstreamIssuer = dcr.discoveryUrl
+      ? discoveryTarget(dcr.discoveryUrl).issuer
+      : (dcr.registrationEndpoint as string)
     const key: DcrKey = { issuer: upstreamIssuer, redirectUri, scopesHash: scopesHash(spec.scopes) }
     const retryInitial = options.retry?.initialMs ?? 1000
     const retryMax = options.retry?.maxMs ?? 300_000
@@ -180,7 +188,10 @@ export function createDcrManager(options: DcrManagerOptions): DcrManager {
       schedule(delay, resolve)
     }
 
-    async function discover(): Promise<{ server: DcrServerMetadata; advertised: Partial<oauth.AuthorizationServer> }> {
+    async function discover(): Promise<{
+      server: DcrServerMetadata
+      advertised: Partial<oauth.AuthorizationServer>
+    }> {
       if (!dcr.discoveryUrl) {
         return {
           server: {
@@ -213,8 +224,12 @@ export function createDcrManager(options: DcrManagerOptions): DcrManager {
 
     async function register(): Promise<void> {
       const { server, advertised } = await discover()
-      if (dcr.preferClientMetadataDocument && advertised.client_id_metadata_document_supported === true) {
-        const secure = clientMetadataUrl.startsWith('https://') || options.allowLoopbackClientMetadata === true
+      if (
+        dcr.preferClientMetadataDocument &&
+        advertised.client_id_metadata_document_supported === true
+      ) {
+        const secure =
+          clientMetadataUrl.startsWith('https://') || options.allowLoopbackClientMetadata === true
         if (secure) {
           // Client ID metadata documents: the URL is the client id; nothing to cache or renew.
           cimd = { clientId: clientMetadataUrl, tokenEndpointAuthMethod: 'none', server }
@@ -222,10 +237,16 @@ export function createDcrManager(options: DcrManagerOptions): DcrManager {
           state = 'ready'
           unavailable = undefined
           failures = 0
-          log.info({ issuer: server.issuer, client_id: clientMetadataUrl }, 'dcr using a client ID metadata document instead of registering')
+          log.info(
+            { issuer: server.issuer, client_id: clientMetadataUrl },
+            'dcr using a client ID metadata document instead of registering',
+          )
           return
         }
-        log.warn({ issuer: server.issuer }, `upstream ${name} accepts client ID metadata documents, but vmcp's issuer is not https; registering instead`)
+        log.warn(
+          { issuer: server.issuer },
+          `upstream ${name} accepts client ID metadata documents, but vmcp's issuer is not https; registering instead`,
+        )
       }
       const registered = await registerClient(
         {
@@ -237,8 +258,12 @@ export function createDcrManager(options: DcrManagerOptions): DcrManager {
           clientName: dcr.clientName,
           ...(dcr.softwareId ? { softwareId: dcr.softwareId } : {}),
           ...(dcr.softwareStatement ? { softwareStatement: dcr.softwareStatement.reveal() } : {}),
-          ...(dcr.initialAccessToken ? { initialAccessToken: dcr.initialAccessToken.reveal() } : {}),
-          ...(dcr.tokenEndpointAuthMethod ? { tokenEndpointAuthMethod: dcr.tokenEndpointAuthMethod } : {}),
+          ...(dcr.initialAccessToken
+            ? { initialAccessToken: dcr.initialAccessToken.reveal() }
+            : {}),
+          ...(dcr.tokenEndpointAuthMethod
+            ? { tokenEndpointAuthMethod: dcr.tokenEndpointAuthMethod }
+            : {}),
           now,
         },
         http,
@@ -260,7 +285,8 @@ export function createDcrManager(options: DcrManagerOptions): DcrManager {
     }
 
     /** Secret expiry in epoch ms; undefined when it never expires (RFC 7591 §3.2.1: 0 or absent). */
-    const expiryMs = (c: DcrCredentials) => (c.clientSecretExpiresAt ? c.clientSecretExpiresAt * 1000 : undefined)
+    const expiryMs = (c: DcrCredentials) =>
+      c.clientSecretExpiresAt ? c.clientSecretExpiresAt * 1000 : undefined
 
     function scheduleRenewal(): void {
       const exp = creds && expiryMs(creds)
@@ -298,18 +324,28 @@ export function createDcrManager(options: DcrManagerOptions): DcrManager {
           failures++
           const delay = Math.min(backoff(), Math.max(exp - now(), 0))
           log.warn(
-            { step: 'renewal', client_id: current.clientId, client_secret_expires_at: current.clientSecretExpiresAt, retry_in_ms: delay },
+            {
+              step: 'renewal',
+              client_id: current.clientId,
+              client_secret_expires_at: current.clientSecretExpiresAt,
+              retry_in_ms: delay,
+            },
             `upstream ${name}: client secret renewal failed (${reason}); keeping the current secret, which expires at ${at}; retrying in ${seconds(delay)}`,
           )
           return schedule(delay, renewIfDue)
         }
         if (!current.registrationClientUri && dcr.autoReregister) {
           // No RFC 7592 at this server: an expired secret can only be replaced by registering again.
-          log.warn({ client_id: current.clientId }, `upstream ${name}: client secret expired at ${at} and the server does not support RFC 7592 renewal; registering again`)
+          log.warn(
+            { client_id: current.clientId },
+            `upstream ${name}: client secret expired at ${at} and the server does not support RFC 7592 renewal; registering again`,
+          )
           return register().catch(fail)
         }
         // Hard failure: the secret no longer works.
-        fail(new DcrError('renewal', `client secret expired at ${at} and renewal failed: ${reason}`))
+        fail(
+          new DcrError('renewal', `client secret expired at ${at} and renewal failed: ${reason}`),
+        )
       }
     }
 
@@ -321,8 +357,11 @@ export function createDcrManager(options: DcrManagerOptions): DcrManager {
         const latest = await options.store.get(key)
         // Another replica renewed while we waited for the lock: its rotated secret and token are
         // the live ones (the server already revoked ours), so adopt them instead of renewing.
-        const rotated = latest && latest.clientId === current.clientId &&
-          (latest.clientSecret !== current.clientSecret || latest.registrationAccessToken !== current.registrationAccessToken)
+        const rotated =
+          latest &&
+          latest.clientId === current.clientId &&
+          (latest.clientSecret !== current.clientSecret ||
+            latest.registrationAccessToken !== current.registrationAccessToken)
         if (latest && rotated) {
           ready(latest)
           log.debug({ client_id: latest.clientId }, 'dcr adopted a renewal made by another replica')
@@ -352,7 +391,10 @@ export function createDcrManager(options: DcrManagerOptions): DcrManager {
         const cached = await options.store.get(key)
         if (!cached) return await register()
         const ageDays = Math.floor((now() - cached.createdAt) / DAY_MS)
-        log.debug({ issuer: cached.server.issuer, client_id: cached.clientId, dcr_age_days: ageDays }, 'dcr cache hit')
+        log.debug(
+          { issuer: cached.server.issuer, client_id: cached.clientId, dcr_age_days: ageDays },
+          'dcr cache hit',
+        )
         if (ageDays > STALE_DAYS) {
           log.warn(
             { client_id: cached.clientId, dcr_age_days: ageDays, stale_threshold_days: STALE_DAYS },
@@ -373,7 +415,8 @@ export function createDcrManager(options: DcrManagerOptions): DcrManager {
       name,
       client() {
         if (cimd && state === 'ready') return cimd
-        if (state !== 'ready' || !creds) throw new DcrUnavailableError(name, unavailable ?? 'not registered')
+        if (state !== 'ready' || !creds)
+          throw new DcrUnavailableError(name, unavailable ?? 'not registered')
         return {
           clientId: creds.clientId,
           ...(creds.clientSecret ? { clientSecret: creds.clientSecret } : {}),
@@ -391,7 +434,11 @@ export function createDcrManager(options: DcrManagerOptions): DcrManager {
         )
         try {
           const latest = await options.store.get(key)
-          if (latest && latest.clientId === clientId && latest.clientSecret !== current.clientSecret) {
+          if (
+            latest &&
+            latest.clientId === clientId &&
+            latest.clientSecret !== current.clientSecret
+          ) {
             ready(latest)
             return true
           }
@@ -406,9 +453,16 @@ export function createDcrManager(options: DcrManagerOptions): DcrManager {
             if (renewed) return true
           }
         } catch (err) {
-          log.warn({ client_id: clientId }, `upstream ${name}: recovering from invalid_client failed: ${describe(err)}`)
+          log.warn(
+            { client_id: clientId },
+            `upstream ${name}: recovering from invalid_client failed: ${describe(err)}`,
+          )
         }
-        if (!dcr.autoReregister || now() - lastReregister < (options.reregisterIntervalMs ?? 60_000)) return false
+        if (
+          !dcr.autoReregister ||
+          now() - lastReregister < (options.reregisterIntervalMs ?? 60_000)
+        )
+          return false
         lastReregister = now()
         await single(() => register().catch(fail))
         return false
@@ -421,7 +475,12 @@ export function createDcrManager(options: DcrManagerOptions): DcrManager {
         }
       },
     }
-    return { upstream, start: () => void single(resolve), stop: () => clearTimeout(timer), settle: () => inflight }
+    return {
+      upstream,
+      start: () => void single(resolve),
+      stop: () => clearTimeout(timer),
+      settle: () => inflight,
+    }
   }
 
   return {

@@ -37,17 +37,26 @@ export function chooseAuthMethod(
   const s256 = advertised.code_challenge_methods_supported?.includes('S256') ?? false
   const pick = PREFERENCE.find((m) => supported.includes(m) && (m !== 'none' || s256))
   if (!pick) {
-    throw new DcrError('registration', `the server supports none of ${PREFERENCE.join(', ')} for token endpoint authentication (it offers ${supported.join(', ').slice(0, 200)})`)
+    throw new DcrError(
+      'registration',
+      `the server supports none of ${PREFERENCE.join(', ')} for token endpoint authentication (it offers ${supported.join(', ').slice(0, 200)})`,
+    )
   }
   return pick
 }
 
 /** RFC 7591 §3.1 registration through oauth4webapi; resolves with everything worth keeping. */
-export async function registerClient(options: RegisterOptions, http: DcrHttp): Promise<DcrCredentials> {
+export async function registerClient(
+  options: RegisterOptions,
+  http: DcrHttp,
+): Promise<DcrCredentials> {
   const { server } = options
   const endpoint = server.registration_endpoint
   if (!endpoint) {
-    throw new DcrError('registration', `the authorization server ${server.issuer} advertises no registration_endpoint (RFC 8414 §2); it does not support dynamic client registration`)
+    throw new DcrError(
+      'registration',
+      `the authorization server ${server.issuer} advertises no registration_endpoint (RFC 8414 §2); it does not support dynamic client registration`,
+    )
   }
   const method = chooseAuthMethod(options.advertised, options.tokenEndpointAuthMethod)
   const registered: DcrCredentials['registered'] = {
@@ -84,12 +93,24 @@ export async function registerClient(options: RegisterOptions, http: DcrHttp): P
 
 function toCredentials(
   client: Record<string, unknown>,
-  ctx: { key: DcrKey; upstream: string; server: DcrServerMetadata; method: TokenEndpointAuthMethod; registered: DcrCredentials['registered']; now: () => number },
+  ctx: {
+    key: DcrKey
+    upstream: string
+    server: DcrServerMetadata
+    method: TokenEndpointAuthMethod
+    registered: DcrCredentials['registered']
+    now: () => number
+  },
 ): DcrCredentials {
-  const str = (k: string) => (typeof client[k] === 'string' && client[k] !== '' ? (client[k] as string) : undefined)
+  const str = (k: string) =>
+    typeof client[k] === 'string' && client[k] !== '' ? (client[k] as string) : undefined
   const num = (k: string) => (typeof client[k] === 'number' ? (client[k] as number) : undefined)
   const clientId = str('client_id')
-  if (!clientId) throw new DcrError('registration', 'the registration response has no client_id (RFC 7591 §3.2.1)')
+  if (!clientId)
+    throw new DcrError(
+      'registration',
+      'the registration response has no client_id (RFC 7591 §3.2.1)',
+    )
   const secret = str('client_secret')
   // RFC 7591 §3.2.1: the server may change the method; use what it answered. A client without a
   // secret can only be public.
@@ -127,21 +148,36 @@ function toCredentials(
  * registration access token, and keep the rotated secret, token and URI it answers. oauth4webapi
  * has no RFC 7592 support, so this one request is made here through the shared fetch.
  */
-export async function renewClient(creds: DcrCredentials, http: DcrHttp, now: () => number): Promise<DcrCredentials> {
+export async function renewClient(
+  creds: DcrCredentials,
+  http: DcrHttp,
+  now: () => number,
+): Promise<DcrCredentials> {
   const uri = creds.registrationClientUri
   const rat = creds.registrationAccessToken
   if (!uri || !rat) {
-    throw new DcrError('renewal', 'the registration has no registration_client_uri or registration_access_token, so the server does not support RFC 7592 renewal; vmcp will register again when the secret expires')
+    throw new DcrError(
+      'renewal',
+      'the registration has no registration_client_uri or registration_access_token, so the server does not support RFC 7592 renewal; vmcp will register again when the secret expires',
+    )
   }
   // RFC 7592 §2.2: client_id plus the metadata; never the registration access token, the URI or
   // the server-set timestamps, and no client_secret (a server may only accept the current one).
-  const body = { client_id: creds.clientId, ...creds.registered, token_endpoint_auth_method: creds.tokenEndpointAuthMethod }
+  const body = {
+    client_id: creds.clientId,
+    ...creds.registered,
+    token_endpoint_auth_method: creds.tokenEndpointAuthMethod,
+  }
   let status = 0
   let text: string
   try {
     const res = await http.fetch(uri, {
       method: 'PUT',
-      headers: { 'content-type': 'application/json', accept: 'application/json', authorization: `Bearer ${rat}` },
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json',
+        authorization: `Bearer ${rat}`,
+      },
       body: JSON.stringify(body),
       signal: AbortSignal.timeout(http.timeoutMs),
     })
@@ -153,21 +189,28 @@ export async function renewClient(creds: DcrCredentials, http: DcrHttp, now: () 
   let json: Record<string, unknown> | undefined
   try {
     const parsed: unknown = JSON.parse(text)
-    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) json = parsed as Record<string, unknown>
+    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed))
+      json = parsed as Record<string, unknown>
   } catch {
     json = undefined
   }
   if (status !== 200) {
     const error = typeof json?.error === 'string' ? json.error.slice(0, 64) : undefined
-    const description = typeof json?.error_description === 'string' ? json.error_description.slice(0, 300) : undefined
+    const description =
+      typeof json?.error_description === 'string' ? json.error_description.slice(0, 300) : undefined
     const detail = error ? ` ${error}${description ? `: ${description}` : ''}` : ''
-    throw new DcrError('renewal', `RFC 7592 renewal at ${uri} failed with HTTP ${status}${detail}`, {
-      status,
-      ...(error ? { error } : {}),
-      ...(description ? { errorDescription: description } : {}),
-    })
+    throw new DcrError(
+      'renewal',
+      `RFC 7592 renewal at ${uri} failed with HTTP ${status}${detail}`,
+      {
+        status,
+        ...(error ? { error } : {}),
+        ...(description ? { errorDescription: description } : {}),
+      },
+    )
   }
-  if (!json) throw new DcrError('renewal', `RFC 7592 renewal at ${uri} did not answer JSON`, { status })
+  if (!json)
+    throw new DcrError('renewal', `RFC 7592 renewal at ${uri} did not answer JSON`, { status })
   if (json.client_id !== creds.clientId) {
     throw new DcrError('renewal', `RFC 7592 renewal at ${uri} answered another client_id`)
   }
@@ -181,10 +224,18 @@ export async function renewClient(creds: DcrCredentials, http: DcrHttp, now: () 
   })
   // The server may keep the secret (and omit it) or rotate the token and URI; keep what it did
   // not replace. A rotated URI must stay on the same server.
-  const renewed: DcrCredentials = { ...creds, ...next, createdAt: creds.createdAt, renewedAt: now() }
+  const renewed: DcrCredentials = {
+    ...creds,
+    ...next,
+    createdAt: creds.createdAt,
+    renewedAt: now(),
+  }
   if (!next.clientSecret && creds.clientSecret) renewed.clientSecret = creds.clientSecret
   if (!next.registrationAccessToken) renewed.registrationAccessToken = rat
-  if (!next.registrationClientUri || new URL(next.registrationClientUri).origin !== new URL(uri).origin) {
+  if (
+    !next.registrationClientUri ||
+    new URL(next.registrationClientUri).origin !== new URL(uri).origin
+  ) {
     renewed.registrationClientUri = uri
   }
   if (typeof json.client_secret_expires_at !== 'number') delete renewed.clientSecretExpiresAt

@@ -16,21 +16,34 @@ interface StoredRecord {
 
 function toRecord(creds: DcrCredentials, sealer: Sealer): StoredRecord {
   const { clientSecret, registrationAccessToken, ...rest } = creds
-  return { credentials: rest, sealed: sealer.seal(JSON.stringify({ clientSecret, registrationAccessToken })) }
+  return {
+    credentials: rest,
+    sealed: sealer.seal(JSON.stringify({ clientSecret, registrationAccessToken })),
+  }
 }
 
 /** Throws when the record was sealed under another key or tampered with. */
 function fromRecord(record: StoredRecord, sealer: Sealer): DcrCredentials {
-  const secrets = JSON.parse(sealer.open(record.sealed)) as Pick<DcrCredentials, 'clientSecret' | 'registrationAccessToken'>
+  const secrets = JSON.parse(sealer.open(record.sealed)) as Pick<
+    DcrCredentials,
+    'clientSecret' | 'registrationAccessToken'
+  >
   const creds: DcrCredentials = { ...record.credentials }
   if (secrets.clientSecret) creds.clientSecret = secrets.clientSecret
-  if (secrets.registrationAccessToken) creds.registrationAccessToken = secrets.registrationAccessToken
+  if (secrets.registrationAccessToken)
+    creds.registrationAccessToken = secrets.registrationAccessToken
   return creds
 }
 
 function isRecord(v: unknown): v is StoredRecord {
   const r = v as StoredRecord | undefined
-  return typeof r === 'object' && r !== null && typeof r.sealed === 'string' && typeof r.credentials?.clientId === 'string' && typeof r.credentials?.key?.issuer === 'string'
+  return (
+    typeof r === 'object' &&
+    r !== null &&
+    typeof r.sealed === 'string' &&
+    typeof r.credentials?.clientId === 'string' &&
+    typeof r.credentials?.key?.issuer === 'string'
+  )
 }
 
 /** In-process locks: one holder per key until released or `ttlMs` passes. */
@@ -87,12 +100,16 @@ export interface FileDcrStoreOptions {
  * sealed. A corrupt file, or entries sealed under another key, are ignored with a warning: the
  * upstream registers again and the next write replaces them.
  */
-export async function createFileDcrStore(options: FileDcrStoreOptions): Promise<DcrCredentialStore> {
+export async function createFileDcrStore(
+  options: FileDcrStoreOptions,
+): Promise<DcrCredentialStore> {
   const { dataDir, logger } = options
   const file = join(dataDir, DCR_FILE)
   const log = logger.child({ component: 'dcr.store', file })
   await mkdir(dataDir, { recursive: true, mode: 0o700 })
-  const sealer = createSealer(options.key ?? (await loadOrCreateKey(join(dataDir, DCR_KEY_FILE), log)))
+  const sealer = createSealer(
+    options.key ?? (await loadOrCreateKey(join(dataDir, DCR_KEY_FILE), log)),
+  )
   let queue: Promise<unknown> = Promise.resolve()
   // One writer at a time within the process: read-modify-write must not interleave.
   const serial = <T>(fn: () => Promise<T>): Promise<T> => {
@@ -108,16 +125,22 @@ export async function createFileDcrStore(options: FileDcrStoreOptions): Promise<
       text = await readFile(file, 'utf8')
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {}
-      throw new DcrError('store', `cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`)
+      throw new DcrError(
+        'store',
+        `cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      )
     }
     try {
       const parsed = JSON.parse(text) as { version?: unknown; entries?: unknown }
-      if (parsed.version !== 1 || typeof parsed.entries !== 'object' || parsed.entries === null) throw new Error()
+      if (parsed.version !== 1 || typeof parsed.entries !== 'object' || parsed.entries === null)
+        throw new Error()
       return parsed.entries as Record<string, unknown>
     } catch {
       if (!warnedCorrupt) {
         warnedCorrupt = true
-        log.warn(`dcr cache file ${file} is corrupt; ignoring it: upstreams register again and the file is rewritten`)
+        log.warn(
+          `dcr cache file ${file} is corrupt; ignoring it: upstreams register again and the file is rewritten`,
+        )
       }
       return {}
     }
@@ -136,7 +159,11 @@ export async function createFileDcrStore(options: FileDcrStoreOptions): Promise<
       return fromRecord(value, sealer)
     } catch {
       log.warn(
-        { upstream: value.credentials.upstream, issuer: value.credentials.key.issuer, entry: id.slice(0, 12) },
+        {
+          upstream: value.credentials.upstream,
+          issuer: value.credentials.key.issuer,
+          entry: id.slice(0, 12),
+        },
         `dcr cache entry for upstream ${value.credentials.upstream} cannot be decrypted (sealed under another key, or tampered with); ignoring it and registering again`,
       )
       return undefined
@@ -186,7 +213,11 @@ async function loadOrCreateKey(path: string, logger: Logger): Promise<Buffer> {
     })
     if (text === undefined) return undefined
     const key = Buffer.from(text.trim(), 'base64url')
-    if (key.length !== 32) throw new DcrError('store', `${path} does not hold a 32-byte key; move it away to generate a new one`)
+    if (key.length !== 32)
+      throw new DcrError(
+        'store',
+        `${path} does not hold a 32-byte key; move it away to generate a new one`,
+      )
     return key
   }
   const existing = await read()
@@ -246,7 +277,11 @@ export function createRedisDcrStore(options: RedisDcrStoreOptions): DcrCredentia
       return await fn()
     } catch (err) {
       // ioredis messages can carry arguments; only the class of failure leaves this module.
-      const reason = err instanceof Error && /ECONNREFUSED|closed|timed out|Stream isn't writeable/i.test(err.message) ? 'Redis is unreachable' : 'Redis command failed'
+      const reason =
+        err instanceof Error &&
+        /ECONNREFUSED|closed|timed out|Stream isn't writeable/i.test(err.message)
+          ? 'Redis is unreachable'
+          : 'Redis command failed'
       throw new DcrError('store', `cannot ${what} the registration cache: ${reason}`)
     }
   }
@@ -257,7 +292,10 @@ export function createRedisDcrStore(options: RedisDcrStoreOptions): DcrCredentia
       const value: unknown = JSON.parse(text)
       return isRecord(value) ? fromRecord(value, sealer) : undefined
     } catch {
-      options.logger.warn({ component: 'dcr.store' }, 'dcr cache entry in Redis cannot be read or decrypted (another encryptionKey?); ignoring it and registering again')
+      options.logger.warn(
+        { component: 'dcr.store' },
+        'dcr cache entry in Redis cannot be read or decrypted (another encryptionKey?); ignoring it and registering again',
+      )
       return undefined
     }
   }
@@ -266,7 +304,11 @@ export function createRedisDcrStore(options: RedisDcrStoreOptions): DcrCredentia
     get: (key) => run('read', async () => parse(await client.get(keyOf(key)))),
     put: (creds) =>
       run('write', async () => {
-        await client.multi().set(keyOf(creds.key), JSON.stringify(toRecord(creds, sealer))).sadd(index, keyOf(creds.key)).exec()
+        await client
+          .multi()
+          .set(keyOf(creds.key), JSON.stringify(toRecord(creds, sealer)))
+          .sadd(index, keyOf(creds.key))
+          .exec()
       }),
     delete: (key) =>
       run('write', async () => {

@@ -6,7 +6,11 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { startDatadogLike, type DatadogLike } from '../../fixtures/datadog-like/datadog-like.mjs'
 import { loadConfigFile } from '../../src/config/index.js'
-import { createDcrManager, createDcrStoreFromConfig, dcrUpstreamSpecs } from '../../src/dcr/index.js'
+import {
+  createDcrManager,
+  createDcrStoreFromConfig,
+  dcrUpstreamSpecs,
+} from '../../src/dcr/index.js'
 import { createOutboundFetch } from '../../src/net/index.js'
 import { memoryLogger } from '../support/vmcp.js'
 
@@ -15,10 +19,19 @@ const CLI = `${ROOT}dist/src/cli/main.js`
 
 function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { cwd: ROOT, timeout: 20_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : -1) : 0
-      resolve({ code, stdout, stderr })
-    })
+    execFile(
+      process.execPath,
+      [CLI, ...args],
+      { cwd: ROOT, timeout: 20_000 },
+      (err, stdout, stderr) => {
+        const code = err
+          ? typeof (err as { code?: unknown }).code === 'number'
+            ? (err as { code: number }).code
+            : -1
+          : 0
+        resolve({ code, stdout, stderr })
+      },
+    )
   })
 }
 
@@ -66,9 +79,17 @@ authServer:
     const rc = loadConfigFile(file).config.authServer?.runConfig
     if (!rc) throw new Error('no runConfig')
     const store = await createDcrStoreFromConfig(rc, memoryLogger().logger)
-    const manager = createDcrManager({ store, fetch: createOutboundFetch(), logger: memoryLogger().logger, issuer: rc.issuer, upstreams: dcrUpstreamSpecs(rc) })
+    const manager = createDcrManager({
+      store,
+      fetch: createOutboundFetch(),
+      logger: memoryLogger().logger,
+      issuer: rc.issuer,
+      upstreams: dcrUpstreamSpecs(rc),
+    })
     manager.start()
-    await vi.waitFor(() => expect(manager.upstream('datadog')?.status().state).toBe('ready'), { timeout: 15_000 })
+    await vi.waitFor(() => expect(manager.upstream('datadog')?.status().state).toBe('ready'), {
+      timeout: 15_000,
+    })
     const client = manager.upstream('datadog')?.client()
     secrets = [client?.clientSecret ?? 'missing']
     secrets.push(...(await store.list()).map((c) => c.registrationAccessToken ?? 'missing'))
@@ -79,11 +100,20 @@ authServer:
     const [header, row, ...rest] = list.stdout.trim().split('\n')
     expect(header).toBe('UPSTREAM\tISSUER\tCLIENT_ID\tAGE\tSECRET_EXPIRES')
     expect(rest).toEqual([])
-    expect(row?.split('\t')).toEqual(['datadog', dd.issuer, client?.clientId, '0d', expect.stringMatching(/^\d{4}-\d\d-\d\dT.*Z$/)])
+    expect(row?.split('\t')).toEqual([
+      'datadog',
+      dd.issuer,
+      client?.clientId,
+      '0d',
+      expect.stringMatching(/^\d{4}-\d\d-\d\dT.*Z$/),
+    ])
     for (const s of secrets) expect(list.stdout + list.stderr).not.toContain(s)
 
     const missing = await run(['dcr', 'forget', '--config', file, '--upstream', 'nope'])
-    expect(missing).toMatchObject({ code: 1, stderr: 'vmcp: no cached registration for upstream "nope" (cached: datadog)\n' })
+    expect(missing).toMatchObject({
+      code: 1,
+      stderr: 'vmcp: no cached registration for upstream "nope" (cached: datadog)\n',
+    })
     const forget = await run(['dcr', 'forget', '--config', file, '--upstream', 'datadog'])
     expect(forget).toMatchObject({
       code: 0,
@@ -93,7 +123,13 @@ authServer:
   })
 
   it('usage errors exit 2', async () => {
-    expect(await run(['dcr', 'forget', '--config', file])).toMatchObject({ code: 2, stderr: 'vmcp: dcr forget needs --upstream NAME\n' })
-    expect(await run(['dcr', 'show', '--config', file])).toMatchObject({ code: 2, stderr: 'vmcp: dcr needs a subcommand: list or forget (got "show")\n' })
+    expect(await run(['dcr', 'forget', '--config', file])).toMatchObject({
+      code: 2,
+      stderr: 'vmcp: dcr forget needs --upstream NAME\n',
+    })
+    expect(await run(['dcr', 'show', '--config', file])).toMatchObject({
+      code: 2,
+      stderr: 'vmcp: dcr needs a subcommand: list or forget (got "show")\n',
+    })
   })
 })

@@ -15,21 +15,40 @@ describe('client ID metadata document: vmcp serves it and uses its URL as client
     stub = await startStub((req, res, origin) => {
       if (req.url?.startsWith('/.well-known/')) {
         res.writeHead(200, { 'content-type': 'application/json' })
-        res.end(JSON.stringify({ issuer: origin, authorization_endpoint: `${origin}/authorize`, token_endpoint: `${origin}/token`, client_id_metadata_document_supported: true }))
+        res.end(
+          JSON.stringify({
+            issuer: origin,
+            authorization_endpoint: `${origin}/authorize`,
+            token_endpoint: `${origin}/token`,
+            client_id_metadata_document_supported: true,
+          }),
+        )
       } else res.writeHead(404).end()
     })
     issuer = `http://127.0.0.1:${await freePort()}`
     gw = await startVmcp(
       {
         server: { port: Number(new URL(issuer).port) },
-        incomingAuth: { type: 'oidc', oidc: { issuer, audience: `${issuer}/mcp`, resource: `${issuer}/mcp` } },
+        incomingAuth: {
+          type: 'oidc',
+          oidc: { issuer, audience: `${issuer}/mcp`, resource: `${issuer}/mcp` },
+        },
         authServer: {
           runConfig: {
             issuer,
             allowedAudiences: [`${issuer}/mcp`],
             dataDir: mkdtempSync(join(tmpdir(), 'vmcp-cimd-')),
             upstreams: [
-              { name: 'corp', type: 'oauth2', oauth2: { authorizationEndpoint: `${stub.origin}/authorize`, tokenEndpoint: `${stub.origin}/token`, dcr: { discoveryUrl: stub.origin, preferClientMetadataDocument: true }, userinfo: { url: `${stub.origin}/me` } } },
+              {
+                name: 'corp',
+                type: 'oauth2',
+                oauth2: {
+                  authorizationEndpoint: `${stub.origin}/authorize`,
+                  tokenEndpoint: `${stub.origin}/token`,
+                  dcr: { discoveryUrl: stub.origin, preferClientMetadataDocument: true },
+                  userinfo: { url: `${stub.origin}/me` },
+                },
+              },
             ],
           },
         },
@@ -53,7 +72,13 @@ describe('client ID metadata document: vmcp serves it and uses its URL as client
       response_types: ['code'],
       token_endpoint_auth_method: 'none',
     })
-    await vi.waitFor(() => expect(gw.logs.some((l) => l.includes('dcr using a client ID metadata document'))).toBe(true), { timeout: 15_000 })
+    await vi.waitFor(
+      () =>
+        expect(gw.logs.some((l) => l.includes('dcr using a client ID metadata document'))).toBe(
+          true,
+        ),
+      { timeout: 15_000 },
+    )
     expect(stub.requests.filter((r) => r.startsWith('POST'))).toEqual([])
   })
 })

@@ -29,9 +29,18 @@ describe('DCR end to end: SDK client → vmcp (Mode B: corp OIDC + a Datadog-lik
     backends: [{ name: 'datadog', transport: 'streamable-http', url: dd.mcpUrl }],
     incomingAuth: {
       type: 'oidc',
-      oidc: { issuer, audience: `${issuer}/mcp`, resource: `${issuer}/mcp`, scopes: ['openid', 'offline_access'] },
+      oidc: {
+        issuer,
+        audience: `${issuer}/mcp`,
+        resource: `${issuer}/mcp`,
+        scopes: ['openid', 'offline_access'],
+      },
     },
-    outgoingAuth: { backends: { datadog: { type: 'upstream_inject', upstreamInject: { providerName: 'datadog' } } } },
+    outgoingAuth: {
+      backends: {
+        datadog: { type: 'upstream_inject', upstreamInject: { providerName: 'datadog' } },
+      },
+    },
     authServer: {
       runConfig: {
         issuer,
@@ -41,12 +50,20 @@ describe('DCR end to end: SDK client → vmcp (Mode B: corp OIDC + a Datadog-lik
           {
             name: 'corp',
             type: 'oidc',
-            oidc: { issuerUrl: corp.issuer, clientId: corpClient.client_id, clientSecret: { env: 'CORP_SECRET' } },
+            oidc: {
+              issuerUrl: corp.issuer,
+              clientId: corpClient.client_id,
+              clientSecret: { env: 'CORP_SECRET' },
+            },
           },
           {
             name: 'datadog',
             type: 'oauth2',
-            oauth2: { scopes: ['mcp'], resource: dd.resource, dcr: { discoveryUrl: dd.issuer, renewBefore } },
+            oauth2: {
+              scopes: ['mcp'],
+              resource: dd.resource,
+              dcr: { discoveryUrl: dd.issuer, renewBefore },
+            },
           },
         ],
       },
@@ -65,9 +82,18 @@ describe('DCR end to end: SDK client → vmcp (Mode B: corp OIDC + a Datadog-lik
   const whoami = async (g: RunningVmcp) => {
     const { client, provider } = await connectWithOAuth(g.url)
     const tokens = provider.tokens()
-    userSecrets.push(provider.code ?? '', provider.codeVerifier(), tokens?.access_token ?? '', tokens?.refresh_token ?? '')
+    userSecrets.push(
+      provider.code ?? '',
+      provider.codeVerifier(),
+      tokens?.access_token ?? '',
+      tokens?.refresh_token ?? '',
+    )
     try {
-      return JSON.parse(await callText(client, 'datadog_whoami')) as { sub: string; client_id: string; aud: string }
+      return JSON.parse(await callText(client, 'datadog_whoami')) as {
+        sub: string
+        client_id: string
+        aud: string
+      }
     } finally {
       await client.close()
     }
@@ -78,7 +104,9 @@ describe('DCR end to end: SDK client → vmcp (Mode B: corp OIDC + a Datadog-lik
     dd = await startDatadogLike({ secretTtl: 3600 })
     port = await freePort()
     issuer = `http://127.0.0.1:${port}`
-    corpClient = await corp.registerConfidentialClient({ redirect_uris: [`${issuer}/oauth/callback`] })
+    corpClient = await corp.registerConfidentialClient({
+      redirect_uris: [`${issuer}/oauth/callback`],
+    })
     dataDir = mkdtempSync(join(tmpdir(), 'vmcp-dcr-e2e-'))
   })
   afterAll(async () => {
@@ -89,7 +117,9 @@ describe('DCR end to end: SDK client → vmcp (Mode B: corp OIDC + a Datadog-lik
 
   it('registers by discovery alone (RFC 8414 path-inserted URL) and tools/call reaches the MCP server with the user’s upstream token', async () => {
     const g = await start()
-    await vi.waitFor(() => expect(findLog(g, 'dcr registration succeeded')).toHaveLength(1), { timeout: 15_000 })
+    await vi.waitFor(() => expect(findLog(g, 'dcr registration succeeded')).toHaveLength(1), {
+      timeout: 15_000,
+    })
     expect(dd.counts.registrations).toBe(1)
     expect(dd.counts.metadata).toBe(1)
     const [success] = findLog(g, 'dcr registration succeeded')
@@ -118,9 +148,15 @@ describe('DCR end to end: SDK client → vmcp (Mode B: corp OIDC + a Datadog-lik
 
   it('a secret within renewBefore of expiry is renewed exactly once (RFC 7592) and calls keep working', async () => {
     const g = await start('2h') // the secret lives 1 h: already inside the window
-    await vi.waitFor(() => expect(findLog(g, 'dcr client secret renewed (RFC 7592)')).toHaveLength(1), { timeout: 15_000 })
+    await vi.waitFor(
+      () => expect(findLog(g, 'dcr client secret renewed (RFC 7592)')).toHaveLength(1),
+      { timeout: 15_000 },
+    )
     expect(dd.counts.renewals).toBe(1)
-    expect(findLog(g, 'dcr client secret renewed (RFC 7592)')[0]).toMatchObject({ rotated: true, level: 30 })
+    expect(findLog(g, 'dcr client secret renewed (RFC 7592)')[0]).toMatchObject({
+      rotated: true,
+      level: 30,
+    })
     expect((await whoami(g)).sub).toBe('dd-user')
     expect(dd.counts.renewals).toBe(1)
     expect(dd.counts.registrations).toBe(1)
@@ -130,7 +166,9 @@ describe('DCR end to end: SDK client → vmcp (Mode B: corp OIDC + a Datadog-lik
     dd.state.renewalFailure = 'http500'
     try {
       const g = await start('2h')
-      await vi.waitFor(() => expect(findLog(g, /client secret renewal failed/)).toHaveLength(1), { timeout: 15_000 })
+      await vi.waitFor(() => expect(findLog(g, /client secret renewal failed/)).toHaveLength(1), {
+        timeout: 15_000,
+      })
       const [line] = findLog(g, /client secret renewal failed/)
       expect(line?.level).toBe(40)
       expect(line?.msg).toMatch(
@@ -146,7 +184,13 @@ describe('DCR end to end: SDK client → vmcp (Mode B: corp OIDC + a Datadog-lik
     dd.state.renewalFailure = 'http500'
     try {
       const g = await start('10m', () => Date.now() + 3 * 3600_000)
-      await vi.waitFor(() => expect(findLog(g, /upstream datadog unavailable: client secret expired at/)).toHaveLength(1), { timeout: 15_000 })
+      await vi.waitFor(
+        () =>
+          expect(findLog(g, /upstream datadog unavailable: client secret expired at/)).toHaveLength(
+            1,
+          ),
+        { timeout: 15_000 },
+      )
       const [line] = findLog(g, /upstream datadog unavailable/)
       expect(line?.msg).toMatch(
         /^upstream datadog unavailable: client secret expired at \S+Z and renewal failed: RFC 7592 renewal at \S+ failed with HTTP 500 server_error: registration management is down; retrying in 60 s$/,
@@ -155,7 +199,9 @@ describe('DCR end to end: SDK client → vmcp (Mode B: corp OIDC + a Datadog-lik
       await expect(connectWithOAuth(g.url, provider)).rejects.toThrow(/authorization failed/)
       expect(provider.errors[0]).toMatchObject({
         error: 'temporarily_unavailable',
-        error_description: expect.stringMatching(/^upstream datadog: not available: client secret expired at \S+ and renewal failed/),
+        error_description: expect.stringMatching(
+          /^upstream datadog: not available: client secret expired at \S+ and renewal failed/,
+        ),
       })
     } finally {
       dd.state.renewalFailure = undefined

@@ -17,14 +17,24 @@ describe('Mode B token_exchange with subjectProviderName: the corporate token is
     corp = await startIdp()
     const port = await freePort()
     const issuer = `http://127.0.0.1:${port}`
-    const login = await corp.registerConfidentialClient({ redirect_uris: [`${issuer}/oauth/callback`] })
+    const login = await corp.registerConfidentialClient({
+      redirect_uris: [`${issuer}/oauth/callback`],
+    })
     const exchanger = await corp.registerConfidentialClient()
     backend = await startTestBackend(['--name', 'exch-api'])
     gw = await startVmcp(
       {
         server: { port },
         backends: [{ name: 'exch', transport: 'streamable-http', url: backend.url }],
-        incomingAuth: { type: 'oidc', oidc: { issuer, audience: `${issuer}/mcp`, resource: `${issuer}/mcp`, scopes: ['openid'] } },
+        incomingAuth: {
+          type: 'oidc',
+          oidc: {
+            issuer,
+            audience: `${issuer}/mcp`,
+            resource: `${issuer}/mcp`,
+            scopes: ['openid'],
+          },
+        },
         outgoingAuth: {
           backends: {
             exch: {
@@ -46,7 +56,15 @@ describe('Mode B token_exchange with subjectProviderName: the corporate token is
             allowedAudiences: [`${issuer}/mcp`],
             dataDir: mkdtempSync(join(tmpdir(), 'vmcp-subject-provider-')),
             upstreams: [
-              { name: 'corp', type: 'oidc', oidc: { issuerUrl: corp.issuer, clientId: login.client_id, clientSecret: { env: 'CORP_SECRET' } } },
+              {
+                name: 'corp',
+                type: 'oidc',
+                oidc: {
+                  issuerUrl: corp.issuer,
+                  clientId: login.client_id,
+                  clientSecret: { env: 'CORP_SECRET' },
+                },
+              },
             ],
           },
         },
@@ -70,7 +88,10 @@ describe('Mode B token_exchange with subjectProviderName: the corporate token is
     expect(corp.exchanges).toHaveLength(1)
     // The IdP accepted the subject token as one of its own (vmcp's JWT would have been refused)
     // and issued a token for the configured resource, for the signed-in user.
-    expect(corp.exchanges[0]).toMatchObject({ subjectSub: 'alice', audience: 'https://exch-api.example/mcp' })
+    expect(corp.exchanges[0]).toMatchObject({
+      subjectSub: 'alice',
+      audience: 'https://exch-api.example/mcp',
+    })
     expect((await corp.verifyAccessToken(sent, 'https://exch-api.example/mcp')).sub).toBe('alice')
   })
 })

@@ -11,7 +11,11 @@ describe('cache key (issuer, redirect_uri, scopes_hash)', () => {
   })
 
   it('the key id changes with each part and cannot be forged by moving separators', () => {
-    const base = { issuer: 'https://a.example', redirectUri: 'https://v/oauth/callback', scopesHash: scopesHash(['mcp']) }
+    const base = {
+      issuer: 'https://a.example',
+      redirectUri: 'https://v/oauth/callback',
+      scopesHash: scopesHash(['mcp']),
+    }
     const ids = new Set([
       dcrKeyId(base),
       dcrKeyId({ ...base, issuer: 'https://b.example' }),
@@ -30,15 +34,24 @@ describe('discoveryTarget: the issuer a discovery URL must describe (RFC 8414 §
     ['https://as.example/v1/mcp', { issuer: 'https://as.example/v1/mcp' }],
     [
       'https://as.example/.well-known/oauth-authorization-server/v1/mcp',
-      { issuer: 'https://as.example/v1/mcp', metadataUrl: 'https://as.example/.well-known/oauth-authorization-server/v1/mcp' },
+      {
+        issuer: 'https://as.example/v1/mcp',
+        metadataUrl: 'https://as.example/.well-known/oauth-authorization-server/v1/mcp',
+      },
     ],
     [
       'https://as.example/.well-known/oauth-authorization-server',
-      { issuer: 'https://as.example', metadataUrl: 'https://as.example/.well-known/oauth-authorization-server' },
+      {
+        issuer: 'https://as.example',
+        metadataUrl: 'https://as.example/.well-known/oauth-authorization-server',
+      },
     ],
     [
       'https://as.example/tenant/.well-known/openid-configuration',
-      { issuer: 'https://as.example/tenant', metadataUrl: 'https://as.example/tenant/.well-known/openid-configuration' },
+      {
+        issuer: 'https://as.example/tenant',
+        metadataUrl: 'https://as.example/tenant/.well-known/openid-configuration',
+      },
     ],
   ])('%s', (url, expected) => {
     expect(discoveryTarget(url)).toEqual(expected)

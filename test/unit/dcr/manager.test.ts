@@ -3,7 +3,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { startDatadogLike, type DatadogLike } from '../../../fixtures/datadog-like/datadog-like.mjs'
-import { createFileDcrStore, createMemoryDcrStore, createRedisDcrStore, DcrUnavailableError } from '../../../src/dcr/index.js'
+import {
+  createFileDcrStore,
+  createMemoryDcrStore,
+  createRedisDcrStore,
+  DcrUnavailableError,
+} from '../../../src/dcr/index.js'
 import { redisCommand, startRedis } from '../../support/redis.js'
 import { memoryLogger } from '../../support/vmcp.js'
 import { CALLBACK, harness, spec, startStub, VMCP_ISSUER, type Harness } from './support.js'
@@ -28,31 +33,51 @@ describe('registration lifecycle against the Datadog-like server', () => {
     const before = dd.counts.registrations
     h.manager.start()
     expect(() => h.manager.upstream('datadog')?.client()).toThrow(DcrUnavailableError)
-    expect(() => h.manager.upstream('datadog')?.client()).toThrow('upstream datadog is not available: registration has not completed yet')
+    expect(() => h.manager.upstream('datadog')?.client()).toThrow(
+      'upstream datadog is not available: registration has not completed yet',
+    )
     await ready(h, 'datadog')
     expect(dd.counts.registrations).toBe(before + 1)
     const client = h.manager.upstream('datadog')?.client()
-    expect(client).toMatchObject({ tokenEndpointAuthMethod: 'client_secret_post', server: { issuer: dd.issuer, token_endpoint: `${dd.issuer}/token` } })
+    expect(client).toMatchObject({
+      tokenEndpointAuthMethod: 'client_secret_post',
+      server: { issuer: dd.issuer, token_endpoint: `${dd.issuer}/token` },
+    })
     const success = h.records().filter((r) => r.msg === 'dcr registration succeeded')
     expect(success).toHaveLength(1)
-    expect(success[0]).toMatchObject({ level: 30, upstream: 'datadog', issuer: dd.issuer, client_id: client?.clientId, redirect_uri: CALLBACK })
+    expect(success[0]).toMatchObject({
+      level: 30,
+      upstream: 'datadog',
+      issuer: dd.issuer,
+      client_id: client?.clientId,
+      redirect_uri: CALLBACK,
+    })
     expect(h.logs.join('\n')).not.toContain(client?.clientSecret)
     await h.manager.close()
   })
 
   it('a second process on the same file store registers nothing (cache hit, no discovery)', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'vmcp-dcr-mgr-'))
-    const first = harness([spec('datadog', { discoveryUrl: dd.issuer })], { store: await createFileDcrStore({ dataDir, logger: memoryLogger().logger }) })
+    const first = harness([spec('datadog', { discoveryUrl: dd.issuer })], {
+      store: await createFileDcrStore({ dataDir, logger: memoryLogger().logger }),
+    })
     first.manager.start()
     await ready(first, 'datadog')
     await first.manager.close()
     const counts = { ...dd.counts }
-    const second = harness([spec('datadog', { discoveryUrl: dd.issuer })], { store: await createFileDcrStore({ dataDir, logger: memoryLogger().logger }) })
+    const second = harness([spec('datadog', { discoveryUrl: dd.issuer })], {
+      store: await createFileDcrStore({ dataDir, logger: memoryLogger().logger }),
+    })
     second.manager.start()
     await ready(second, 'datadog')
     expect(dd.counts).toEqual(counts)
-    expect(second.manager.upstream('datadog')?.client().clientId).toBe(first.manager.upstream('datadog')?.status().clientId)
-    expect(second.records().find((r) => r.msg === 'dcr cache hit')).toMatchObject({ level: 20, dcr_age_days: 0 })
+    expect(second.manager.upstream('datadog')?.client().clientId).toBe(
+      first.manager.upstream('datadog')?.status().clientId,
+    )
+    expect(second.records().find((r) => r.msg === 'dcr cache hit')).toMatchObject({
+      level: 20,
+      dcr_age_days: 0,
+    })
     await second.manager.close()
   })
 
@@ -61,9 +86,15 @@ describe('registration lifecycle against the Datadog-like server', () => {
     const first = harness([spec('datadog', { discoveryUrl: dd.issuer })], { store })
     first.manager.start()
     await ready(first, 'datadog')
-    const later = harness([spec('datadog', { discoveryUrl: dd.issuer, renewBefore: 0 })], { store, now: () => Date.now() + 91 * 86_400_000 })
+    const later = harness([spec('datadog', { discoveryUrl: dd.issuer, renewBefore: 0 })], {
+      store,
+      now: () => Date.now() + 91 * 86_400_000,
+    })
     later.manager.start()
-    await vi.waitFor(() => expect(later.records().some((r) => r.dcr_age_days === 91 && r.level === 40)).toBe(true), WAIT)
+    await vi.waitFor(
+      () => expect(later.records().some((r) => r.dcr_age_days === 91 && r.level === 40)).toBe(true),
+      WAIT,
+    )
     expect(later.lines(/days old/)).toEqual([
       'upstream datadog: the cached registration is 91 days old; consider clearing it with "vmcp dcr forget --upstream datadog" so vmcp registers afresh',
     ])
@@ -77,7 +108,9 @@ describe('registration lifecycle against the Datadog-like server', () => {
     await ready(first, 'datadog')
     await first.manager.close()
     // Restarted with a window wider than the secret's life: the cached secret is due at once.
-    const h = harness([spec('datadog', { discoveryUrl: dd.issuer, renewBefore: 2 * 3600_000 })], { store })
+    const h = harness([spec('datadog', { discoveryUrl: dd.issuer, renewBefore: 2 * 3600_000 })], {
+      store,
+    })
     const before = dd.counts.renewals
     h.manager.start()
     await vi.waitFor(() => expect(h.lines(/client secret renewed/)).toHaveLength(1), WAIT)
@@ -117,7 +150,9 @@ describe('registration lifecycle against the Datadog-like server', () => {
 
   it('invalid_client with an expired secret: RFC 7592 renewal keeps the client id, and the request may be retried', async () => {
     let offset = 0
-    const h = harness([spec('datadog', { discoveryUrl: dd.issuer })], { now: () => Date.now() + offset })
+    const h = harness([spec('datadog', { discoveryUrl: dd.issuer })], {
+      now: () => Date.now() + offset,
+    })
     h.manager.start()
     await ready(h, 'datadog')
     const u = h.manager.upstream('datadog')
@@ -175,7 +210,9 @@ describe('registration lifecycle against the Datadog-like server', () => {
     const { writeFileSync } = await import('node:fs')
     writeFileSync(join(dataDir, 'dcr-credentials.json'), 'not json at all')
     const { logger, logs } = memoryLogger('trace')
-    const h = harness([spec('datadog', { discoveryUrl: dd.issuer })], { store: await createFileDcrStore({ dataDir, logger }) })
+    const h = harness([spec('datadog', { discoveryUrl: dd.issuer })], {
+      store: await createFileDcrStore({ dataDir, logger }),
+    })
     const before = dd.counts.registrations
     h.manager.start()
     await ready(h, 'datadog')
@@ -188,12 +225,20 @@ describe('registration lifecycle against the Datadog-like server', () => {
 
   it('a cache sealed with another key: warn, register once, never crash', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'vmcp-dcr-otherkey-'))
-    const first = harness([spec('datadog', { discoveryUrl: dd.issuer })], { store: await createFileDcrStore({ dataDir, key: Buffer.alloc(32, 1), logger: memoryLogger().logger }) })
+    const first = harness([spec('datadog', { discoveryUrl: dd.issuer })], {
+      store: await createFileDcrStore({
+        dataDir,
+        key: Buffer.alloc(32, 1),
+        logger: memoryLogger().logger,
+      }),
+    })
     first.manager.start()
     await ready(first, 'datadog')
     await first.manager.close()
     const { logger, logs } = memoryLogger('trace')
-    const h = harness([spec('datadog', { discoveryUrl: dd.issuer })], { store: await createFileDcrStore({ dataDir, key: Buffer.alloc(32, 2), logger }) })
+    const h = harness([spec('datadog', { discoveryUrl: dd.issuer })], {
+      store: await createFileDcrStore({ dataDir, key: Buffer.alloc(32, 2), logger }),
+    })
     const before = dd.counts.registrations
     h.manager.start()
     await ready(h, 'datadog')
@@ -208,11 +253,23 @@ describe('registration lifecycle against the Datadog-like server', () => {
     const stub = await startStub((req, res, origin) => {
       if (req.url?.startsWith('/.well-known/')) {
         res.writeHead(200, { 'content-type': 'application/json' })
-        res.end(JSON.stringify({ issuer: origin, authorization_endpoint: `${origin}/a`, token_endpoint: `${origin}/t`, registration_endpoint: `${origin}/register` }))
+        res.end(
+          JSON.stringify({
+            issuer: origin,
+            authorization_endpoint: `${origin}/a`,
+            token_endpoint: `${origin}/t`,
+            registration_endpoint: `${origin}/register`,
+          }),
+        )
         return
       }
       res.writeHead(400, { 'content-type': 'application/json' })
-      res.end(JSON.stringify({ error: 'invalid_client_metadata', error_description: 'scope mcp is not allowed' }))
+      res.end(
+        JSON.stringify({
+          error: 'invalid_client_metadata',
+          error_description: 'scope mcp is not allowed',
+        }),
+      )
     })
     try {
       const h = harness([spec('other', { discoveryUrl: stub.origin })])
@@ -221,7 +278,12 @@ describe('registration lifecycle against the Datadog-like server', () => {
       expect(h.lines(/unavailable/)).toEqual([
         `upstream other unavailable: registration at ${stub.origin}/register failed with HTTP 400 invalid_client_metadata: scope mcp is not allowed; retrying in 60 s`,
       ])
-      expect(h.records().find((r) => r.level === 40)).toMatchObject({ step: 'registration', error: 'invalid_client_metadata', error_description: 'scope mcp is not allowed', status: 400 })
+      expect(h.records().find((r) => r.level === 40)).toMatchObject({
+        step: 'registration',
+        error: 'invalid_client_metadata',
+        error_description: 'scope mcp is not allowed',
+        status: 400,
+      })
       expect(() => h.manager.upstream('other')?.client()).toThrow(
         `upstream other is not available: registration at ${stub.origin}/register failed with HTTP 400 invalid_client_metadata: scope mcp is not allowed`,
       )
@@ -240,20 +302,48 @@ describe('what the registration request carries', () => {
     const stub = await startStub((req, res, origin) => {
       if (req.url?.startsWith('/.well-known/')) {
         res.writeHead(200, { 'content-type': 'application/json' })
-        res.end(JSON.stringify({ issuer: origin, authorization_endpoint: `${origin}/a`, token_endpoint: `${origin}/t`, registration_endpoint: `${origin}/register`, token_endpoint_auth_methods_supported: ['client_secret_post'] }))
+        res.end(
+          JSON.stringify({
+            issuer: origin,
+            authorization_endpoint: `${origin}/a`,
+            token_endpoint: `${origin}/t`,
+            registration_endpoint: `${origin}/register`,
+            token_endpoint_auth_methods_supported: ['client_secret_post'],
+          }),
+        )
         return
       }
       let text = ''
       req.on('data', (c: Buffer) => (text += c.toString()))
       req.on('end', () => {
-        seen.push({ ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}), body: JSON.parse(text) as Record<string, unknown> })
+        seen.push({
+          ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}),
+          body: JSON.parse(text) as Record<string, unknown>,
+        })
         res.writeHead(201, { 'content-type': 'application/json' })
-        res.end(JSON.stringify({ client_id: 'c1', client_secret: 'registered-secret-canary-0123456789', client_secret_expires_at: 0 }))
+        res.end(
+          JSON.stringify({
+            client_id: 'c1',
+            client_secret: 'registered-secret-canary-0123456789',
+            client_secret_expires_at: 0,
+          }),
+        )
       })
     })
     try {
       const { Secret } = await import('../../../src/log/index.js')
-      const h = harness([spec('x', { discoveryUrl: stub.origin, initialAccessToken: new Secret(IAT), softwareId: 'sw-1', softwareStatement: new Secret(STATEMENT) }, ['mcp', 'openid'])])
+      const h = harness([
+        spec(
+          'x',
+          {
+            discoveryUrl: stub.origin,
+            initialAccessToken: new Secret(IAT),
+            softwareId: 'sw-1',
+            softwareStatement: new Secret(STATEMENT),
+          },
+          ['mcp', 'openid'],
+        ),
+      ])
       h.manager.start()
       await ready(h, 'x')
       expect(seen).toEqual([
@@ -271,9 +361,13 @@ describe('what the registration request carries', () => {
           },
         },
       ])
-      expect(h.manager.upstream('x')?.client()).toMatchObject({ clientId: 'c1', tokenEndpointAuthMethod: 'client_secret_post' })
+      expect(h.manager.upstream('x')?.client()).toMatchObject({
+        clientId: 'c1',
+        tokenEndpointAuthMethod: 'client_secret_post',
+      })
       const text = h.logs.join('\n')
-      for (const s of [IAT, STATEMENT, 'registered-secret-canary-0123456789']) expect(text).not.toContain(s)
+      for (const s of [IAT, STATEMENT, 'registered-secret-canary-0123456789'])
+        expect(text).not.toContain(s)
       await h.manager.close()
     } finally {
       await stub.close()
@@ -285,16 +379,30 @@ describe('client ID metadata documents (preferClientMetadataDocument)', () => {
   const cimdServer = () =>
     startStub((req, res, origin) => {
       res.writeHead(200, { 'content-type': 'application/json' })
-      res.end(JSON.stringify({ issuer: origin, authorization_endpoint: `${origin}/a`, token_endpoint: `${origin}/t`, registration_endpoint: `${origin}/register`, client_id_metadata_document_supported: true }))
+      res.end(
+        JSON.stringify({
+          issuer: origin,
+          authorization_endpoint: `${origin}/a`,
+          token_endpoint: `${origin}/t`,
+          registration_endpoint: `${origin}/register`,
+          client_id_metadata_document_supported: true,
+        }),
+      )
     })
 
   it('uses <issuer>/oauth/client-metadata.json as client_id: no registration, nothing cached', async () => {
     const stub = await cimdServer()
     try {
-      const h = harness([spec('x', { discoveryUrl: stub.origin, preferClientMetadataDocument: true })], { allowLoopbackClientMetadata: true })
+      const h = harness(
+        [spec('x', { discoveryUrl: stub.origin, preferClientMetadataDocument: true })],
+        { allowLoopbackClientMetadata: true },
+      )
       h.manager.start()
       await ready(h, 'x')
-      expect(h.manager.upstream('x')?.client()).toMatchObject({ clientId: `${VMCP_ISSUER}/oauth/client-metadata.json`, tokenEndpointAuthMethod: 'none' })
+      expect(h.manager.upstream('x')?.client()).toMatchObject({
+        clientId: `${VMCP_ISSUER}/oauth/client-metadata.json`,
+        tokenEndpointAuthMethod: 'none',
+      })
       expect(stub.requests.filter((r) => r.startsWith('POST'))).toEqual([])
       expect(await h.store.list()).toEqual([])
       await h.manager.close()
@@ -306,7 +414,9 @@ describe('client ID metadata documents (preferClientMetadataDocument)', () => {
   it('an http issuer cannot be a client id: warns and registers instead', async () => {
     const stub = await cimdServer()
     try {
-      const h = harness([spec('x', { discoveryUrl: stub.origin, preferClientMetadataDocument: true })])
+      const h = harness([
+        spec('x', { discoveryUrl: stub.origin, preferClientMetadataDocument: true }),
+      ])
       h.manager.start()
       await vi.waitFor(() => expect(stub.requests).toContain('POST /register'), WAIT)
       expect(h.lines(/client ID metadata documents/)).toEqual([
@@ -321,17 +431,27 @@ describe('client ID metadata documents (preferClientMetadataDocument)', () => {
 
 describe('discovery failures: the upstream is unavailable with the reason, and retried', () => {
   it.each([
-    ['times out', () => undefined, (o: string) => `upstream x unavailable: discovery at ${o}/.well-known/oauth-authorization-server timed out after 200 ms; retrying in 60 s`],
+    [
+      'times out',
+      () => undefined,
+      (o: string) =>
+        `upstream x unavailable: discovery at ${o}/.well-known/oauth-authorization-server timed out after 200 ms; retrying in 60 s`,
+    ],
     [
       'answers non-JSON',
-      (_req: unknown, res: import('node:http').ServerResponse) => res.writeHead(200, { 'content-type': 'text/html' }).end('<html/>'),
-      (o: string) => `upstream x unavailable: discovery at ${o}/.well-known/oauth-authorization-server did not answer JSON; retrying in 60 s`,
+      (_req: unknown, res: import('node:http').ServerResponse) =>
+        res.writeHead(200, { 'content-type': 'text/html' }).end('<html/>'),
+      (o: string) =>
+        `upstream x unavailable: discovery at ${o}/.well-known/oauth-authorization-server did not answer JSON; retrying in 60 s`,
     ],
     [
       'names another issuer',
       (_req: unknown, res: import('node:http').ServerResponse) =>
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ issuer: 'https://evil.example' })),
-      (o: string) => `upstream x unavailable: issuer mismatch (RFC 8414 §3.3) at ${o}/.well-known/oauth-authorization-server: expected ${o}, got https://evil.example; retrying in 60 s`,
+        res
+          .writeHead(200, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ issuer: 'https://evil.example' })),
+      (o: string) =>
+        `upstream x unavailable: issuer mismatch (RFC 8414 §3.3) at ${o}/.well-known/oauth-authorization-server: expected ${o}, got https://evil.example; retrying in 60 s`,
     ],
   ])('discovery that %s', async (_what, handler, expected) => {
     const stub = await startStub(handler as never)
@@ -352,11 +472,18 @@ describe('Redis down at startup', () => {
     const dd = await startDatadogLike()
     const redis = await startRedis()
     await redisCommand(redis.port, 'SHUTDOWN NOSAVE').catch(() => undefined)
-    const store = createRedisDcrStore({ url: redis.url, keyPrefix: 'x:', key: Buffer.alloc(32, 9), logger: memoryLogger().logger })
+    const store = createRedisDcrStore({
+      url: redis.url,
+      keyPrefix: 'x:',
+      key: Buffer.alloc(32, 9),
+      logger: memoryLogger().logger,
+    })
     const h = harness([spec('datadog', { discoveryUrl: dd.issuer })], { store, retryMs: 100 })
     h.manager.start()
     await unavailable(h, 'datadog')
-    expect(h.lines(/unavailable/)[0]).toBe('upstream datadog unavailable: cannot read the registration cache: Redis is unreachable; retrying in 100 ms')
+    expect(h.lines(/unavailable/)[0]).toBe(
+      'upstream datadog unavailable: cannot read the registration cache: Redis is unreachable; retrying in 100 ms',
+    )
     expect(dd.counts.registrations).toBe(0)
     await redis.restart()
     try {

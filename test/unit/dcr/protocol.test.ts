@@ -29,7 +29,10 @@ describe('RFC 8414 discovery with oauth4webapi', () => {
 
   it('finds a path-less issuer from its URL', async () => {
     const as = await discoverServer(idp.issuer, http)
-    expect(as).toMatchObject({ issuer: idp.issuer, registration_endpoint: idp.metadata.registration_endpoint })
+    expect(as).toMatchObject({
+      issuer: idp.issuer,
+      registration_endpoint: idp.metadata.registration_endpoint,
+    })
   })
 
   it('finds an issuer with a path at the RFC 8414 §3.1 path-inserted URL', async () => {
@@ -49,12 +52,21 @@ describe('RFC 8414 discovery with oauth4webapi', () => {
     const stub = await startStub((req, res, origin) => {
       if (req.url === '/t/.well-known/openid-configuration') {
         res.writeHead(200, { 'content-type': 'application/json' })
-        res.end(JSON.stringify({ issuer: `${origin}/t`, authorization_endpoint: `${origin}/a`, token_endpoint: `${origin}/t` }))
+        res.end(
+          JSON.stringify({
+            issuer: `${origin}/t`,
+            authorization_endpoint: `${origin}/a`,
+            token_endpoint: `${origin}/t`,
+          }),
+        )
       } else res.writeHead(404).end()
     })
     try {
       expect((await discoverServer(`${stub.origin}/t`, http)).issuer).toBe(`${stub.origin}/t`)
-      expect(stub.requests).toEqual(['GET /.well-known/oauth-authorization-server/t', 'GET /t/.well-known/openid-configuration'])
+      expect(stub.requests).toEqual([
+        'GET /.well-known/oauth-authorization-server/t',
+        'GET /t/.well-known/openid-configuration',
+      ])
     } finally {
       await stub.close()
     }
@@ -63,7 +75,13 @@ describe('RFC 8414 discovery with oauth4webapi', () => {
   it('RFC 8414 §3.3: rejects metadata naming another issuer, without trying another URL', async () => {
     const stub = await startStub((_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' })
-      res.end(JSON.stringify({ issuer: 'https://evil.example', authorization_endpoint: 'https://evil.example/a', token_endpoint: 'https://evil.example/t' }))
+      res.end(
+        JSON.stringify({
+          issuer: 'https://evil.example',
+          authorization_endpoint: 'https://evil.example/a',
+          token_endpoint: 'https://evil.example/t',
+        }),
+      )
     })
     try {
       await expect(discoverServer(stub.origin, http)).rejects.toThrow(
@@ -76,7 +94,9 @@ describe('RFC 8414 discovery with oauth4webapi', () => {
   })
 
   it('rejects a non-JSON answer', async () => {
-    const stub = await startStub((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<html>hi</html>'))
+    const stub = await startStub((_req, res) =>
+      res.writeHead(200, { 'content-type': 'text/html' }).end('<html>hi</html>'),
+    )
     try {
       await expect(discoverServer(stub.origin, http)).rejects.toThrow(
         `discovery at ${stub.origin}/.well-known/oauth-authorization-server did not answer JSON`,
@@ -101,10 +121,24 @@ describe('RFC 8414 discovery with oauth4webapi', () => {
 describe('token endpoint auth method (what to register)', () => {
   it('prefers basic > post > none, none only with PKCE S256, basic without an advertisement', () => {
     const s256 = { code_challenge_methods_supported: ['S256'] }
-    expect(chooseAuthMethod({ token_endpoint_auth_methods_supported: ['none', 'client_secret_post', 'client_secret_basic'] })).toBe('client_secret_basic')
-    expect(chooseAuthMethod({ token_endpoint_auth_methods_supported: ['none', 'client_secret_post'] })).toBe('client_secret_post')
-    expect(chooseAuthMethod({ token_endpoint_auth_methods_supported: ['none'], ...s256 })).toBe('none')
-    expect(() => chooseAuthMethod({ token_endpoint_auth_methods_supported: ['none'] })).toThrow(/supports none of/)
+    expect(
+      chooseAuthMethod({
+        token_endpoint_auth_methods_supported: [
+          'none',
+          'client_secret_post',
+          'client_secret_basic',
+        ],
+      }),
+    ).toBe('client_secret_basic')
+    expect(
+      chooseAuthMethod({ token_endpoint_auth_methods_supported: ['none', 'client_secret_post'] }),
+    ).toBe('client_secret_post')
+    expect(chooseAuthMethod({ token_endpoint_auth_methods_supported: ['none'], ...s256 })).toBe(
+      'none',
+    )
+    expect(() => chooseAuthMethod({ token_endpoint_auth_methods_supported: ['none'] })).toThrow(
+      /supports none of/,
+    )
     expect(chooseAuthMethod({})).toBe('client_secret_basic')
     expect(chooseAuthMethod({}, 'none')).toBe('none')
   })
@@ -131,7 +165,16 @@ describe('RFC 7591 registration and RFC 7592 renewal against oidc-provider', () 
   })
   const register = () =>
     registerClient(
-      { server, advertised, key: key(dd.issuer), upstream: 'datadog', scopes: ['mcp'], clientName: 'vmcp', softwareId: 'sw-1', now: Date.now },
+      {
+        server,
+        advertised,
+        key: key(dd.issuer),
+        upstream: 'datadog',
+        scopes: ['mcp'],
+        clientName: 'vmcp',
+        softwareId: 'sw-1',
+        now: Date.now,
+      },
       http,
     )
 
@@ -158,7 +201,16 @@ describe('RFC 7591 registration and RFC 7592 renewal against oidc-provider', () 
 
   it('public client: a server answering without a secret makes the client auth none', async () => {
     const creds = await registerClient(
-      { server, advertised, key: key(dd.issuer), upstream: 'datadog', scopes: ['mcp'], clientName: 'vmcp', tokenEndpointAuthMethod: 'none', now: Date.now },
+      {
+        server,
+        advertised,
+        key: key(dd.issuer),
+        upstream: 'datadog',
+        scopes: ['mcp'],
+        clientName: 'vmcp',
+        tokenEndpointAuthMethod: 'none',
+        now: Date.now,
+      },
       http,
     )
     expect(creds.clientSecret).toBeUndefined()

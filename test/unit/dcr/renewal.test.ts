@@ -22,13 +22,21 @@ describe('RFC 7592 renewal while running and across replicas', () => {
   it('a timer renews a secret that reaches its window while vmcp runs', async () => {
     dd.state.secretTtl = 4 // shorter than renewBefore: renewed at half its remaining life
     try {
-      const h = harness([spec('datadog', { discoveryUrl: dd.issuer })], { store: createMemoryDcrStore() })
+      const h = harness([spec('datadog', { discoveryUrl: dd.issuer })], {
+        store: createMemoryDcrStore(),
+      })
       const before = dd.counts.renewals
       h.manager.start()
-      await vi.waitFor(() => expect(h.manager.upstream('datadog')?.status().state).toBe('ready'), WAIT)
+      await vi.waitFor(
+        () => expect(h.manager.upstream('datadog')?.status().state).toBe('ready'),
+        WAIT,
+      )
       const first = h.manager.upstream('datadog')?.client().clientSecret
       await vi.waitFor(() => expect(dd.counts.renewals).toBeGreaterThan(before), WAIT)
-      await vi.waitFor(() => expect(h.manager.upstream('datadog')?.client().clientSecret).not.toBe(first), WAIT)
+      await vi.waitFor(
+        () => expect(h.manager.upstream('datadog')?.client().clientSecret).not.toBe(first),
+        WAIT,
+      )
       expect(h.lines(/client secret renewed/).length).toBeGreaterThanOrEqual(1)
       await h.manager.close()
     } finally {
@@ -37,15 +45,27 @@ describe('RFC 7592 renewal while running and across replicas', () => {
   })
 
   it('two replicas on one Redis due for renewal at the same time: exactly one RFC 7592 request, both adopt it', async () => {
-    const store = () => createRedisDcrStore({ url: redis.url, keyPrefix: 'r:', key: Buffer.alloc(32, 5), logger: memoryLogger().logger })
+    const store = () =>
+      createRedisDcrStore({
+        url: redis.url,
+        keyPrefix: 'r:',
+        key: Buffer.alloc(32, 5),
+        logger: memoryLogger().logger,
+      })
     const seed = harness([spec('datadog', { discoveryUrl: dd.issuer })], { store: store() })
     seed.manager.start()
-    await vi.waitFor(() => expect(seed.manager.upstream('datadog')?.status().state).toBe('ready'), WAIT)
+    await vi.waitFor(
+      () => expect(seed.manager.upstream('datadog')?.status().state).toBe('ready'),
+      WAIT,
+    )
     await seed.manager.close()
 
     const before = dd.counts.renewals
     const replicas = [1, 2].map(() =>
-      harness([spec('datadog', { discoveryUrl: dd.issuer, renewBefore: 2 * 3600_000 })], { store: store(), retryMs: 50 }),
+      harness([spec('datadog', { discoveryUrl: dd.issuer, renewBefore: 2 * 3600_000 })], {
+        store: store(),
+        retryMs: 50,
+      }),
     )
     for (const r of replicas) r.manager.start()
     await vi.waitFor(() => {
@@ -53,7 +73,11 @@ describe('RFC 7592 renewal while running and across replicas', () => {
       expect(dd.counts.renewals).toBe(before + 1)
       expect(secrets[0]).toBe(secrets[1])
       expect(replicas.flatMap((r) => r.lines(/client secret renewed/))).toHaveLength(1)
-      expect(replicas.flatMap((r) => r.records().filter((x) => x.msg === 'dcr adopted a renewal made by another replica'))).toHaveLength(1)
+      expect(
+        replicas.flatMap((r) =>
+          r.records().filter((x) => x.msg === 'dcr adopted a renewal made by another replica'),
+        ),
+      ).toHaveLength(1)
     }, WAIT)
     expect(dd.counts.renewals).toBe(before + 1)
     for (const r of replicas) await r.manager.close()

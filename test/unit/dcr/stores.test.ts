@@ -20,7 +20,11 @@ const RAT = 'registration-token-canary-0123456789'
 
 function creds(issuer = 'https://as.example', extra: Partial<DcrCredentials> = {}): DcrCredentials {
   return {
-    key: { issuer, redirectUri: 'https://vmcp.example/oauth/callback', scopesHash: scopesHash(['mcp']) },
+    key: {
+      issuer,
+      redirectUri: 'https://vmcp.example/oauth/callback',
+      scopesHash: scopesHash(['mcp']),
+    },
     upstream: 'datadog',
     clientId: `client-of-${issuer}`,
     clientSecret: SECRET,
@@ -28,8 +32,17 @@ function creds(issuer = 'https://as.example', extra: Partial<DcrCredentials> = {
     registrationAccessToken: RAT,
     registrationClientUri: `${issuer}/reg/1`,
     tokenEndpointAuthMethod: 'client_secret_post',
-    server: { issuer, authorization_endpoint: `${issuer}/auth`, token_endpoint: `${issuer}/token`, discovered: true },
-    registered: { redirect_uris: ['https://vmcp.example/oauth/callback'], grant_types: ['authorization_code'], response_types: ['code'] },
+    server: {
+      issuer,
+      authorization_endpoint: `${issuer}/auth`,
+      token_endpoint: `${issuer}/token`,
+      discovered: true,
+    },
+    registered: {
+      redirect_uris: ['https://vmcp.example/oauth/callback'],
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+    },
     createdAt: 1_700_000_000_000,
     ...extra,
   }
@@ -49,7 +62,10 @@ function contract(name: string, make: () => Promise<DcrCredentialStore>) {
       const rotated = { ...a, clientSecret: 'rotated-secret' }
       await store.put(rotated)
       expect(await store.get(a.key)).toEqual(rotated)
-      expect((await store.list()).map((c) => c.key.issuer).sort()).toEqual(['https://a.example', 'https://b.example'])
+      expect((await store.list()).map((c) => c.key.issuer).sort()).toEqual([
+        'https://a.example',
+        'https://b.example',
+      ])
       await store.delete(a.key)
       expect(await store.get(a.key)).toBeUndefined()
       expect(await store.list()).toHaveLength(1)
@@ -89,7 +105,9 @@ contract('memory', async () => createMemoryDcrStore())
 
 const dir = () => mkdtempSync(join(tmpdir(), 'vmcp-dcr-store-'))
 const sharedDir = dir()
-contract('file', async () => createFileDcrStore({ dataDir: sharedDir, logger: memoryLogger().logger }))
+contract('file', async () =>
+  createFileDcrStore({ dataDir: sharedDir, logger: memoryLogger().logger }),
+)
 
 describe('file store', () => {
   it('one 0600 file with the secrets sealed, a key generated once (0600) beside it, and a restart reads it back', async () => {
@@ -112,7 +130,11 @@ describe('file store', () => {
 
   it('uses storage.encryptionKey when given, and then writes no key file', async () => {
     const dataDir = dir()
-    const store = await createFileDcrStore({ dataDir, key: Buffer.alloc(32, 7), logger: memoryLogger().logger })
+    const store = await createFileDcrStore({
+      dataDir,
+      key: Buffer.alloc(32, 7),
+      logger: memoryLogger().logger,
+    })
     await store.put(creds())
     expect(() => statSync(join(dataDir, DCR_KEY_FILE))).toThrow()
     expect(await store.get(creds().key)).toEqual(creds())
@@ -125,7 +147,9 @@ describe('file store', () => {
     const store = await createFileDcrStore({ dataDir, logger })
     expect(await store.get(creds().key)).toBeUndefined()
     expect(await store.list()).toEqual([])
-    const warnings = logs.map((l) => JSON.parse(l) as { level: number; msg: string }).filter((r) => r.level === 40)
+    const warnings = logs
+      .map((l) => JSON.parse(l) as { level: number; msg: string })
+      .filter((r) => r.level === 40)
     expect(warnings.map((w) => w.msg)).toEqual([
       `dcr cache file ${join(dataDir, DCR_FILE)} is corrupt; ignoring it: upstreams register again and the file is rewritten`,
     ])
@@ -135,7 +159,11 @@ describe('file store', () => {
 
   it('entries sealed under another key are a warning and a miss', async () => {
     const dataDir = dir()
-    const first = await createFileDcrStore({ dataDir, key: Buffer.alloc(32, 1), logger: memoryLogger().logger })
+    const first = await createFileDcrStore({
+      dataDir,
+      key: Buffer.alloc(32, 1),
+      logger: memoryLogger().logger,
+    })
     await first.put(creds())
     const { logger, logs } = memoryLogger()
     const second = await createFileDcrStore({ dataDir, key: Buffer.alloc(32, 2), logger })
@@ -156,14 +184,22 @@ describe('redis store', () => {
   afterAll(async () => {
     await redis?.close()
   })
-  const make = async () => createRedisDcrStore({ url: redis.url, keyPrefix: 't:', key: Buffer.alloc(32, 3), logger: memoryLogger().logger })
+  const make = async () =>
+    createRedisDcrStore({
+      url: redis.url,
+      keyPrefix: 't:',
+      key: Buffer.alloc(32, 3),
+      logger: memoryLogger().logger,
+    })
   contract('redis', make)
 
   it('shares registrations between replicas and keeps the secrets sealed in Redis', async () => {
     const a = await make()
     const b = await make()
     await a.put(creds('https://shared.example'))
-    expect(await b.get(creds('https://shared.example').key)).toEqual(creds('https://shared.example'))
+    expect(await b.get(creds('https://shared.example').key)).toEqual(
+      creds('https://shared.example'),
+    )
     // The lock is shared too: one renewal across replicas.
     const release = await a.lock(creds('https://shared.example').key, 10_000)
     expect(await b.lock(creds('https://shared.example').key, 10_000)).toBeUndefined()
@@ -171,7 +207,9 @@ describe('redis store', () => {
     const { Redis } = await import('ioredis')
     const raw = new Redis(redis.url)
     const keys = await raw.keys('t:dcr:*')
-    const values = await Promise.all(keys.filter((k) => !k.endsWith('index')).map((k) => raw.get(k)))
+    const values = await Promise.all(
+      keys.filter((k) => !k.endsWith('index')).map((k) => raw.get(k)),
+    )
     expect(values.join('\n')).not.toContain(SECRET)
     expect(values.join('\n')).not.toContain(RAT)
     raw.disconnect()
@@ -180,7 +218,12 @@ describe('redis store', () => {
   })
 
   it('Redis down: operations reject with a DcrError naming the store, never the URL', async () => {
-    const store = createRedisDcrStore({ url: 'redis://:hunter2@127.0.0.1:1', keyPrefix: 't:', key: Buffer.alloc(32, 3), logger: memoryLogger().logger })
+    const store = createRedisDcrStore({
+      url: 'redis://:hunter2@127.0.0.1:1',
+      keyPrefix: 't:',
+      key: Buffer.alloc(32, 3),
+      logger: memoryLogger().logger,
+    })
     await expect(store.get(creds().key)).rejects.toMatchObject({
       step: 'store',
       message: 'cannot read the registration cache: Redis is unreachable',
