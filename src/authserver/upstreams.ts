@@ -14,6 +14,7 @@ export interface UpstreamTokenSet {
   /** The user at this upstream: ID token `sub` (oidc) or the configured userinfo field (oauth2). */
   subject?: string
   name?: string
+  /** Only an address the upstream says it verified (`email_verified: true`). */
   email?: string
   /** Issuer of the validated ID token (oidc only): lets the chain compare identities. */
   issuer?: string
@@ -291,7 +292,8 @@ function createUpstreamClient(
       set.subject = claims.sub
       set.issuer = claims.iss
       if (typeof claims.name === 'string') set.name = claims.name
-      if (typeof claims.email === 'string') set.email = claims.email
+      const email = verifiedEmail(claims)
+      if (email !== undefined) set.email = email
     }
     return set
   }
@@ -336,9 +338,9 @@ function createUpstreamClient(
       throw new UpstreamAuthError(name, 'server_error', `userinfo has no ${subjectField} field`)
     }
     const n = json[nameField]
-    const e = json[emailField]
+    const e = verifiedEmail(json, emailField)
     if (typeof n === 'string' && n !== '') set.name = n
-    if (typeof e === 'string' && e !== '') set.email = e
+    if (e !== undefined) set.email = e
   }
 
   /**
@@ -350,15 +352,16 @@ function createUpstreamClient(
     client: oauth.Client,
     set: UpstreamTokenSet,
   ): Promise<void> {
-    if (set.subject === undefined || set.name !== undefined || set.email !== undefined) return
+    if (set.subject === undefined || (set.name !== undefined && set.email !== undefined)) return
     if (!as.userinfo_endpoint || !(scopes.includes('profile') || scopes.includes('email'))) return
     try {
       const options = request(as.userinfo_endpoint)
       const res = await oauth.userInfoRequest(as, client, set.accessToken, options)
       // OIDC Core §5.3.4: the UserInfo `sub` must equal the ID token's.
       const info = await oauth.processUserInfoResponse(as, client, set.subject, res)
-      if (typeof info.name === 'string') set.name = info.name
-      if (typeof info.email === 'string') set.email = info.email
+      if (typeof info.name === 'string') set.name ??= info.name
+      const email = verifiedEmail(info)
+      if (email !== undefined) set.email ??= email
     } catch (err) {
       log.debug({ err: describeError(err) }, 'no profile claims from userinfo; continuing without')
     }
@@ -525,6 +528,16 @@ function createUpstreamClient(
       return true
     },
   }
+}
+
+/**
+ * The `email` claim only when the same claims say `email_verified: true` (OIDC Core §5.1): an
+ * unverified address names no one, and a backend trusting vmcp's `email` would be fooled by it.
+ */
+function verifiedEmail(claims: Record<string, unknown>, field = 'email'): string | undefined {
+  const email = claims[field]
+  if (typeof email !== 'string' || email === '') return undefined
+  return claims.email_verified === true ? email : undefined
 }
 
 /**

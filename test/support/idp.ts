@@ -52,6 +52,13 @@ export interface IdpOptions {
    * clients whose registered grant_types include the token-exchange grant type.
    */
   strictTokenExchangeGrant?: boolean
+  /** `email_verified` of every account (default true). */
+  emailVerified?: boolean
+  /**
+   * Default false (OIDC Core §5.4, oidc-provider's conformIdTokenClaims): with an access token,
+   * scope claims (email, profile) come only from UserInfo. true: the ID token carries them too.
+   */
+  scopeClaimsInIdToken?: boolean
 }
 
 /** RFC 8414 metadata as served by oidc-provider (all of these are present with this config). */
@@ -365,7 +372,7 @@ export async function startIdp(options: IdpOptions = {}): Promise<Idp> {
       claims: async () => ({
         sub,
         email: `${sub}@example.test`,
-        email_verified: true,
+        email_verified: options.emailVerified ?? true,
         name: sub,
         preferred_username: sub,
       }),
@@ -377,6 +384,7 @@ export async function startIdp(options: IdpOptions = {}): Promise<Idp> {
       id_token_signed_response_alg: 'ES256',
     },
     responseTypes: ['code'],
+    conformIdTokenClaims: !(options.scopeClaimsInIdToken ?? false),
     clockTolerance: 0, // default 15 s would mask short secretTtl values
     rotateRefreshToken: true,
     pkce: { required: () => true },

@@ -20,7 +20,7 @@ import type { AuthServerConfig, UpstreamConfig } from '../../../../src/config/in
 import { createLogger, Secret, type Logger } from '../../../../src/log/index.js'
 import { createOutboundFetch, type FetchLike } from '../../../../src/net/index.js'
 import { createMemoryStore, createSealer, type Sealer, type Store } from '../../../../src/storage/index.js'
-import { startIdp, type ConfidentialClient, type Idp } from '../../../support/idp.js'
+import { startIdp, type ConfidentialClient, type Idp, type IdpOptions } from '../../../support/idp.js'
 
 export const CLIENT_ID = 'mcp-client'
 export const CLIENT_REDIRECT = 'http://127.0.0.1:9/cb'
@@ -126,6 +126,8 @@ export type SecondUpstream =
 export interface ChainOptions {
   second?: SecondUpstream
   logger?: Logger
+  /** Options of the first IdP (corp). */
+  idp1?: IdpOptions
 }
 
 export interface Chain {
@@ -192,7 +194,7 @@ export async function startChain(options: ChainOptions = {}): Promise<Chain> {
   const callbackUrl = `${issuer}/oauth/callback`
   const resource = `${issuer}/mcp`
 
-  const idp1 = await startIdp()
+  const idp1 = await startIdp(options.idp1)
   const idp2 = await startIdp({ user: 'alice-at-idp2' })
   const client1 = await idp1.registerConfidentialClient({ redirect_uris: [callbackUrl] })
   const client2 =
