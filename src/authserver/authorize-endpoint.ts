@@ -23,6 +23,8 @@ export interface PendingAuthorization {
   scope: string
   resource: string
   tsid: string
+  /** The client's OIDC `nonce`, echoed in vmcp's ID token (OIDC Core §3.1.2.1). */
+  nonce?: string
   /** Index into the upstream chain of the leg in progress. */
   upstreamIndex: number
   /** PKCE verifier and nonce of the leg in progress, by upstream name. */
@@ -199,7 +201,14 @@ export function createAuthorizeApp(options: AuthorizeAppOptions): Hono {
       )
     }
 
-    const single = ['state', 'response_type', 'code_challenge', 'code_challenge_method', 'scope']
+    const single = [
+      'state',
+      'response_type',
+      'code_challenge',
+      'code_challenge_method',
+      'scope',
+      'nonce',
+    ]
     for (const name of single) {
       if (repeated(name)) return fail('invalid_request', `${name} must not be repeated`)
     }
@@ -266,10 +275,16 @@ export function createAuthorizeApp(options: AuthorizeAppOptions): Hono {
     if (!first) return fail('server_error', 'no upstream identity provider configured')
     // One session id for the whole chain; ≥ 128 bits so it cannot be guessed (RFC 6749 §10.10).
     const tsid = randomId()
+    // OIDC Core §3.1.2.1: the nonce goes into the ID token unmodified; bounded, it is stored.
+    const nonce = one('nonce')
+    if (nonce !== undefined && nonce.length > 512) {
+      return fail('invalid_request', 'nonce must be at most 512 characters')
+    }
     const pending: PendingAuthorization = {
       clientId,
       redirectUri,
       ...(clientState !== undefined ? { state: clientState } : {}),
+      ...(nonce !== undefined ? { nonce } : {}),
       codeChallenge,
       scope: scopes.join(' '),
       resource,

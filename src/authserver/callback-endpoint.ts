@@ -171,6 +171,7 @@ export function createCallbackApp(options: CallbackAppOptions): Hono {
         resource: pending.resource,
         subject,
         tsid,
+        ...(pending.nonce !== undefined ? { nonce: pending.nonce } : {}),
         ...(next.name !== undefined ? { name: next.name } : {}),
         ...(next.email !== undefined ? { email: next.email } : {}),
       })

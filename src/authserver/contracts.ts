@@ -36,6 +36,9 @@ export interface CodeGrant {
   tsid: string
   name?: string
   email?: string
+  /** The client's OIDC nonce from the authorization request, for the ID token. */
+  nonce?: string
+  /** Epoch ms; also the ID token's `auth_time` (the upstream sign-in just completed). */
   issuedAt: number
 }
 

@@ -46,6 +46,20 @@ export function authServerUrls(issuer: string): Record<AuthServerEndpoint, strin
 export type AuthServerEndpoint = keyof ReturnType<typeof authServerPaths>
 
 const CLIENT_AUTH_METHODS = ['none', 'client_secret_basic', 'client_secret_post']
+/** Every claim vmcp's ID tokens can carry (jwt.ts `issueIdToken`). */
+export const ID_TOKEN_CLAIMS = [
+  'iss',
+  'sub',
+  'aud',
+  'exp',
+  'iat',
+  'auth_time',
+  'nonce',
+  'at_hash',
+  'name',
+  'email',
+  'email_verified',
+] as const
 
 /**
  * The RFC 8414 §2 authorization server metadata document. It advertises only what vmcp does:
@@ -81,12 +95,11 @@ export function buildAuthorizationServerMetadata(
 }
 
 /**
- * The same document served at `/.well-known/openid-configuration`. vmcp issues no ID tokens, so it
- * claims no OIDC feature (no userinfo, claims or id_token response types), but OpenID Discovery
- * 1.0 §3 marks `subject_types_supported` and `id_token_signing_alg_values_supported` REQUIRED and
- * parsers reject documents without them (the MCP SDK's OpenIdProviderDiscoveryMetadataSchema
- * does), so both are present with the only truthful values: our `sub` is public, and the one
- * algorithm we sign JWTs with.
+ * The same document served at `/.well-known/openid-configuration`, plus what OpenID Discovery
+ * 1.0 §3 asks of an OpenID Provider, truthfully: vmcp issues an ID token with the code exchange
+ * when `openid` is granted (see jwt.ts `issueIdToken`), signed with the one algorithm of its
+ * current key; `sub` is public (the first upstream's subject); `claims_supported` lists every
+ * claim such an ID token can carry. No userinfo endpoint is advertised: there is none.
  */
 export function buildOpenIdConfiguration(
   config: MetadataConfig,
@@ -97,6 +110,7 @@ export function buildOpenIdConfiguration(
     ...buildAuthorizationServerMetadata(config, options),
     subject_types_supported: ['public'],
     id_token_signing_alg_values_supported: [signingAlg],
+    claims_supported: [...ID_TOKEN_CLAIMS],
   }
 }
 

@@ -4,9 +4,9 @@ import type { AuthServerConfig } from '../config/index.js'
 import { fingerprint, type Logger } from '../log/index.js'
 import type { Store } from '../storage/index.js'
 import { createClientPostEndpoint, invalidRequest, type FormParams } from './client-auth.js'
-import type { ClientRegistry, OAuthClient } from './contracts.js'
+import type { ClientRegistry, CodeGrant, OAuthClient } from './contracts.js'
 import type { GrantStore, RefreshFamily } from './grants.js'
-import { issueAccessToken } from './jwt.js'
+import { issueAccessToken, issueIdToken } from './jwt.js'
 import type { SigningKeys } from './keys.js'
 import { authServerPaths } from './metadata.js'
 import { OAuthError } from './oauth-error.js'
@@ -74,6 +74,8 @@ export function createTokenEndpoint(options: TokenEndpointOptions): Hono {
     family: RefreshFamily,
     scope: string,
     refreshToken: string | undefined,
+    /** The code's grant: an ID token goes with the code exchange when `openid` was granted. */
+    codeGrant?: CodeGrant,
   ): Promise<Response> {
     const at = await issueAccessToken({
       keys,
@@ -96,6 +98,24 @@ export function createTokenEndpoint(options: TokenEndpointOptions): Hono {
     }
     if (refreshToken) body.refresh_token = refreshToken
     if (scope) body.scope = scope
+    const scopes = new Set(scope.split(' '))
+    // OIDC Core §3.1.3.3: `openid` granted → an ID token with the code exchange.
+    if (codeGrant && scopes.has('openid')) {
+      body.id_token = await issueIdToken({
+        keys,
+        issuer: config.issuer,
+        subject: family.subject,
+        clientId: client.clientId,
+        ...(codeGrant.nonce !== undefined ? { nonce: codeGrant.nonce } : {}),
+        authTime: codeGrant.issuedAt,
+        accessToken: at.token,
+        // OIDC Core §5.4: scope claims only for the scopes granted.
+        ...(scopes.has('profile') && family.name !== undefined ? { name: family.name } : {}),
+        ...(scopes.has('email') && family.email !== undefined ? { email: family.email } : {}),
+        ttlMs: config.tokenLifespans.accessToken,
+        now,
+      })
+    }
     logger.debug(
       {
         grant_type: grantType,
@@ -103,6 +123,7 @@ export function createTokenEndpoint(options: TokenEndpointOptions): Hono {
         grant: family.grantId,
         jti: at.jti,
         tsid: fingerprint(family.tsid),
+        id_token: body.id_token !== undefined,
       },
       'token issued',
     )
@@ -179,7 +200,7 @@ export function createTokenEndpoint(options: TokenEndpointOptions): Hono {
         throw invalidGrant('authorization code was already used; tokens issued with it are revoked')
       }
     }
-    return respond(c, client, 'authorization_code', family, grant.scope, refreshToken)
+    return respond(c, client, 'authorization_code', family, grant.scope, refreshToken, grant)
   }
 
   async function refreshTokenGrant(

@@ -1,4 +1,4 @@
-import { generateKeyPair, SignJWT, decodeProtectedHeader } from 'jose'
+import { createRemoteJWKSet, decodeProtectedHeader, generateKeyPair, jwtVerify, SignJWT } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { postForm } from '../support/http.js'
 import { startModeBStack, type ModeBStack } from '../support/mode-b.js'
@@ -86,6 +86,20 @@ describe('Mode B token lifecycle (memory storage)', () => {
     // Best effort upstream revocation (RFC 7009 at each IdP) happened before the answer.
     expect((await stack.corp.introspect(upstreamTokens[0] ?? '')).active).toBe(false)
     expect((await stack.partner.introspect(upstreamTokens[1] ?? '')).active).toBe(false)
+  })
+
+  it('OIDC: scope openid yields a vmcp ID token for the client, which is no bearer for /mcp', async () => {
+    const { client, provider } = await connectWithOAuth(stack.gw.url)
+    await client.close()
+    const idToken = provider.tokens()?.id_token ?? ''
+    const { payload } = await jwtVerify(idToken, createRemoteJWKSet(new URL(`${stack.issuer}/.well-known/jwks.json`)), {
+      issuer: stack.issuer,
+      audience: provider.clientInformation()?.client_id ?? '',
+    })
+    expect(payload.at_hash).toBeTypeOf('string')
+    const discovery = (await (await fetch(`${stack.issuer}/.well-known/openid-configuration`)).json()) as { claims_supported: string[] }
+    for (const claim of Object.keys(payload)) expect(discovery.claims_supported).toContain(claim)
+    expect((await mcpStatus(stack.gw.url, idToken)).status).toBe('401')
   })
 
   it('RFC 7009: revoking an access token ends its session; every token of it is refused', async () => {

@@ -52,7 +52,13 @@ describe('Mode B log canary: the whole flow at trace level logs no secret', () =
     await postForm(`${stack.issuer}/oauth/revoke`, { token: second.tokens()?.refresh_token ?? '', client_id: id2 })
     expect(stack.gw.logs.some((l) => l.includes('token revocation request'))).toBe(true)
 
+    // scope openid was granted: the code exchanges returned vmcp ID tokens, secrets too.
+    const idTokens = [provider.tokens()?.id_token ?? '', second.tokens()?.id_token ?? '']
+    for (const idToken of idTokens) expect(idToken.split('.')).toHaveLength(3)
+    await postForm(`${stack.issuer}/oauth/revoke`, { token: idTokens[0] ?? '', client_id: clientId })
+
     const secrets = [
+      ...idTokens,
       second.code ?? '',
       second.codeVerifier(),
       second.tokens()?.access_token ?? '',

@@ -130,7 +130,13 @@ export interface Harness {
   /** What A2 does at the end of the upstream chain: a code for `client`. */
   issueCode(
     client: OAuthClient,
-    options?: { verifier?: string; redirectUri?: string; scope?: string; tsid?: string },
+    options?: {
+      verifier?: string
+      redirectUri?: string
+      scope?: string
+      tsid?: string
+      nonce?: string
+    },
   ): Promise<{ code: string; verifier: string; tsid: string }>
   token(params: Record<string, string>, headers?: Record<string, string>): Promise<Response>
   /** POST /oauth/revoke with a form body. */
@@ -225,6 +231,7 @@ export async function createHarness(
         tsid,
         name: 'Ada Lovelace',
         email: 'ada@example.com',
+        ...(o.nonce !== undefined ? { nonce: o.nonce } : {}),
       })
       return { code, verifier, tsid }
     },

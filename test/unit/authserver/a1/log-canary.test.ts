@@ -93,6 +93,14 @@ describe('log canary (A1)', () => {
       await h.token({ ...params, code: third.code, code_verifier: third.verifier })
     ).json()) as { access_token: string; refresh_token: string }
     secrets.push(t3.access_token, t3.refresh_token)
+    const withNonce = await h.issueCode(client, { scope: 'openid email', nonce: 'CANARY-nonce-0123456789' })
+    secrets.push(withNonce.code, withNonce.verifier, 'CANARY-nonce-0123456789')
+    const t4 = (await (
+      await h.token({ ...params, code: withNonce.code, code_verifier: withNonce.verifier })
+    ).json()) as { access_token: string; refresh_token: string; id_token: string }
+    expect(t4.id_token).toBeDefined()
+    secrets.push(t4.access_token, t4.refresh_token, t4.id_token)
+    await h.revoke({ token: t4.id_token, client_id: client.clientId })
     const confAuth = { authorization: basic(confId, confSecret) }
     await h.revoke({ token: t3.refresh_token }, confAuth)
     await h.revoke({ token: t3.access_token, client_id: client.clientId })

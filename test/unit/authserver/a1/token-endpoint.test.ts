@@ -77,6 +77,8 @@ describe('POST /oauth/token: authorization_code', () => {
       expires_in: 3600,
       refresh_token: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/),
       scope: 'openid profile',
+      // OIDC Core §3.1.3.3: openid was granted (id-token.test.ts checks it).
+      id_token: expect.any(String),
     })
     expect(decodeProtectedHeader(body.access_token)).toMatchObject({
       typ: 'at+jwt',

@@ -4,7 +4,8 @@ import type { IdpOptions } from '../../../support/idp.js'
 import { CLIENT_REDIRECT, startChain, type Chain } from './harness.js'
 
 // Issue 6 item 8: vmcp's `email` claim only for an address the upstream says it verified, whether
-// the address comes in the ID token or from UserInfo (OIDC Core §5.1 email_verified).
+// the address comes in the ID token or from UserInfo (OIDC Core §5.1 email_verified); and the
+// client's nonce carried from /oauth/authorize to the code grant, for vmcp's ID token.
 let chain: Chain | undefined
 
 afterEach(async () => {
@@ -39,5 +40,20 @@ describe('email only with email_verified: true', () => {
   it('the ID token says email_verified: true → email', async () => {
     const grant = await grantWith({ scopeClaimsInIdToken: true })
     expect(grant).toMatchObject({ subject: 'alice', email: 'alice@example.test' })
+  })
+})
+
+describe('the client’s OIDC nonce travels from /oauth/authorize into the code grant', () => {
+  it('kept through both upstream legs; absent when the client sent none', async () => {
+    chain = await startChain()
+    const run = (params: Record<string, string>) =>
+      followRedirectsWithCookies(chain!.authorizeUrl(params), CLIENT_REDIRECT, { maxRedirects: 30 })
+    await run({ nonce: 'client-nonce-123' })
+    expect(chain.grants.at(-1)).toMatchObject({ nonce: 'client-nonce-123' })
+    await run({})
+    expect(chain.grants.at(-1)).not.toHaveProperty('nonce')
+    // Bounded, since it is stored: too long a nonce goes back to the client as invalid_request.
+    const long = await run({ nonce: 'n'.repeat(513) })
+    expect(long.searchParams.get('error')).toBe('invalid_request')
   })
 })
