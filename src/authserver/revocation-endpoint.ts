@@ -88,7 +88,9 @@ export function createRevocationEndpoint(options: RevocationEndpointOptions): Ho
       const byAccess = () => revokeAccessToken(token, client)
       // RFC 7009 §2.1: the hint orders the search, which then extends to every supported type.
       const order =
-        params.get('token_type_hint') === 'access_token' ? [byAccess, byRefresh] : [byRefresh, byAccess]
+        params.get('token_type_hint') === 'access_token'
+          ? [byAccess, byRefresh]
+          : [byRefresh, byAccess]
       let outcome: Outcome = 'unknown'
       for (const attempt of order) {
         outcome = await attempt()

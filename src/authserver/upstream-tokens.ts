@@ -116,8 +116,7 @@ export function createUpstreamTokenStore(options: UpstreamTokenStoreOptions): Up
     return tokens
   }
 
-  const isRevoked = async (tsid: string) =>
-    (await store.get<boolean>(REVOKED_KIND, tsid)) === true
+  const isRevoked = async (tsid: string) => (await store.get<boolean>(REVOKED_KIND, tsid)) === true
 
   /**
    * Stores the row; false (and nothing stored) when the session was revoked. The marker is read
@@ -255,10 +254,10 @@ export function createUpstreamTokenStore(options: UpstreamTokenStoreOptions): Up
       upstream,
       accessToken: fresh.accessToken,
       // RFC 6749 §6: the upstream may rotate the refresh token; else the old one stays valid.
-      ...(fresh.refreshToken ?? tokens.refreshToken
+      ...((fresh.refreshToken ?? tokens.refreshToken)
         ? { refreshToken: fresh.refreshToken ?? tokens.refreshToken }
         : {}),
-      ...(fresh.idToken ?? tokens.idToken ? { idToken: fresh.idToken ?? tokens.idToken } : {}),
+      ...((fresh.idToken ?? tokens.idToken) ? { idToken: fresh.idToken ?? tokens.idToken } : {}),
       ...(fresh.expiresAt !== undefined ? { expiresAt: fresh.expiresAt } : {}),
       ...(tokens.subject !== undefined ? { subject: tokens.subject } : {}),
       ...(tokens.issuer !== undefined ? { issuer: tokens.issuer } : {}),
@@ -405,4 +404,3 @@ export function createUpstreamTokenStore(options: UpstreamTokenStoreOptions): Up
 function refreshError(upstream: string, why: string): UpstreamRefreshError {
   return new UpstreamRefreshError(upstream, { cause: new Error(why) })
 }
-

@@ -13,7 +13,11 @@ import { createHarness, REDIRECT_URI, type Harness } from './helpers.js'
 async function redeemWithOauth4webapi(
   h: Harness,
   options: { scope: string; nonce?: string },
-): Promise<{ result: oauth.TokenEndpointResponse; client: oauth.Client; expectedNonce: string | typeof oauth.expectNoNonce }> {
+): Promise<{
+  result: oauth.TokenEndpointResponse
+  client: oauth.Client
+  expectedNonce: string | typeof oauth.expectNoNonce
+}> {
   const { client: registered } = await h.register()
   const { code, verifier } = await h.issueCode(registered, {
     scope: options.scope,
@@ -49,10 +53,18 @@ describe('ID tokens (OIDC Core §3.1.3.3)', () => {
   it('openid granted: an ID token for the client, nonce echoed, signed with vmcp’s key', async () => {
     const h = await createHarness()
     const nonce = 'n-0S6_WzA2Mj'
-    const { result, client } = await redeemWithOauth4webapi(h, { scope: 'openid profile email', nonce })
+    const { result, client } = await redeemWithOauth4webapi(h, {
+      scope: 'openid profile email',
+      nonce,
+    })
     // oauth4webapi checked iss, aud, exp, iat and nonce; the signature and the rest are ours.
     const claims = oauth.getValidatedIdTokenClaims(result)!
-    expect(claims).toMatchObject({ iss: h.config.issuer, aud: client.client_id, sub: 'user-1', nonce })
+    expect(claims).toMatchObject({
+      iss: h.config.issuer,
+      aud: client.client_id,
+      sub: 'user-1',
+      nonce,
+    })
     const idToken = result.id_token!
     expect(decodeProtectedHeader(idToken)).toMatchObject({ typ: 'JWT', kid: h.keys.current.kid })
     const { payload } = await jwtVerify(idToken, createLocalJWKSet(h.keys.jwks()), {
@@ -63,7 +75,11 @@ describe('ID tokens (OIDC Core §3.1.3.3)', () => {
     // OIDC Core §3.1.3.6: left half of SHA-256 of the access token.
     const atHash = createHash('sha256').update(result.access_token).digest().subarray(0, 16)
     expect(payload.at_hash).toBe(atHash.toString('base64url'))
-    expect(payload).toMatchObject({ name: 'Ada Lovelace', email: 'ada@example.com', email_verified: true })
+    expect(payload).toMatchObject({
+      name: 'Ada Lovelace',
+      email: 'ada@example.com',
+      email_verified: true,
+    })
     // Everything it carries is advertised in claims_supported.
     const advertised = buildOpenIdConfiguration(h.config, h.keys.current.alg)
     expect(advertised).toMatchObject({
@@ -86,7 +102,10 @@ describe('ID tokens (OIDC Core §3.1.3.3)', () => {
   it('a relying party expecting another nonce refuses it (the nonce is the request’s)', async () => {
     const h = await createHarness()
     const { client: registered } = await h.register()
-    const { code, verifier } = await h.issueCode(registered, { scope: 'openid', nonce: 'the-real-one' })
+    const { code, verifier } = await h.issueCode(registered, {
+      scope: 'openid',
+      nonce: 'the-real-one',
+    })
     const res = await h.token({
       grant_type: 'authorization_code',
       code,

@@ -51,7 +51,9 @@ describe('POST /oauth/revoke (RFC 7009)', () => {
   it('§2.1: a rotated refresh token still revokes its family (its newest token dies)', async () => {
     const h = await createHarness()
     const s = await signedIn(h)
-    const rotated = (await (await refresh(h, s.client.clientId, s.refresh_token)).json()) as TokenBody
+    const rotated = (await (
+      await refresh(h, s.client.clientId, s.refresh_token)
+    ).json()) as TokenBody
     const hint = { token_type_hint: 'refresh_token' }
     expect(
       (await h.revoke({ token: s.refresh_token, client_id: s.client.clientId, ...hint })).status,
@@ -165,7 +167,12 @@ describe('tokenLifespans.refreshMax', () => {
     const hour = 3_600_000
     const h = await createHarness({
       config: {
-        tokenLifespans: { accessToken: hour, refreshToken: hour, authCode: 600_000, refreshMax: 2 * hour },
+        tokenLifespans: {
+          accessToken: hour,
+          refreshToken: hour,
+          authCode: 600_000,
+          refreshMax: 2 * hour,
+        },
       },
     })
     const s = await signedIn(h)
