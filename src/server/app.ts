@@ -90,7 +90,13 @@ export function createApp(options: CreateAppOptions): Hono {
   app.get('/readyz', (c) =>
     gateway.ready ? json(c, 200, { status: 'ready' }) : json(c, 503, { status: 'not_ready' }),
   )
-  app.get('/status', (c) => {
+  app.get('/status', async (c) => {
+    // Backend names, counts and error text are for operators: in the OIDC modes only a caller
+    // with a token /mcp would accept, or a process on this host, may read them.
+    if (authenticator.type === 'oidc' && !isLocalRequest(c)) {
+      const auth = await authenticator.authenticate(c.req.raw)
+      if (!auth.ok) return auth.response
+    }
     const s = gateway.status()
     return json(c, 200, {
       name: options.name,
@@ -196,6 +202,22 @@ function allowedRequestHeaders(requested: string | null): string {
     .map((h) => h.trim())
     .filter((h) => /^mcp-param-[!#$%&'*+.^_`|~0-9a-z-]+$/i.test(h))
   return params.length > 0 ? `${MCP_ALLOWED_HEADERS}, ${params.join(', ')}` : MCP_ALLOWED_HEADERS
+}
+
+// Headers a reverse proxy adds for the client it relays (RFC 7239 and the de facto ones).
+const PROXY_HEADERS = ['forwarded', 'x-forwarded-for', 'x-real-ip'] as const
+
+/**
+ * A request from this host: the TCP peer (@hono/node-server's socket, never a header) is loopback
+ * and no proxy header says it relays someone else's request (a reverse proxy on the same host
+ * connects from loopback for every client).
+ */
+function isLocalRequest(c: Context): boolean {
+  const env = c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined
+  const peer = env?.incoming?.socket?.remoteAddress
+  if (!peer || PROXY_HEADERS.some((h) => c.req.header(h) !== undefined)) return false
+  // A dual-stack listener reports IPv4 peers as IPv4-mapped (RFC 4291 §2.5.5.2).
+  return isLoopbackHost(peer.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, ''))
 }
 
 function withHeaders(res: Response, headers: Record<string, string>): Response {
