@@ -170,7 +170,7 @@ export function createGateway(options: GatewayOptions): Gateway {
           if (set.size === 0) byUri.delete(uri)
         }
       }
-      logger.debug({ session: session.id }, 'session closed')
+      logger.debug({ session: session.logId }, 'session closed')
     },
     subscribeShared: async (session, runtime, uri, on) => {
       const byUri = sharedSubs.get(runtime.name) ?? new Map<string, Set<ClientSession>>()
@@ -217,7 +217,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     const now = Date.now()
     for (const session of sessions.values()) {
       if (!session.busy && now - session.lastSeen > op.sessionTtl) {
-        logger.info({ session: session.id }, 'session expired')
+        logger.info({ session: session.logId }, 'session expired')
         void session.transport.close()
       }
     }
@@ -274,7 +274,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         const response = await session.transport.handleRequest(request, { parsedBody: body })
         if (session.transport.sessionId) {
           sessions.set(session.transport.sessionId, session)
-          logger.debug({ session: session.id, subject: identity.subject }, 'session created')
+          logger.debug({ session: session.logId, subject: identity.subject }, 'session created')
         } else {
           await session.close()
         }

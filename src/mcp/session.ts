@@ -31,7 +31,7 @@ import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/proto
 import type { Dispatcher } from 'undici'
 import type { z } from 'zod'
 import type { Identity } from '../auth/incoming/index.js'
-import type { Logger } from '../log/index.js'
+import { fingerprint, type Logger } from '../log/index.js'
 import { routeResource, type AggregatedView } from './aggregator.js'
 import type { BackendConnection, ConnectionSink, InflightCall } from './backend-connection.js'
 import { errorText, type BackendRuntime } from './backend-runtime.js'
@@ -134,6 +134,11 @@ export class ClientSession {
 
   get id(): string {
     return this.transport.sessionId ?? ''
+  }
+
+  /** The session id as logs may show it: the id is a bearer credential for the session. */
+  get logId(): string {
+    return fingerprint(this.id)
   }
 
   get busy(): boolean {
@@ -248,7 +253,7 @@ export class ClientSession {
       else if (kind === 'prompts') await this.server.sendPromptListChanged()
       else await this.server.sendResourceListChanged()
     } catch (err) {
-      this.#host.logger.debug({ session: this.id, err: errorText(err) }, 'list_changed not delivered')
+      this.#host.logger.debug({ session: this.logId, err: errorText(err) }, 'list_changed not delivered')
     }
   }
 
@@ -311,7 +316,7 @@ export class ClientSession {
             this.invalidateView()
           } catch (err) {
             this.#host.logger.warn(
-              { backend: runtime.name, session: this.id, err: errorText(err) },
+              { backend: runtime.name, session: this.logId, err: errorText(err) },
               'per-user discovery failed',
             )
           }

@@ -3,7 +3,7 @@ import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response'
 import { Hono, type Context } from 'hono'
 import type { IncomingAuthenticator } from '../auth/incoming/index.js'
 import type { ServerConfig } from '../config/index.js'
-import type { Logger } from '../log/index.js'
+import { fingerprint, type Logger } from '../log/index.js'
 import { classifyEra, type Gateway, type ModernEndpoint } from '../mcp/index.js'
 import { isLoopbackHost } from '../net/index.js'
 import { readBodyLimited, readIncomingLimited } from './body.js'
@@ -67,7 +67,8 @@ export function createApp(options: CreateAppOptions): Hono {
           path: c.req.path,
           status,
           ms: Math.round((performance.now() - started) * 100) / 100,
-          session: c.req.header('mcp-session-id'),
+          // Whoever holds a session id can use the session: logs get its fingerprint only.
+          session: sessionFingerprint(c.req.header('mcp-session-id')),
         },
         'request',
       )
@@ -206,6 +207,8 @@ function allowedRequestHeaders(requested: string | null): string {
 
 // Headers a reverse proxy adds for the client it relays (RFC 7239 and the de facto ones).
 const PROXY_HEADERS = ['forwarded', 'x-forwarded-for', 'x-real-ip'] as const
+
+const sessionFingerprint = (id: string | undefined) => (id === undefined ? undefined : fingerprint(id))
 
 /**
  * A request from this host: the TCP peer (@hono/node-server's socket, never a header) is loopback

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { fingerprint } from '../../src/log/index.js'
 import { TEST_BACKEND } from '../support/backends.js'
 import { connectClient, startVmcp, type RunningVmcp } from '../support/vmcp.js'
 
@@ -136,8 +137,8 @@ describe('HTTP rules of /mcp', () => {
     const sid = await initialize()
     // Watch the log, not the session: any request would count as activity and keep it alive.
     await vi.waitFor(
-      () => expect(gw.logs.some((l) => l.includes('session expired') && l.includes(sid))).toBe(true),
-      { timeout: 5000, interval: 100 },
+      () => expect(gw.logs.some((l) => l.includes('session expired') && l.includes(fingerprint(sid)))).toBe(true),
+      { timeout: 20_000, interval: 100 },
     )
     const res = await send({
       headers: { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' },

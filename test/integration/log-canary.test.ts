@@ -1,4 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { fingerprint } from '../../src/log/index.js'
 import { startTestBackend, type RunningBackend } from '../support/backends.js'
 import { startIdp, type Idp } from '../support/idp.js'
 import { callText, connectClient, startVmcp, type RunningVmcp } from '../support/vmcp.js'
@@ -73,6 +74,24 @@ describe('log canary: no secret reaches the logs, even at trace level', () => {
     const b = await connectClient(gw.url, { token: opaque.access_token })
     await b.listTools()
     await b.close()
+    // Mcp-Session-Id is a bearer credential for its session: created, used, closed, and in the
+    // access line of each request, only its fingerprint may be logged.
+    const sessionId = await openSession(gw.url, jwt.access_token)
+    secrets.push(sessionId)
+    const sessionHeaders = { authorization: `Bearer ${jwt.access_token}`, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-06-18' }
+    const list = await fetch(gw.url, {
+      method: 'POST',
+      headers: { ...sessionHeaders, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list', params: {} }),
+    })
+    expect(list.status).toBe(200)
+    await list.text()
+    expect((await fetch(gw.url, { method: 'DELETE', headers: sessionHeaders })).status).toBe(200)
+    const sessionLines = gw.logs.filter((l) => l.includes(fingerprint(sessionId)))
+    expect(sessionLines.some((l) => l.includes('"msg":"session created"'))).toBe(true)
+    expect(sessionLines.some((l) => l.includes('"msg":"session closed"'))).toBe(true)
+    expect(sessionLines.filter((l) => l.includes('"msg":"request"')).length).toBeGreaterThanOrEqual(2)
+
     // A rejected token is logged too (by fingerprint): it must not appear either.
     const bad = `${jwt.access_token.slice(0, -4)}AAAA`
     secrets.push(bad)
@@ -87,5 +106,50 @@ describe('log canary: no secret reaches the logs, even at trace level', () => {
       // Tokens are JWTs: no part of one (header, payload, signature) may leak either.
       for (const part of secret.split('.')) if (part.length > 16) expect(text).not.toContain(part)
     }
+  })
+})
+
+/** A raw initialize; returns the Mcp-Session-Id vmcp assigned. */
+async function openSession(url: string, token?: string): Promise<string> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'canary', version: '1' } },
+    }),
+  })
+  expect(res.status).toBe(200)
+  await res.text()
+  const sessionId = res.headers.get('mcp-session-id') ?? ''
+  expect(sessionId.length).toBeGreaterThan(8)
+  return sessionId
+}
+
+describe('log canary: an expired session is logged by fingerprint', () => {
+  let gw: RunningVmcp
+
+  beforeAll(async () => {
+    gw = await startVmcp({ backends: [], operational: { sessionTtl: '1s' } }, { level: 'trace' })
+  })
+  afterAll(async () => {
+    await gw?.close()
+  })
+
+  it('logs "session expired" (info) with the fingerprint, never the id', async () => {
+    const sessionId = await openSession(gw.url)
+    await vi.waitFor(() => expect(gw.logs.some((l) => l.includes('"msg":"session expired"'))).toBe(true), {
+      timeout: 20_000,
+      interval: 200,
+    })
+    const expired = gw.logs.find((l) => l.includes('"msg":"session expired"')) ?? ''
+    expect(JSON.parse(expired)).toMatchObject({ level: 30, session: fingerprint(sessionId) })
+    expect(gw.logs.join('\n')).not.toContain(sessionId)
   })
 })
