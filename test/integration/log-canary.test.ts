@@ -79,9 +79,10 @@ describe('log canary: no secret reaches the logs, even at trace level', () => {
     const sessionId = await openSession(gw.url, jwt.access_token)
     secrets.push(sessionId)
     const sessionHeaders = { authorization: `Bearer ${jwt.access_token}`, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-06-18' }
+    // A 2026-07-28 version header on this 2025 session is answered as 2025 and logged (warn) once.
     const list = await fetch(gw.url, {
       method: 'POST',
-      headers: { ...sessionHeaders, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      headers: { ...sessionHeaders, 'mcp-protocol-version': '2026-07-28', 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
       body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list', params: {} }),
     })
     expect(list.status).toBe(200)
@@ -90,6 +91,7 @@ describe('log canary: no secret reaches the logs, even at trace level', () => {
     const sessionLines = gw.logs.filter((l) => l.includes(fingerprint(sessionId)))
     expect(sessionLines.some((l) => l.includes('"msg":"session created"'))).toBe(true)
     expect(sessionLines.some((l) => l.includes('"msg":"session closed"'))).toBe(true)
+    expect(sessionLines.some((l) => l.includes('"level":40') && l.includes('2026-07-28'))).toBe(true)
     expect(sessionLines.filter((l) => l.includes('"msg":"request"')).length).toBeGreaterThanOrEqual(2)
 
     // A rejected token is logged too (by fingerprint): it must not appear either.

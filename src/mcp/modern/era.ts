@@ -41,7 +41,8 @@ export function negotiatedLegacyVersion(body: unknown): string {
 }
 
 interface LegacySession {
-  readonly id: string
+  /** The session id's fingerprint: the id itself never goes into a log line. */
+  readonly logId: string
   readonly protocolVersion: string
   eraMismatchLogged: boolean
 }
@@ -63,7 +64,7 @@ export function alignSessionProtocolVersion(
   if (!session.eraMismatchLogged) {
     session.eraMismatchLogged = true
     logger.warn(
-      { session: session.id, sent, answeredAs: session.protocolVersion },
+      { session: session.logId, sent, answeredAs: session.protocolVersion },
       'client sent a 2026-07-28 protocol version header on a 2025 session; answering as the session version',
     )
   }
