@@ -89,7 +89,7 @@ function isSenderConstrained(claims: Readonly<Record<string, unknown>>): boolean
 }
 
 // OIDC Core §2 / §3.1.3.6 / §3.3.2.11: claims only an ID token carries. An ID token is proof of a
-// sign-in for its client, not a grant to call a resource (RFC 9068 §6 / RFC 9700 §4.10.1).
+// sign-in for its client, not a grant to call a resource (RFC 9068 §5, RFC 8725 §2.8).
 const ID_TOKEN_CLAIMS = ['nonce', 'at_hash', 'c_hash'] as const
 // Header `typ` values IdPs put on ID tokens (`JWT` is shared with access tokens; the claims decide).
 const ID_TOKEN_TYPES = new Set(['id_token', 'id-token+jwt', 'id_token+jwt'])
