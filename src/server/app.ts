@@ -216,8 +216,7 @@ const sessionFingerprint = (id: string | undefined) => (id === undefined ? undef
  * connects from loopback for every client).
  */
 function isLocalRequest(c: Context): boolean {
-  const env = c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined
-  const peer = env?.incoming?.socket?.remoteAddress
+  const peer = (c.env as NodeEnv | undefined)?.incoming?.socket.remoteAddress
   if (!peer || PROXY_HEADERS.some((h) => c.req.header(h) !== undefined)) return false
   // A dual-stack listener reports IPv4 peers as IPv4-mapped (RFC 4291 §2.5.5.2).
   return isLoopbackHost(peer.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, ''))
