@@ -74,7 +74,7 @@ describe('session protocol version', () => {
 
   it('rewrites only a 2026-07-28 header, to the session version', () => {
     const logger = createLogger({ level: 'silent' })
-    const session = { id: 's', protocolVersion: '2025-06-18', eraMismatchLogged: false }
+    const session = { logId: 'fp-s', protocolVersion: '2025-06-18', eraMismatchLogged: false }
     const modern = alignSessionProtocolVersion(
       post({ 'mcp-protocol-version': MODERN_PROTOCOL_VERSIONS[0] ?? '' }),
       session,
