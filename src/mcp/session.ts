@@ -39,7 +39,13 @@ import type { Catalog, ListKind } from './catalog.js'
 import { discoverCatalog } from './catalog.js'
 import { HttpRelay, RELAYED_METHODS, type RelayBackend, type RelayFailure } from './relay/http-relay.js'
 import { CallTable, type ReplyChannel } from './routing/call-table.js'
-import { isResponse, type RpcMessage, type RpcRequest, type RpcResponse } from './routing/json-rpc.js'
+import {
+  isResponse,
+  type RpcMessage,
+  type RpcNotification,
+  type RpcRequest,
+  type RpcResponse,
+} from './routing/json-rpc.js'
 import { SHARED_SCHEMA_VALIDATOR } from './schema-validator.js'
 import { SdkServerBridge } from './sdk-server-bridge.js'
 
@@ -230,6 +236,7 @@ export class ClientSession {
       },
       headers: async (signal) => ({ ...config.headers, ...(await runtime.auth.headers(this.identity, signal)) }),
       reportFailure: (err) => runtime.reportFailure(err),
+      catalogNotification: (n) => void this.#relayedCatalogNotification(runtime, n),
     }
     this.#relayBackends.set(runtime.name, backend)
     return backend
@@ -356,6 +363,23 @@ export class ClientSession {
         })
       },
     }
+  }
+
+  /** What the SDK path's connection sink does with the same notifications. */
+  async #relayedCatalogNotification(runtime: BackendRuntime, n: RpcNotification): Promise<void> {
+    if (n.method === 'notifications/resources/updated') {
+      const uri = n.params?.uri
+      if (typeof uri === 'string') await this.resourceUpdated(uri)
+      return
+    }
+    const kind: ListKind | 'resources-all' =
+      n.method === 'notifications/tools/list_changed'
+        ? 'tools'
+        : n.method === 'notifications/prompts/list_changed'
+          ? 'prompts'
+          : 'resources-all'
+    const conn = await this.connectionFor(runtime).catch(() => undefined)
+    if (conn) await this.#onBackendListChanged(kind, conn)
   }
 
   async #onBackendListChanged(kind: ListKind | 'resources-all', conn: BackendConnection): Promise<void> {

@@ -6,6 +6,7 @@ import {
   isResponse,
   REQUEST_CANCELLED,
   type RpcMessage,
+  type RpcNotification,
   type RpcRequest,
   type RpcResponse,
 } from '../routing/json-rpc.js'
@@ -38,7 +39,16 @@ export interface RelayBackend {
   headers(signal: AbortSignal): Promise<Record<string, string>>
   /** A call could not reach the backend: let its health check look now. */
   reportFailure(err: unknown): void
+  /** List changes and resource updates the backend sent on a call's stream: vmcp's, not the client's. */
+  catalogNotification(notification: RpcNotification): void
 }
+
+const CATALOG_NOTIFICATIONS: ReadonlySet<string> = new Set([
+  'notifications/tools/list_changed',
+  'notifications/prompts/list_changed',
+  'notifications/resources/list_changed',
+  'notifications/resources/updated',
+])
 
 export type RelayFailure = { kind: 'timeout' } | { kind: 'unavailable'; error: unknown }
 
@@ -284,6 +294,7 @@ class RelayedCall {
       return
     }
     if (!isNotification(message)) return
+    if (CATALOG_NOTIFICATIONS.has(message.method)) return backend.catalogNotification(message)
     if (message.method === 'notifications/progress') this.#armTimer()
     if (message.method === 'notifications/cancelled') {
       // The backend gave up on a request it sent the client: name it as the client knows it.
