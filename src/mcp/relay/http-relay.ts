@@ -267,10 +267,9 @@ class RelayedCall {
     const type = String(res.headers['content-type'] ?? '')
     if (type.startsWith('text/event-stream')) {
       const parser = new SseParser((data) => this.#onMessage(JSON.parse(data) as RpcMessage))
-      for await (const chunk of res.body) {
-        parser.push(chunk as Buffer)
-        if (this.#done) break
-      }
+      // Read to the end even once answered: the backend closes the stream after its answer, and
+      // breaking out early would destroy the connection (and build an AbortError) for nothing.
+      for await (const chunk of res.body) if (!this.#done) parser.push(chunk as Buffer)
       if (!this.#done) throw new Error('backend closed the event stream before answering')
       return
     }
