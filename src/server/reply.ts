@@ -15,6 +15,7 @@ const SSE_HEADERS = {
  */
 export class NodeReplyChannel implements ReplyChannel {
   #sse = false
+  #eventThisTick = false
   #done = false
   #closed = false
   #listeners: Array<() => void> = []
@@ -50,6 +51,10 @@ export class NodeReplyChannel implements ReplyChannel {
       this.#res.writeHead(200, { ...SSE_HEADERS, ...this.#headers })
     }
     this.#res.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`)
+    if (!this.#eventThisTick) {
+      this.#eventThisTick = true
+      setImmediate(() => (this.#eventThisTick = false))
+    }
   }
 
   finish(message: RpcMessage): void {
@@ -58,7 +63,12 @@ export class NodeReplyChannel implements ReplyChannel {
     this.#listeners.length = 0
     if (this.#closed) return
     if (this.#sse) {
-      this.#res.end(`event: message\ndata: ${JSON.stringify(message)}\n\n`)
+      const last = `event: message\ndata: ${JSON.stringify(message)}\n\n`
+      // SDK clients handle a notification a microtask after a response read in the same chunk,
+      // and drop a progress notification whose request has been answered: let the events
+      // written in this tick leave in their own write before the answer.
+      if (this.#eventThisTick) setImmediate(() => this.#res.destroyed || this.#res.end(last))
+      else this.#res.end(last)
       return
     }
     const body = JSON.stringify(message)
