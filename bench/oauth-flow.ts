@@ -33,8 +33,31 @@ function storeCookies(jar: CookieJar, res: Response): void {
 }
 
 /**
+ * The scripted user clicks Allow on vmcp's consent page: POSTs the page's own form (its hidden
+ * fields and `decision=approve`) with the browser's cookies, as a browser would.
+ */
+async function approveConsent(pageUrl: string, html: string, jar: CookieJar): Promise<Response> {
+  const form = /<form method="post" action="([^"]*)">([\s\S]*?)<\/form>/.exec(html)
+  if (!form) throw new Error(`no redirect and no consent form at ${pageUrl}: ${html.slice(0, 300)}`)
+  const body = new URLSearchParams({ decision: 'approve' })
+  for (const m of (form[2] ?? '').matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)"\s*\/?>/g)) {
+    body.set(m[1] ?? '', (m[2] ?? '').replace(/&amp;/g, '&'))
+  }
+  const action = new URL((form[1] ?? '').replace(/&amp;/g, '&'), pageUrl)
+  const headers = {
+    'content-type': 'application/x-www-form-urlencoded',
+    origin: new URL(pageUrl).origin,
+    cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; '),
+  }
+  const res = await fetch(action, { method: 'POST', redirect: 'manual', headers, body })
+  storeCookies(jar, res)
+  return res
+}
+
+/**
  * GETs `url` without following redirects automatically, carrying cookies (all hosts are loopback,
- * so one naive jar serves vmcp and the IdP), until a Location starts with `stopPrefix`.
+ * so one naive jar serves vmcp and the IdP), approving vmcp's consent page when it shows, until a
+ * Location starts with `stopPrefix`.
  */
 export async function followRedirectsWithCookies(url: string, stopPrefix: string, max = 12): Promise<URL> {
   const jar: CookieJar = new Map()
@@ -42,8 +65,11 @@ export async function followRedirectsWithCookies(url: string, stopPrefix: string
   for (let i = 0; i < max; i++) {
     const headers: Record<string, string> = {}
     if (jar.size > 0) headers.cookie = [...jar].map(([k, v]) => `${k}=${v}`).join('; ')
-    const res = await fetch(current, { redirect: 'manual', headers })
+    let res = await fetch(current, { redirect: 'manual', headers })
     storeCookies(jar, res)
+    if (res.status === 200 && (res.headers.get('content-type') ?? '').startsWith('text/html')) {
+      res = await approveConsent(current, await res.text(), jar)
+    }
     const location = res.headers.get('location')
     if (!location) {
       const body = await res.text().catch(() => '')

@@ -25,7 +25,8 @@ const vmcp = spawn(process.execPath, ['dist/src/cli/main.js', 'serve', '--config
 process.stderr.write(
   '\nMode B demo: connect an OAuth-capable MCP client to http://127.0.0.1:4483/mcp\n' +
     '  e.g. npx @modelcontextprotocol/inspector  (transport Streamable HTTP)\n' +
-    '  sign in at the dev IdP with any username and password; Ctrl-C stops both.\n\n',
+    "  approve the client on vmcp's consent page, then sign in at the dev IdP with any username\n" +
+    '  and password; Ctrl-C stops both.\n\n',
 )
 const stop = () => {
   vmcp.kill('SIGTERM')

@@ -1,11 +1,14 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { Hono, type Context } from 'hono'
 import * as oauth from 'oauth4webapi'
-import type { AuthServerConfig } from '../config/index.js'
+import type { AuthServerConfig, UpstreamConfig } from '../config/index.js'
 import { fingerprint, type Logger } from '../log/index.js'
-import { StorageUnavailableError, type Store } from '../storage/index.js'
+import { readStreamLimited } from '../net/index.js'
+import { hashId, StorageUnavailableError, type Store } from '../storage/index.js'
+import { bindingHash, sameDigest, type BrowserCookies, type ConsentMemory } from './consent.js'
 import type { ClientRegistry, OAuthClient } from './contracts.js'
 import { authServerPaths } from './metadata.js'
+import { consentPage, errorPage } from './pages.js'
 import type { PendingAdmission } from './pending-limit.js'
 import { matchRedirectUri } from './redirect-uri.js'
 import { describeError, UpstreamAuthError, type UpstreamClient } from './upstreams.js'
@@ -13,8 +16,11 @@ import { describeError, UpstreamAuthError, type UpstreamClient } from './upstrea
 /** Store kind of an authorization in progress; id = SHA-256 (hex) of the upstream `state`. */
 export const PENDING_AUTHORIZATION_KIND = 'pending-authorization'
 
-/** An authorization walking the upstream chain: stored by /oauth/authorize and each callback. */
-export interface PendingAuthorization {
+/** Store kind of a request waiting for the person's decision; id = SHA-256 (hex) of its id. */
+export const PENDING_CONSENT_KIND = 'pending-consent'
+
+/** A validated authorization request (what the client asked for). */
+export interface AuthorizationRequest {
   clientId: string
   redirectUri: string
   /** The client's own `state`, echoed back to it; absent when it sent none. */
@@ -22,9 +28,25 @@ export interface PendingAuthorization {
   codeChallenge: string
   scope: string
   resource: string
-  tsid: string
   /** The client's OIDC `nonce`, echoed in vmcp's ID token (OIDC Core §3.1.2.1). */
   nonce?: string
+}
+
+/** Between the consent page and its POST: kept server-side, never re-read from the form. */
+interface PendingConsent {
+  request: AuthorizationRequest
+  clientName?: string
+  /** SHA-256 (hex) of the browser's transaction cookie. */
+  browser: string
+  /** SHA-256 (hex) of the page's CSRF token. */
+  csrf: string
+}
+
+/** An authorization walking the upstream chain: stored by /oauth/authorize and each callback. */
+export interface PendingAuthorization extends AuthorizationRequest {
+  /** SHA-256 (hex) of the transaction cookie of the browser that started it. */
+  browser: string
+  tsid: string
   /** Index into the upstream chain of the leg in progress. */
   upstreamIndex: number
   /** PKCE verifier and nonce of the leg in progress, by upstream name. */
@@ -40,7 +62,7 @@ export interface PendingAuthorization {
 /** The parts of `authServer.runConfig` the authorization endpoint reads. */
 export type AuthorizeConfig = Pick<
   AuthServerConfig,
-  'issuer' | 'allowedAudiences' | 'scopesSupported' | 'tokenLifespans'
+  'issuer' | 'allowedAudiences' | 'scopesSupported' | 'tokenLifespans' | 'consent' | 'upstreams'
 >
 
 export interface AuthorizeAppOptions {
@@ -49,10 +71,19 @@ export interface AuthorizeAppOptions {
   /** Upstream clients in chain order; the first one decides the identity. */
   upstreams: readonly UpstreamClient[]
   store: Store
+  /** Browser binding and remembered consent. */
+  cookies: BrowserCookies
   logger: Logger
   /** Bounds the sign-ins in progress (pending-limit.ts); runs just before one is stored. */
   admitPending?: PendingAdmission
 }
+
+/** The consent form's POST target under the issuer's path. */
+export function consentPath(issuer: string): string {
+  return authServerPaths(issuer).consent
+}
+
+const MAX_CONSENT_FORM_BYTES = 4096
 
 // RFC 7636 §4.2: BASE64URL(SHA-256(verifier)) is always 43 characters.
 const S256_CHALLENGE = /^[A-Za-z0-9_-]{43}$/
@@ -107,22 +138,50 @@ export function buildClientRedirect(
   return `${redirectUri}${sep}${query.toString()}`
 }
 
-/** An error rendered to the user agent, never redirected (the redirect target is not trusted). */
+/**
+ * An error rendered to the user agent, never redirected (the redirect target is not trusted): an
+ * HTML page for a browser (`Accept: text/html`), the RFC 6749 §5.2 JSON shape otherwise.
+ */
 export function renderOAuthError(
   c: Context,
   status: 400 | 503,
   error: string,
   description: string,
 ): Response {
+  if ((c.req.header('accept') ?? '').includes('text/html')) {
+    const heading = status === 503 ? 'Sign-in is unavailable' : 'This sign-in request is not valid'
+    return errorPage(c, status, heading, `${description}.`, error)
+  }
   return c.json({ error, error_description: description }, status, {
     'Cache-Control': 'no-store',
   })
+}
+
+/** The 400 page of a sign-in step arriving from another browser than the one that started it. */
+export function renderOtherBrowser(c: Context): Response {
+  return errorPage(
+    c,
+    400,
+    'This sign-in was started in another browser',
+    'For your safety, a sign-in must finish in the browser where it started. Go back to the application and start the sign-in again from this browser.',
+    'invalid_request',
+  )
 }
 
 /** A 302 to the client; response parameters travel in the query, so nothing may cache it. */
 export function redirectTo(c: Context, location: string): Response {
   c.header('Cache-Control', 'no-store')
   return c.redirect(location, 302)
+}
+
+/** The host a person will see in the address bar at an upstream sign-in. */
+function upstreamHost(u: UpstreamConfig): string {
+  // An oauth2 upstream set up by discovery (dcr.discoveryUrl) has its endpoints only at runtime.
+  const url =
+    u.type === 'oidc'
+      ? u.oidc.issuerUrl
+      : (u.oauth2.authorizationEndpoint ?? u.oauth2.dcr?.discoveryUrl ?? '')
+  return URL.canParse(url) ? new URL(url).host : u.name
 }
 
 /**
@@ -134,10 +193,59 @@ export function redirectTo(c: Context, location: string): Response {
  * later errors go back to the redirect URI with `error`, `state` and `iss` (RFC 9207).
  */
 export function createAuthorizeApp(options: AuthorizeAppOptions): Hono {
-  const { config, registry, upstreams, store } = options
+  const { config, registry, upstreams, store, cookies } = options
   const log = options.logger.child({ component: 'authserver.authorize' })
   const app = new Hono()
   const supportedScopes = new Set(config.scopesSupported)
+  const trustedClients = new Set(config.consent.trustedClients)
+  const ttlMs = config.tokenLifespans.authCode
+  const serviceHost = new URL(config.issuer).host
+  const upstreamHosts = config.upstreams.map((u) => ({ name: u.name, host: upstreamHost(u) }))
+
+  /** Stores the approved request and sends the browser to the first upstream. */
+  async function startChain(
+    c: Context,
+    request: AuthorizationRequest,
+    browser: string,
+    fail: (error: string, description: string) => Response,
+  ): Promise<Response> {
+    const first = upstreams[0]
+    if (!first) return fail('server_error', 'no upstream identity provider configured')
+    // One session id for the whole chain; ≥ 128 bits so it cannot be guessed (RFC 6749 §10.10).
+    const tsid = randomId()
+    const pending: PendingAuthorization = { ...request, browser, tsid, upstreamIndex: 0, legs: {} }
+    let location: URL
+    try {
+      location = await beginUpstreamLeg(store, first, pending, ttlMs)
+    } catch (err) {
+      log.warn(
+        { clientId: request.clientId, upstream: first.name, err: describeError(err) },
+        'could not start the upstream sign-in',
+      )
+      return err instanceof StorageUnavailableError
+        ? fail('temporarily_unavailable', 'try again later')
+        : err instanceof UpstreamAuthError && err.unavailable
+          ? fail('temporarily_unavailable', `${err.message}; try again later`)
+          : fail('server_error', `sign-in at upstream ${first.name} is not available`)
+    }
+    const tsidFp = fingerprint(tsid)
+    log.debug({ clientId: request.clientId, upstream: first.name, tsidFp }, 'authorization started')
+    return redirectTo(c, location.href)
+  }
+
+  /** The client's redirect URI with `error`, `state` and RFC 9207 §2 `iss`. */
+  const errorRedirect =
+    (c: Context, request: Pick<AuthorizationRequest, 'redirectUri' | 'state'>) =>
+    (error: string, description: string) =>
+      redirectTo(
+        c,
+        buildClientRedirect(request.redirectUri, {
+          error,
+          error_description: description,
+          state: request.state,
+          iss: config.issuer,
+        }),
+      )
 
   app.get(authServerPaths(config.issuer).authorize, async (c) => {
     const q = new URL(c.req.url).searchParams
@@ -183,22 +291,25 @@ export function createAuthorizeApp(options: AuthorizeAppOptions): Hono {
       return reject('invalid_request', 'redirect_uri is not registered for this client')
     }
 
-    // ---- from here on, errors go back to the client ----
+    // ---- from here on, errors may go back to the client, once the person has approved it ----
 
     const target = redirectUri
     const clientState = repeated('state') ? undefined : one('state')
+    // A pre-registered first-party client the operator trusts, or one this browser approved.
+    const trusted = trustedClients.has(clientId)
+    const memory: ConsentMemory = cookies.readConsent(c)
+    const approvedBefore = trusted || memory.knowsClient(clientId, target)
+    const toClient = errorRedirect(c, {
+      redirectUri: target,
+      ...(clientState !== undefined ? { state: clientState } : {}),
+    })
     const fail = (error: string, description: string) => {
       log.debug({ clientId, error, description }, 'authorization request rejected')
-      // RFC 9207 §2: `iss` on every authorization response, errors included.
-      return redirectTo(
-        c,
-        buildClientRedirect(target, {
-          error,
-          error_description: description,
-          state: clientState,
-          iss: config.issuer,
-        }),
-      )
+      // RFC 9700 §4.11.2: anyone can register a client (DCR) or publish one (CIMD), so until the
+      // person has approved it, its redirect URI is not trusted with an error redirect: that would
+      // make vmcp an open redirector. RFC 6749 §4.1.2.1 redirects for trusted clients only.
+      if (!approvedBefore) return renderOAuthError(c, 400, error, description)
+      return toClient(error, description)
     }
 
     const single = [
@@ -269,49 +380,154 @@ export function createAuthorizeApp(options: AuthorizeAppOptions): Hono {
       return fail('invalid_target', 'resource is required')
     }
 
-    // ---- the upstream chain ----
-
-    const first = upstreams[0]
-    if (!first) return fail('server_error', 'no upstream identity provider configured')
-    // One session id for the whole chain; ≥ 128 bits so it cannot be guessed (RFC 6749 §10.10).
-    const tsid = randomId()
     // OIDC Core §3.1.2.1: the nonce goes into the ID token unmodified; bounded, it is stored.
     const nonce = one('nonce')
     if (nonce !== undefined && nonce.length > 512) {
       return fail('invalid_request', 'nonce must be at most 512 characters')
     }
-    const pending: PendingAuthorization = {
+    const request: AuthorizationRequest = {
       clientId,
-      redirectUri,
+      redirectUri: target,
       ...(clientState !== undefined ? { state: clientState } : {}),
       ...(nonce !== undefined ? { nonce } : {}),
       codeChallenge,
       scope: scopes.join(' '),
       resource,
-      tsid,
-      upstreamIndex: 0,
-      legs: {},
     }
-    // Shown to the user agent, not redirected: the client did nothing wrong.
+    // Every request that stores a sign-in (a pending consent, or straight away a pending
+    // authorization) counts; shown to the user agent, not redirected: the client did nothing wrong.
     const refused = await options.admitPending?.(c)
     if (refused) return refused
-    let location: URL
-    try {
-      location = await beginUpstreamLeg(store, first, pending, config.tokenLifespans.authCode)
-    } catch (err) {
-      log.warn(
-        { clientId, upstream: first.name, err: describeError(err) },
-        'could not start the upstream sign-in',
-      )
-      return err instanceof StorageUnavailableError
-        ? fail('temporarily_unavailable', 'try again later')
-        : err instanceof UpstreamAuthError && err.unavailable
-          ? fail('temporarily_unavailable', `${err.message}; try again later`)
-        : fail('server_error', `sign-in at upstream ${first.name} is not available`)
+    // Browser binding: every later step of this sign-in must come from this browser.
+    const browser = bindingHash(cookies.bind(c))
+    const subject = {
+      ...request,
+      ...(client.clientName !== undefined ? { clientName: client.clientName } : {}),
     }
-    const tsidFp = fingerprint(tsid)
-    log.debug({ clientId, upstream: first.name, tsidFp }, 'authorization started')
-    return redirectTo(c, location.href)
+    if (trusted || memory.covers(subject)) return startChain(c, request, browser, toClient)
+
+    // ---- MCP security best practices, "Confused Deputy Problem": ask the person first ----
+
+    const consentId = randomId()
+    const csrf = randomId()
+    const waiting: PendingConsent = {
+      request,
+      ...(client.clientName !== undefined ? { clientName: client.clientName } : {}),
+      browser,
+      csrf: hashId(csrf),
+    }
+    try {
+      await store.put(PENDING_CONSENT_KIND, hashId(consentId), waiting, ttlMs)
+    } catch (err) {
+      if (err instanceof StorageUnavailableError) {
+        return renderOAuthError(c, 503, 'temporarily_unavailable', 'try again later')
+      }
+      throw err
+    }
+    log.debug({ clientId, consentFp: fingerprint(consentId) }, 'consent requested')
+    return consentPage(c, {
+      serviceHost,
+      clientName: client.clientName,
+      clientId,
+      cimdHost: client.cimd ? new URL(clientId).host : undefined,
+      redirectUri: target,
+      scopes,
+      resource,
+      upstreams: upstreamHosts,
+      action: consentPath(config.issuer),
+      consentId,
+      csrf,
+    })
+  })
+
+  app.post(consentPath(config.issuer), async (c) => {
+    const refuse = (status: 400 | 403, heading: string, message: string) =>
+      errorPage(c, status, heading, message, 'invalid_request')
+    // Defense in depth on top of the CSRF token: a browser names the page that posted.
+    const origin = c.req.header('origin')
+    const site = c.req.header('sec-fetch-site')
+    if (
+      (origin !== undefined && origin !== new URL(config.issuer).origin) ||
+      (site !== undefined && site !== 'same-origin')
+    ) {
+      log.debug({ origin, site }, 'consent POST from another origin refused')
+      return refuse(
+        403,
+        'This approval did not come from this site',
+        'Start the sign-in again from your application.',
+      )
+    }
+    const type = (c.req.header('content-type') ?? '').split(';')[0]?.trim().toLowerCase()
+    const raw =
+      type === 'application/x-www-form-urlencoded'
+        ? await readStreamLimited(c.req.raw.body, MAX_CONSENT_FORM_BYTES)
+        : undefined
+    const form = new URLSearchParams(raw?.toString('utf8') ?? '')
+    const field = (name: string) => {
+      const values = form.getAll(name)
+      return values.length === 1 ? values[0] : undefined
+    }
+    const consentId = field('consent')
+    const csrf = field('csrf')
+    const decision = field('decision')
+    const expired = () =>
+      refuse(
+        400,
+        'This sign-in request has expired',
+        'It was already answered or took too long. Start the sign-in again from your application.',
+      )
+    if (consentId === undefined || consentId === '') return expired()
+
+    let waiting: PendingConsent | undefined
+    try {
+      // Read, not take: a request that fails the checks below must stay for the real browser.
+      waiting = await store.get<PendingConsent>(PENDING_CONSENT_KIND, hashId(consentId))
+    } catch (err) {
+      if (err instanceof StorageUnavailableError) {
+        return renderOAuthError(c, 503, 'temporarily_unavailable', 'try again later')
+      }
+      throw err
+    }
+    if (!waiting) return expired()
+    const consentFp = fingerprint(consentId)
+    const { request } = waiting
+    if (!sameDigest(cookies.bindingOf(c), waiting.browser)) {
+      log.warn(
+        { clientId: request.clientId, consentFp },
+        'consent answered from another browser; refused',
+      )
+      return renderOtherBrowser(c)
+    }
+    if (csrf === undefined || !sameDigest(hashId(csrf), waiting.csrf)) {
+      log.warn(
+        { clientId: request.clientId, consentFp },
+        'consent POST with a wrong CSRF token; refused',
+      )
+      return refuse(
+        403,
+        'This approval could not be verified',
+        'Start the sign-in again from your application.',
+      )
+    }
+    if (decision !== 'approve' && decision !== 'deny') {
+      return refuse(400, 'No decision was made', 'Choose Allow or Deny on the consent page.')
+    }
+    // Single use: of two racing POSTs, exactly one goes on.
+    if (!(await store.take(PENDING_CONSENT_KIND, hashId(consentId)))) return expired()
+
+    const toClient = errorRedirect(c, request)
+    if (decision === 'deny') {
+      log.info({ clientId: request.clientId, consentFp }, 'consent denied')
+      // RFC 6749 §4.1.2.1: the resource owner denied the request.
+      return toClient('access_denied', 'the user denied the request')
+    }
+    log.info({ clientId: request.clientId, consentFp }, 'consent given')
+    const subject = {
+      ...request,
+      ...(waiting.clientName !== undefined ? { clientName: waiting.clientName } : {}),
+    }
+    cookies.rememberConsent(c, cookies.readConsent(c), subject)
+    return startChain(c, request, waiting.browser, toClient)
   })
 
   return app

@@ -9,8 +9,10 @@ import {
   pendingId,
   redirectTo,
   renderOAuthError,
+  renderOtherBrowser,
   type PendingAuthorization,
 } from './authorize-endpoint.js'
+import { sameDigest, type BrowserCookies } from './consent.js'
 import type { CodeIssuer } from './contracts.js'
 import { authServerPaths } from './metadata.js'
 import type { UpstreamTokenStore } from './upstream-tokens.js'
@@ -31,6 +33,8 @@ export interface CallbackAppOptions {
   store: Store
   tokens: UpstreamTokenStore
   codeIssuer: CodeIssuer
+  /** The browser binding set by /oauth/authorize. */
+  cookies: BrowserCookies
   logger: Logger
 }
 
@@ -52,10 +56,12 @@ class ChainError extends Error {
  *
  * Any failure after the pending authorization is found deletes every upstream token of the
  * session and sends the client `access_denied` (the upstream refused) or `server_error`.
- * An unknown, expired or replayed `state` is a 400: there is no client to send it to.
+ * An unknown, expired or replayed `state` is a 400: there is no client to send it to. So is a
+ * callback from another browser than the one that started the sign-in (its transaction cookie):
+ * that answer leaves the pending authorization in place for the browser it belongs to.
  */
 export function createCallbackApp(options: CallbackAppOptions): Hono {
-  const { config, upstreams, store, tokens, codeIssuer } = options
+  const { config, upstreams, store, tokens, codeIssuer, cookies } = options
   const log = options.logger.child({ component: 'authserver.callback' })
   const legTtlMs = config.tokenLifespans.authCode
   // A leg's tokens are kept only as long as the rest of the chain may take (each leg gets a fresh
@@ -73,10 +79,22 @@ export function createCallbackApp(options: CallbackAppOptions): Hono {
     if (states.length !== 1 || state === undefined || state === '') {
       return renderOAuthError(c, 400, 'invalid_request', 'missing state parameter')
     }
-    // Single use per leg: of concurrent or replayed callbacks, exactly one finds it.
+    const id = pendingId(state)
     let pending: PendingAuthorization | undefined
     try {
-      pending = await store.take<PendingAuthorization>(PENDING_AUTHORIZATION_KIND, pendingId(state))
+      // Read first: a callback from a foreign browser must not use up the real user's sign-in.
+      const found = await store.get<PendingAuthorization>(PENDING_AUTHORIZATION_KIND, id)
+      // The state alone names the sign-in, and an attacker can hand his upstream URL to a victim:
+      // only the browser holding the transaction cookie may finish it (RFC 9700 §4.7.1, CSRF).
+      if (found && !sameDigest(cookies.bindingOf(c), found.browser)) {
+        log.warn(
+          { tsidFp: fingerprint(found.tsid) },
+          'upstream callback from another browser; refused',
+        )
+        return renderOtherBrowser(c)
+      }
+      // Single use per leg: of concurrent or replayed callbacks, exactly one finds it.
+      pending = found && (await store.take<PendingAuthorization>(PENDING_AUTHORIZATION_KIND, id))
     } catch (err) {
       if (err instanceof StorageUnavailableError) {
         return renderOAuthError(c, 503, 'temporarily_unavailable', 'try again later')

@@ -16,6 +16,7 @@ import { createOutboundFetch, type FetchLike } from '../net/index.js'
 import { createSealedStore, createSealer, createStore, type Store } from '../storage/index.js'
 import { createAuthorizeApp } from './authorize-endpoint.js'
 import { createCallbackApp } from './callback-endpoint.js'
+import { createBrowserCookies } from './consent.js'
 import { createClientRegistry } from './clients.js'
 import type { UpstreamTokenSource } from './contracts.js'
 import { createGrantStore } from './grants.js'
@@ -155,6 +156,11 @@ export async function createAuthServer(options: AuthServerOptions): Promise<Auth
     },
   }
   const ip = options.clientIp ? { clientIp: options.clientIp } : {}
+  const cookies = createBrowserCookies({
+    issuer: config.issuer,
+    sealer,
+    rememberForMs: config.consent.rememberFor,
+  })
 
   const paths = authServerPaths(config.issuer)
   const limit = (name: 'authorize' | 'callback') =>
@@ -180,9 +186,20 @@ export async function createAuthServer(options: AuthServerOptions): Promise<Auth
   }
   app.route(
     '/',
-    createAuthorizeApp({ config, registry: clients, upstreams, store, logger, admitPending }),
+    createAuthorizeApp({
+      config,
+      registry: clients,
+      upstreams,
+      store,
+      cookies,
+      logger,
+      admitPending,
+    }),
   )
-  app.route('/', createCallbackApp({ config, upstreams, store, tokens, codeIssuer: grants, logger }))
+  app.route(
+    '/',
+    createCallbackApp({ config, upstreams, store, tokens, codeIssuer: grants, cookies, logger }),
+  )
   app.route('/', createTokenEndpoint({ config, keys, clients, grants, store, logger, ...ip }))
   app.route('/', createRevocationEndpoint({ config, keys, clients, grants, store, logger, ...ip }))
   app.route('/', createRegisterEndpoint({ config, clients, store, logger, ...ip }))

@@ -26,6 +26,7 @@ export function authServerPaths(issuer: string) {
   return {
     authorize: `${base}/oauth/authorize`,
     callback: `${base}/oauth/callback`,
+    consent: `${base}/oauth/consent`,
     token: `${base}/oauth/token`,
     revoke: `${base}/oauth/revoke`,
     register: `${base}/oauth/register`,

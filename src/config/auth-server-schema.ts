@@ -195,6 +195,27 @@ export function createAuthServerSchema(p: Primitives) {
         allowedHosts: z.array(z.string().min(1)).default([]).describe('empty: any public host'),
       })
       .prefault({}),
+    consent: z
+      .strictObject({
+        rememberFor: bounded('30d', '0s', '365d').describe(
+          'how long a browser remembers an approval of one client (0s: ask every time)',
+        ),
+        trustedClients: z
+          .array(
+            z
+              .string()
+              .min(1)
+              // A CIMD client id is a document its host may change at will (redirect URIs
+              // included): it can be approved by users, never trusted by configuration.
+              .refine((id) => !/^[a-z][a-z0-9+.-]*:/i.test(id), {
+                message: 'must be a registered client id, not a URL (CIMD clients are never trusted)',
+              }),
+          )
+          .default([])
+          .describe('first-party client ids that skip the consent page (never DCR/CIMD by default)'),
+      })
+      .prefault({})
+      .describe('the consent page vmcp shows before any upstream sign-in (confused deputy defense)'),
     dataDir: p.path.default('.vmcp-data').describe('where a generated signing key is kept'),
   })
 }

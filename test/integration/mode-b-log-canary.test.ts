@@ -72,7 +72,13 @@ describe('Mode B log canary: the whole flow at trace level logs no secret', () =
       refreshed.body.refresh_token,
       ...injected,
       '7f'.repeat(32),
+      // vmcp's transaction and consent cookies, the consent id and its CSRF token.
+      ...provider.jars.flatMap((jar) => [...jar].filter(([k]) => k.includes('vmcp-')).map(([, v]) => v)),
+      ...provider.consentForms.flatMap((f) => [f.fields.consent ?? '', f.fields.csrf ?? '']),
     ]
+    expect(provider.consentForms).toHaveLength(1)
+    expect(provider.jars[0]!.has('vmcp-tx')).toBe(true)
+    expect(provider.jars[0]!.has('vmcp-consent')).toBe(true)
     const text = stack.gw.logs.join('\n')
     expect(stack.gw.logs.length).toBeGreaterThan(30)
     expect(text).toContain('"level":10')

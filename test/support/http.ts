@@ -12,6 +12,71 @@ export interface FollowRedirectsOptions {
   maxRedirects?: number
   /** Extra request headers for every hop (the cookie header is managed here). */
   headers?: Record<string, string>
+  /**
+   * What the scripted browser answers on vmcp's consent page (a POST of the page's own form, as a
+   * person clicking the button would). Without it, reaching the page is an error.
+   */
+  consent?: ConsentDecision
+  /** Collects every consent form answered (e.g. for log canaries). */
+  consentForms?: ConsentForm[]
+}
+
+export type ConsentDecision = 'approve' | 'deny'
+
+/** The consent form of a page: where it posts and its hidden fields (HTML-unescaped). */
+export interface ConsentForm {
+  action: string
+  fields: Record<string, string>
+}
+
+const unescapeHtml = (s: string) =>
+  s.replace(
+    /&(amp|lt|gt|quot|#39);/g,
+    (_, e: string) => ({ amp: '&', lt: '<', gt: '>', quot: '"', '#39': "'" })[e] ?? '',
+  )
+
+/** Finds vmcp's consent form in an HTML page; undefined when the page has none. */
+export function parseConsentForm(html: string): ConsentForm | undefined {
+  const form = /<form method="post" action="([^"]*)">([\s\S]*?)<\/form>/.exec(html)
+  if (!form || !/name="decision" value="approve"/.test(form[2] ?? '')) return undefined
+  const fields: Record<string, string> = {}
+  for (const m of (form[2] ?? '').matchAll(
+    /<input type="hidden" name="([^"]+)" value="([^"]*)"\s*\/?>/g,
+  )) {
+    fields[m[1] ?? ''] = unescapeHtml(m[2] ?? '')
+  }
+  return { action: unescapeHtml(form[1] ?? ''), fields }
+}
+
+/**
+ * Submits a consent form as the browser holding `jar` would (same-origin POST with its cookies).
+ * Returns the raw answer (a redirect after a valid decision).
+ */
+export async function submitConsent(
+  pageUrl: string | URL,
+  form: ConsentForm,
+  decision: ConsentDecision,
+  jar: CookieJar,
+  overrides: Record<string, string | undefined> = {},
+): Promise<Response> {
+  const page = new URL(pageUrl)
+  const body = new URLSearchParams()
+  for (const [k, v] of Object.entries({ ...form.fields, decision, ...overrides })) {
+    if (v !== undefined) body.set(k, v)
+  }
+  const headers: Record<string, string> = {
+    'content-type': 'application/x-www-form-urlencoded',
+    origin: page.origin,
+  }
+  if (jar.size > 0) headers.cookie = cookieHeader(jar)
+  const res = await fetch(new URL(form.action, page), {
+    method: 'POST',
+    redirect: 'manual',
+    headers,
+    body,
+  })
+  storeCookies(jar, res)
+  return res
 }
 
 /** Stores every `Set-Cookie` of a response in the jar (Node 20: `headers.getSetCookie()`). */
@@ -53,9 +118,18 @@ export async function followRedirectsWithCookies(
   for (let i = 0; i < max; i++) {
     const headers: Record<string, string> = { ...options.headers }
     if (jar.size > 0) headers.cookie = cookieHeader(jar)
-    const res = await fetch(current, { redirect: 'manual', headers })
+    let res = await fetch(current, { redirect: 'manual', headers })
     storeCookies(jar, res)
-    const location = res.headers.get('location')
+    let location = res.headers.get('location')
+    if (!location && res.status === 200 && options.consent) {
+      const html = await res.text()
+      const form = parseConsentForm(html)
+      if (!form)
+        throw new Error(`no redirect and no consent form at ${current}: ${html.slice(0, 500)}`)
+      options.consentForms?.push(form)
+      res = await submitConsent(current, form, options.consent, jar)
+      location = res.headers.get('location')
+    }
     if (!location) {
       const body = await res.text().catch(() => '')
       throw new Error(`no redirect from ${current} (status ${res.status}): ${body.slice(0, 500)}`)

@@ -6,7 +6,7 @@ import type {
   OAuthClientMetadata,
   OAuthTokens,
 } from '@modelcontextprotocol/sdk/shared/auth.js'
-import { followRedirectsWithCookies } from './http.js'
+import { followRedirectsWithCookies, type ConsentForm, type CookieJar } from './http.js'
 
 export const CLIENT_REDIRECT = 'http://127.0.0.1:9/callback'
 
@@ -18,6 +18,10 @@ export class HeadlessOAuthProvider implements OAuthClientProvider {
   code: string | undefined
   authorizationUrls: URL[] = []
   errors: Record<string, string>[] = []
+  /** The browser of each authorization (cookies of vmcp and the IdPs). */
+  jars: CookieJar[] = []
+  /** Every consent form the scripted user approved. */
+  consentForms: ConsentForm[] = []
   #client: OAuthClientInformationMixed | undefined
   #tokens: OAuthTokens | undefined
   #verifier = ''
@@ -54,7 +58,14 @@ export class HeadlessOAuthProvider implements OAuthClientProvider {
   }
   async redirectToAuthorization(url: URL) {
     this.authorizationUrls.push(url)
-    const back = await followRedirectsWithCookies(url.href, CLIENT_REDIRECT)
+    // The scripted user approves vmcp's consent page (the browser is fresh every time).
+    const jar: CookieJar = new Map()
+    this.jars.push(jar)
+    const back = await followRedirectsWithCookies(url.href, CLIENT_REDIRECT, {
+      jar,
+      consent: 'approve',
+      consentForms: this.consentForms,
+    })
     const error = back.searchParams.get('error')
     if (error) {
       this.errors.push(Object.fromEntries(back.searchParams))

@@ -417,3 +417,33 @@ describe('Mode B warnings (V-03 and memory storage)', () => {
     ])
   })
 })
+
+describe('authServer.runConfig.consent', () => {
+  const modeB = (consent: string) =>
+    parse(
+      `${stdio}incomingAuth:\n  type: oidc\n  oidc: { issuer: https://vmcp.example.com, audience: https://vmcp.example.com/mcp, resource: https://vmcp.example.com/mcp }\n` +
+        `authServer:\n  runConfig:\n    issuer: https://vmcp.example.com\n` +
+        `    allowedAudiences: [https://vmcp.example.com/mcp]\n` +
+        `    upstreams: [{ name: corp, type: oidc, oidc: { issuerUrl: https://sso.example.com, clientId: vmcp } }]\n` +
+        consent,
+    )
+
+  it('defaults: approvals remembered 30 days, no trusted clients', () => {
+    expect(modeB('').authServer?.runConfig.consent).toEqual({ rememberFor: 30 * 86_400_000, trustedClients: [] })
+  })
+
+  it('takes a duration and first-party client ids', () => {
+    const config = modeB('    consent: { rememberFor: 0s, trustedClients: [Ab3_first-party] }\n')
+    expect(config.authServer?.runConfig.consent).toEqual({ rememberFor: 0, trustedClients: ['Ab3_first-party'] })
+  })
+
+  it('refuses a CIMD URL as a trusted client, and a remember time over a year', () => {
+    const lines = issueLines(() =>
+      modeB('    consent: { rememberFor: 400d, trustedClients: [ok, "https://tools.example/client.json"] }\n'),
+    )
+    expect(lines).toEqual([
+      '- authServer.runConfig.consent.rememberFor: must be between 0s and 365d',
+      '- authServer.runConfig.consent.trustedClients[1]: must be a registered client id, not a URL (CIMD clients are never trusted)',
+    ])
+  })
+})

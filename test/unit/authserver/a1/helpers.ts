@@ -56,6 +56,7 @@ export function testConfig(overrides: Partial<AuthServerConfig> = {}): AuthServe
     rateLimits: { register: 10, token: 120, authorize: 60, callback: 120 },
     pendingAuthorizations: { maxPerAddress: 30, maxTotal: 10_000 },
     cimd: { enabled: false, allowedHosts: [] },
+    consent: { rememberFor: 30 * 86_400_000, trustedClients: [] },
     dataDir: '/nonexistent',
     ...overrides,
   }

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import {
   createAuthorizeApp,
@@ -6,10 +7,16 @@ import {
   type AuthorizeConfig,
   type PendingAuthorization,
 } from '../../../../src/authserver/authorize-endpoint.js'
+import { createBrowserCookies } from '../../../../src/authserver/consent.js'
 import type { OAuthClient } from '../../../../src/authserver/contracts.js'
 import { UpstreamAuthError, type UpstreamClient } from '../../../../src/authserver/upstreams.js'
 import { createLogger } from '../../../../src/log/index.js'
-import { createMemoryStore, StorageUnavailableError, type Store } from '../../../../src/storage/index.js'
+import {
+  createMemoryStore,
+  createSealer,
+  StorageUnavailableError,
+  type Store,
+} from '../../../../src/storage/index.js'
 import { pkcePair } from './harness.js'
 
 const ISSUER = 'https://vmcp.example.com'
@@ -53,6 +60,11 @@ const upstream: UpstreamClient = {
   revoke: async () => false,
 }
 
+// These tests are about request validation, so the clients are pre-registered first-party ones
+// the operator trusts (no consent page, RFC 6749 §4.1.2.1 error redirects). consent.test.ts covers
+// everyone else.
+const TRUSTED = ['app', 'two-uris', 'native', 'narrow', 'no-code', 'query']
+
 function appFor(config: Partial<AuthorizeConfig> = {}) {
   return createAuthorizeApp({
     config: {
@@ -65,6 +77,8 @@ function appFor(config: Partial<AuthorizeConfig> = {}) {
         authCode: 600_000,
         refreshMax: 2_592_000_000,
       },
+      consent: { rememberFor: 86_400_000, trustedClients: TRUSTED },
+      upstreams: [],
       ...config,
     },
     registry: {
@@ -75,6 +89,7 @@ function appFor(config: Partial<AuthorizeConfig> = {}) {
     },
     upstreams: [upstream],
     store,
+    cookies: createBrowserCookies({ issuer: ISSUER, sealer: createSealer(randomBytes(32)), rememberForMs: 86_400_000 }),
     logger: createLogger({ level: 'silent' }),
   })
 }
@@ -214,7 +229,7 @@ describe('RFC 8252 §7.3: loopback redirect URIs', () => {
   })
 })
 
-describe('after validation, errors go back to the client with state and iss (RFC 9207 §2)', () => {
+describe('after validation, errors go back to a trusted client with state and iss (RFC 9207 §2)', () => {
   it('OAuth 2.1 §4.1.1: response_type other than code → unsupported_response_type', async () => {
     expectClientError(await authorize({ response_type: 'token' }), 'unsupported_response_type', 'response_type must be code')
   })

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { UpstreamRefreshError } from '../../../../src/authserver/contracts.js'
 import { UPSTREAM_TOKENS_KIND } from '../../../../src/authserver/upstream-tokens.js'
-import { followRedirectsWithCookies } from '../../../support/http.js'
+import { cookieHeader, followRedirectsWithCookies, type CookieJar } from '../../../support/http.js'
 import { CLIENT_ID, CLIENT_REDIRECT, LOOPBACK_CLIENT_ID, startChain, type Chain } from './harness.js'
 
 let chain: Chain
@@ -19,6 +19,7 @@ async function signIn(params: Record<string, string | undefined> = {}) {
   const before = chain.grants.length
   const final = await followRedirectsWithCookies(chain.authorizeUrl(params), params.redirect_uri ?? CLIENT_REDIRECT, {
     maxRedirects: 30,
+    consent: 'approve',
   })
   const grant = chain.grants[before]
   return { final, grant }
@@ -163,8 +164,11 @@ describe('upstream chain: /oauth/authorize → corp (oidc) → second (oauth2) �
   it('RFC 6749 §4.1.2.1: upstream error=access_denied → client gets access_denied; the tsid\'s tokens are gone', async () => {
     // Complete leg 1, stop at the second upstream's authorization endpoint.
     const known = new Set(chain.store.ids(UPSTREAM_TOKENS_KIND))
+    const jar: CookieJar = new Map()
     const idp2Auth = await followRedirectsWithCookies(chain.authorizeUrl(), chain.idp2.metadata.authorization_endpoint, {
       maxRedirects: 30,
+      jar,
+      consent: 'approve',
     })
     const state = idp2Auth.searchParams.get('state')!
     const fresh = chain.store.ids(UPSTREAM_TOKENS_KIND).filter((id) => !known.has(id))
@@ -179,7 +183,7 @@ describe('upstream chain: /oauth/authorize → corp (oidc) → second (oauth2) �
     cb.searchParams.set('error_description', 'user declined')
     cb.searchParams.set('state', state)
     cb.searchParams.set('iss', chain.idp2.issuer)
-    const res = await fetch(cb, { redirect: 'manual' })
+    const res = await fetch(cb, { redirect: 'manual', headers: { cookie: cookieHeader(jar) } })
     expect(res.status).toBe(302)
     const location = new URL(res.headers.get('location')!)
     expect(location.origin + location.pathname).toBe(CLIENT_REDIRECT)
@@ -214,13 +218,17 @@ describe('upstream chain: /oauth/authorize → corp (oidc) → second (oauth2) �
   })
 
   it('RFC 9207 §2.4: a callback whose iss is not the upstream\'s → server_error, tokens revoked', async () => {
-    const idp1Auth = await followRedirectsWithCookies(chain.authorizeUrl(), chain.idp1.metadata.authorization_endpoint)
+    const jar: CookieJar = new Map()
+    const idp1Auth = await followRedirectsWithCookies(chain.authorizeUrl(), chain.idp1.metadata.authorization_endpoint, {
+      jar,
+      consent: 'approve',
+    })
     const state = idp1Auth.searchParams.get('state')!
     const cb = new URL(`${chain.issuer}/oauth/callback`)
     cb.searchParams.set('code', 'forged-code')
     cb.searchParams.set('state', state)
     cb.searchParams.set('iss', 'https://attacker.example')
-    const res = await fetch(cb, { redirect: 'manual' })
+    const res = await fetch(cb, { redirect: 'manual', headers: { cookie: cookieHeader(jar) } })
     expect(res.status).toBe(302)
     const location = new URL(res.headers.get('location')!)
     expect(Object.fromEntries(location.searchParams)).toEqual({
@@ -245,12 +253,17 @@ describe('identity continuity across legs', () => {
 
   it('the same issuer vouching for another user on a later leg → server_error, no code', async () => {
     const callback = `${bobChain.issuer}/oauth/callback`
+    // vmcp's cookies only: each leg at the IdP starts without an IdP session.
+    const vmcpJar: CookieJar = new Map()
     const hop = async (url: URL) => {
-      const res = await fetch(url, { redirect: 'manual' })
+      const res = await fetch(url, { redirect: 'manual', headers: { cookie: cookieHeader(vmcpJar) } })
       return new URL(res.headers.get('location')!)
     }
-    // Leg 1 in one browser (alice), leg 2 in another with no IdP session (login_hint=bob).
-    const toIdp = await hop(bobChain.authorizeUrl())
+    // Leg 1 signs in as alice, leg 2 (fresh IdP session, login_hint=bob) as bob.
+    const toIdp = await followRedirectsWithCookies(bobChain.authorizeUrl(), bobChain.idp1.metadata.authorization_endpoint, {
+      jar: vmcpJar,
+      consent: 'approve',
+    })
     const back1 = await followRedirectsWithCookies(toIdp, callback)
     const toIdpAgain = await hop(back1)
     expect(toIdpAgain.searchParams.get('login_hint')).toBe('bob')

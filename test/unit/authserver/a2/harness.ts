@@ -9,6 +9,7 @@ import { serve } from '@hono/node-server'
 import { Hono } from 'hono'
 import { createAuthorizeApp } from '../../../../src/authserver/authorize-endpoint.js'
 import { createCallbackApp } from '../../../../src/authserver/callback-endpoint.js'
+import { createBrowserCookies, type BrowserCookies } from '../../../../src/authserver/consent.js'
 import type { CodeGrant, OAuthClient } from '../../../../src/authserver/contracts.js'
 import {
   createUpstreamTokenStore,
@@ -80,7 +81,10 @@ export function createInspectableStore(): InspectableStore {
     },
     async dump(kind) {
       const values = await Promise.all(store.ids(kind).map((id) => inner.get(kind, id)))
-      return values.filter((v) => v !== undefined).map((v) => JSON.stringify(v)).join('\n')
+      return values
+        .filter((v) => v !== undefined)
+        .map((v) => JSON.stringify(v))
+        .join('\n')
     },
   }
   return store
@@ -128,6 +132,12 @@ export interface ChainOptions {
   logger?: Logger
   /** Options of the first IdP (corp). */
   idp1?: IdpOptions
+  /** `consent.trustedClients` (default none). */
+  trustedClients?: string[]
+  /** `consent.rememberFor` in ms (default 30 days). */
+  rememberForMs?: number
+  /** The issuer's scheme as configured (cookie names and attributes follow it); default http. */
+  issuerScheme?: 'http' | 'https'
 }
 
 export interface Chain {
@@ -142,6 +152,7 @@ export interface Chain {
   tokenStore: UpstreamTokenStore
   store: InspectableStore
   sealer: Sealer
+  cookies: BrowserCookies
   logger: Logger
   /** Every CodeGrant handed to the stub CodeIssuer. */
   grants: Omit<CodeGrant, 'issuedAt'>[]
@@ -164,13 +175,19 @@ export interface Chain {
   close(): Promise<void>
 }
 
-const baseClient = (clientId: string, redirectUris: string[]): OAuthClient => ({
+/** A public code-flow client as the registry would hold it. */
+export const baseClient = (
+  clientId: string,
+  redirectUris: string[],
+  extra: Partial<OAuthClient> = {},
+): OAuthClient => ({
   clientId,
   tokenEndpointAuthMethod: 'none',
   redirectUris,
   grantTypes: ['authorization_code', 'refresh_token'],
   responseTypes: ['code'],
   createdAt: Date.now(),
+  ...extra,
 })
 
 export async function startChain(options: ChainOptions = {}): Promise<Chain> {
@@ -262,7 +279,17 @@ export async function startChain(options: ChainOptions = {}): Promise<Chain> {
     scopesSupported: ['openid', 'profile', 'email', 'offline_access'],
     tokenLifespans: { accessToken: 3_600_000, refreshToken: 7 * 86_400_000, authCode: 600_000, refreshMax: 30 * 86_400_000 },
     upstreams: upstreamConfigs,
+    consent: {
+      rememberFor: options.rememberForMs ?? 30 * 86_400_000,
+      trustedClients: options.trustedClients ?? [],
+    },
   } as AuthServerConfig
+  const cookies = createBrowserCookies({
+    // Cookie names and attributes follow the configured scheme; the test server is plain http.
+    issuer: options.issuerScheme === 'https' ? issuer.replace(/^http:/, 'https:') : issuer,
+    sealer,
+    rememberForMs: config.consent.rememberFor,
+  })
 
   const clients = new Map<string, OAuthClient>([
     [CLIENT_ID, baseClient(CLIENT_ID, [CLIENT_REDIRECT])],
@@ -300,6 +327,7 @@ export async function startChain(options: ChainOptions = {}): Promise<Chain> {
       registry: { getClient: async (id) => clients.get(id) },
       upstreams,
       store,
+      cookies,
       logger,
     }),
   )
@@ -318,6 +346,7 @@ export async function startChain(options: ChainOptions = {}): Promise<Chain> {
           return code
         },
       },
+      cookies,
       logger,
     }),
   )
@@ -335,6 +364,7 @@ export async function startChain(options: ChainOptions = {}): Promise<Chain> {
     tokenStore,
     store,
     sealer,
+    cookies,
     logger,
     grants,
     wire,
@@ -365,11 +395,22 @@ export async function startChain(options: ChainOptions = {}): Promise<Chain> {
     },
     async expire(tsid, upstream) {
       const id = `${tsid}:${upstream}`
-      const row = await store.get<{ sealed: string; sessionExpiresAt: number }>(UPSTREAM_TOKENS_KIND, id)
+      const row = await store.get<{ sealed: string; sessionExpiresAt: number }>(
+        UPSTREAM_TOKENS_KIND,
+        id,
+      )
       if (!row) throw new Error(`no stored tokens for ${upstream}`)
-      const tokens = { ...(JSON.parse(sealer.open(row.sealed)) as object), expiresAt: Date.now() - 1000 }
+      const tokens = {
+        ...(JSON.parse(sealer.open(row.sealed)) as object),
+        expiresAt: Date.now() - 1000,
+      }
       const sealed = sealer.seal(JSON.stringify(tokens))
-      await store.put(UPSTREAM_TOKENS_KIND, id, { ...row, sealed }, row.sessionExpiresAt - Date.now())
+      await store.put(
+        UPSTREAM_TOKENS_KIND,
+        id,
+        { ...row, sealed },
+        row.sessionExpiresAt - Date.now(),
+      )
     },
     replica: makeTokenStore,
     async close() {
