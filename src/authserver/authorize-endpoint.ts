@@ -157,6 +157,14 @@ export function renderOAuthError(
   })
 }
 
+/** Storage down: 503 to the user agent (never a redirect); anything else propagates. */
+export function storageDown(c: Context, err: unknown): Response {
+  if (err instanceof StorageUnavailableError) {
+    return renderOAuthError(c, 503, 'temporarily_unavailable', 'try again later')
+  }
+  throw err
+}
+
 /** The 400 page of a sign-in step arriving from another browser than the one that started it. */
 export function renderOtherBrowser(c: Context): Response {
   return errorPage(
@@ -267,10 +275,7 @@ export function createAuthorizeApp(options: AuthorizeAppOptions): Hono {
     try {
       client = await registry.getClient(clientId)
     } catch (err) {
-      if (err instanceof StorageUnavailableError) {
-        return renderOAuthError(c, 503, 'temporarily_unavailable', 'try again later')
-      }
-      throw err
+      return storageDown(c, err)
     }
     if (!client) return reject('invalid_client', 'unknown client_id')
 
@@ -419,10 +424,7 @@ export function createAuthorizeApp(options: AuthorizeAppOptions): Hono {
     try {
       await store.put(PENDING_CONSENT_KIND, hashId(consentId), waiting, ttlMs)
     } catch (err) {
-      if (err instanceof StorageUnavailableError) {
-        return renderOAuthError(c, 503, 'temporarily_unavailable', 'try again later')
-      }
-      throw err
+      return storageDown(c, err)
     }
     log.debug({ clientId, consentFp: fingerprint(consentId) }, 'consent requested')
     return consentPage(c, {
@@ -446,8 +448,10 @@ export function createAuthorizeApp(options: AuthorizeAppOptions): Hono {
     // Defense in depth on top of the CSRF token: a browser names the page that posted.
     const origin = c.req.header('origin')
     const site = c.req.header('sec-fetch-site')
+    // `Origin: null` (privacy settings, no-referrer policies) proves nothing either way; the CSRF
+    // token and the browser binding still decide.
     if (
-      (origin !== undefined && origin !== new URL(config.issuer).origin) ||
+      (origin !== undefined && origin !== 'null' && origin !== new URL(config.issuer).origin) ||
       (site !== undefined && site !== 'same-origin')
     ) {
       log.debug({ origin, site }, 'consent POST from another origin refused')
@@ -483,10 +487,7 @@ export function createAuthorizeApp(options: AuthorizeAppOptions): Hono {
       // Read, not take: a request that fails the checks below must stay for the real browser.
       waiting = await store.get<PendingConsent>(PENDING_CONSENT_KIND, hashId(consentId))
     } catch (err) {
-      if (err instanceof StorageUnavailableError) {
-        return renderOAuthError(c, 503, 'temporarily_unavailable', 'try again later')
-      }
-      throw err
+      return storageDown(c, err)
     }
     if (!waiting) return expired()
     const consentFp = fingerprint(consentId)
@@ -512,8 +513,12 @@ export function createAuthorizeApp(options: AuthorizeAppOptions): Hono {
     if (decision !== 'approve' && decision !== 'deny') {
       return refuse(400, 'No decision was made', 'Choose Allow or Deny on the consent page.')
     }
-    // Single use: of two racing POSTs, exactly one goes on.
-    if (!(await store.take(PENDING_CONSENT_KIND, hashId(consentId)))) return expired()
+    try {
+      // Single use: of two racing POSTs, exactly one goes on.
+      if (!(await store.take(PENDING_CONSENT_KIND, hashId(consentId)))) return expired()
+    } catch (err) {
+      return storageDown(c, err)
+    }
 
     const toClient = errorRedirect(c, request)
     if (decision === 'deny') {

@@ -1,7 +1,7 @@
 import { Hono } from 'hono'
 import type { AuthServerConfig } from '../config/index.js'
 import { fingerprint, type Logger } from '../log/index.js'
-import { StorageUnavailableError, type Store } from '../storage/index.js'
+import type { Store } from '../storage/index.js'
 import {
   beginUpstreamLeg,
   buildClientRedirect,
@@ -10,6 +10,7 @@ import {
   redirectTo,
   renderOAuthError,
   renderOtherBrowser,
+  storageDown,
   type PendingAuthorization,
 } from './authorize-endpoint.js'
 import { sameDigest, type BrowserCookies } from './consent.js'
@@ -96,10 +97,7 @@ export function createCallbackApp(options: CallbackAppOptions): Hono {
       // Single use per leg: of concurrent or replayed callbacks, exactly one finds it.
       pending = found && (await store.take<PendingAuthorization>(PENDING_AUTHORIZATION_KIND, id))
     } catch (err) {
-      if (err instanceof StorageUnavailableError) {
-        return renderOAuthError(c, 503, 'temporarily_unavailable', 'try again later')
-      }
-      throw err
+      return storageDown(c, err)
     }
     if (!pending) {
       const why = 'authorization request not found or expired'

@@ -33,7 +33,7 @@ const STYLE_TAG = { html: `<style>${STYLE}</style>` }
 
 /**
  * Headers of every page: no script, no frames (clickjacking, RFC 9700 §4.16), nothing cached or
- * leaked through Referer (the page URL carries the authorization request). `form-action` is left
+ * leaked through Referer to other origins (the page URL carries the authorization request). `form-action` is left
  * out on purpose: browsers apply it to the redirects after the consent POST (to the upstream
  * identity provider or the client's redirect URI), which are not known ahead of time.
  */
@@ -44,7 +44,8 @@ export const PAGE_HEADERS: Readonly<Record<string, string>> = {
   'cache-control': 'no-store',
   pragma: 'no-cache',
   'x-content-type-options': 'nosniff',
-  'referrer-policy': 'no-referrer',
+  // same-origin, not no-referrer: with no-referrer browsers send `Origin: null` on the form POST.
+  'referrer-policy': 'same-origin',
 }
 
 const ESCAPES: Record<string, string> = {
@@ -85,7 +86,7 @@ function document(title: string, body: Html): string {
       <head>
         <meta charset="utf-8" />
         <meta name="viewport" content="width=device-width, initial-scale=1" />
-        <meta name="referrer" content="no-referrer" />
+        <meta name="referrer" content="same-origin" />
         <title>${title}</title>
         ${STYLE_TAG}
       </head>

@@ -154,6 +154,8 @@ describe('MCP security best practices, confused deputy: the consent page comes f
     expect(res.headers.get('x-frame-options')).toBe('DENY')
     expect(res.headers.get('cache-control')).toBe('no-store')
     expect(res.headers.get('content-type')).toBe('text/html; charset=utf-8')
+    // Same-origin only: the form POST keeps its Origin, other sites get no Referer.
+    expect(res.headers.get('referrer-policy')).toBe('same-origin')
     // The one inline style is allowed by its hash (CSP 3), so the page is styled without
     // 'unsafe-inline': the hash must cover the exact text of the <style> element.
     const style = /<style>([\s\S]*?)<\/style>/.exec(html)![1]!
@@ -241,6 +243,26 @@ describe('the consent POST', () => {
     expect(real.headers.get('location')).toMatch(
       new RegExp(`^${chain.idp1.metadata.authorization_endpoint}\\?`),
     )
+  })
+
+  it('Origin: null (no-referrer settings) is neither proof nor refusal: the token and cookie decide', async () => {
+    const jar: CookieJar = new Map()
+    const page = await consentPage(jar)
+    jars.set(page.url.href, jar)
+    expect(
+      (
+        await postAs(
+          page.url,
+          { ...page.form, fields: { ...page.form.fields, csrf: 'x' } },
+          { origin: 'null' },
+        )
+      ).status,
+    ).toBe(403)
+    const res = await postAs(page.url, page.form, {
+      origin: 'null',
+      'sec-fetch-site': 'same-origin',
+    })
+    expect(res.status).toBe(302)
   })
 
   it('a POST from another browser says so', async () => {
