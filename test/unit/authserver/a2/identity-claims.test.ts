@@ -18,7 +18,7 @@ async function grantWith(idp1: IdpOptions) {
   const final = await followRedirectsWithCookies(
     chain.authorizeUrl({ scope: 'openid profile email' }),
     CLIENT_REDIRECT,
-    { maxRedirects: 30 },
+    { maxRedirects: 30, consent: 'approve' },
   )
   expect(final.searchParams.get('code')).toBeTruthy()
   return chain.grants.at(-1)
@@ -46,8 +46,14 @@ describe('email only with email_verified: true', () => {
 describe('the client’s OIDC nonce travels from /oauth/authorize into the code grant', () => {
   it('kept through both upstream legs; absent when the client sent none', async () => {
     chain = await startChain()
+    // One browser: it approves the client once, so the error below may go back to the client.
+    const jar = new Map<string, string>()
     const run = (params: Record<string, string>) =>
-      followRedirectsWithCookies(chain!.authorizeUrl(params), CLIENT_REDIRECT, { maxRedirects: 30 })
+      followRedirectsWithCookies(chain!.authorizeUrl(params), CLIENT_REDIRECT, {
+        maxRedirects: 30,
+        consent: 'approve',
+        jar,
+      })
     await run({ nonce: 'client-nonce-123' })
     expect(chain.grants.at(-1)).toMatchObject({ nonce: 'client-nonce-123' })
     await run({})
