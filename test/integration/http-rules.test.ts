@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { fingerprint } from '../../src/log/index.js'
 import { TEST_BACKEND } from '../support/backends.js'
+import { EVENTUALLY } from '../support/wait.js'
 import { connectClient, startVmcp, type RunningVmcp } from '../support/vmcp.js'
 
 const INIT = {
@@ -10,12 +11,13 @@ const INIT = {
   params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
 }
 const ACCEPT = 'application/json, text/event-stream'
+const STDIO_BACKEND = { name: 'a', transport: 'stdio', command: process.execPath, args: [TEST_BACKEND, '--transport', 'stdio'] }
 
 describe('HTTP rules of /mcp', () => {
   let gw: RunningVmcp
 
-  const send = (init: RequestInit & { headers?: Record<string, string> }) =>
-    fetch(gw.url, {
+  const send = (init: RequestInit & { headers?: Record<string, string> }, url = gw.url) =>
+    fetch(url, {
       method: 'POST',
       ...init,
       headers: { 'content-type': 'application/json', accept: ACCEPT, ...init.headers },
@@ -28,8 +30,8 @@ describe('HTTP rules of /mcp', () => {
     expect(body.error.code).toBe(code)
     expect(body.error.message).toMatch(message)
   }
-  const initialize = async () => {
-    const res = await send({ body: JSON.stringify(INIT) })
+  const initialize = async (url = gw.url) => {
+    const res = await send({ body: JSON.stringify(INIT) }, url)
     expect(res.status).toBe(200)
     await res.body?.cancel()
     return res.headers.get('mcp-session-id') as string
@@ -38,8 +40,7 @@ describe('HTTP rules of /mcp', () => {
   beforeAll(async () => {
     gw = await startVmcp({
       server: { maxBodyBytes: 4096, allowedOrigins: ['https://app.example.com'] },
-      backends: [{ name: 'a', transport: 'stdio', command: process.execPath, args: [TEST_BACKEND, '--transport', 'stdio'] }],
-      operational: { sessionTtl: '1s' },
+      backends: [STDIO_BACKEND],
     })
   })
   afterAll(async () => {
@@ -134,17 +135,26 @@ describe('HTTP rules of /mcp', () => {
   })
 
   it('expires idle sessions after operational.sessionTtl', async () => {
-    const sid = await initialize()
-    // Watch the log, not the session: any request would count as activity and keep it alive.
-    await vi.waitFor(
-      () => expect(gw.logs.some((l) => l.includes('session expired') && l.includes(fingerprint(sid)))).toBe(true),
-      { timeout: 20_000, interval: 100 },
-    )
-    const res = await send({
-      headers: { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'ping' }),
-    })
-    expect(res.status).toBe(404)
+    // Its own vmcp: a 1 s TTL would expire the other tests' sessions on a loaded machine.
+    const short = await startVmcp({ backends: [STDIO_BACKEND], operational: { sessionTtl: '1s' } })
+    try {
+      const sid = await initialize(short.url)
+      // Watch the log, not the session: any request would count as activity and keep it alive.
+      await vi.waitFor(
+        () => expect(short.logs.some((l) => l.includes('session expired') && l.includes(fingerprint(sid)))).toBe(true),
+        EVENTUALLY,
+      )
+      const res = await send(
+        {
+          headers: { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' },
+          body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'ping' }),
+        },
+        short.url,
+      )
+      expect(res.status).toBe(404)
+    } finally {
+      await short.close()
+    }
   })
 
   it('serves /health, /readyz and /status as JSON', async () => {
@@ -161,7 +171,7 @@ describe('HTTP rules of /mcp', () => {
 describe('graceful shutdown', () => {
   it('closes open client streams and backends, and stops listening', async () => {
     const gw = await startVmcp({
-      backends: [{ name: 'a', transport: 'stdio', command: process.execPath, args: [TEST_BACKEND, '--transport', 'stdio'] }],
+      backends: [STDIO_BACKEND],
     })
     const client = await connectClient(gw.url)
     let closed = false

@@ -3,6 +3,7 @@ import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/typ
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { startTestBackend, TEST_BACKEND, type RunningBackend } from '../support/backends.js'
 import { freePort } from '../support/http.js'
+import { EVENTUALLY } from '../support/wait.js'
 import { callText, connectClient, startVmcp, type RunningVmcp } from '../support/vmcp.js'
 
 interface Status {
@@ -28,7 +29,8 @@ describe('backends that fail: down at startup, killed mid-session, restarted', (
         { name: 'alpha', transport: 'stdio', command: process.execPath, args: [TEST_BACKEND, '--transport', 'stdio', '--name', 'alpha'] },
         { name: 'beta', transport: 'streamable-http', url: `http://127.0.0.1:${port}/mcp` },
       ],
-      operational: { healthCheckInterval: '200ms', healthCheckTimeout: '150ms', discoveryTimeout: '2s' },
+      // Short checks so failures show fast; timeouts long enough for a loaded machine.
+      operational: { healthCheckInterval: '1s', healthCheckTimeout: '900ms', discoveryTimeout: '15s' },
     })
     client = await connectClient(gw.url)
   })
@@ -63,7 +65,7 @@ describe('backends that fail: down at startup, killed mid-session, restarted', (
     const res = await client.callTool({ name: 'beta_echo', arguments: { text: 'x' } })
     expect(res.isError).toBe(true)
     expect((res.content as Array<{ text: string }>)[0]?.text).toMatch(/^backend "beta" (failed|is unavailable)/)
-    await vi.waitFor(async () => expect(await health('beta')).toBe('unhealthy'))
+    await vi.waitFor(async () => expect(await health('beta')).toBe('unhealthy'), EVENTUALLY)
     const again = await client.callTool({ name: 'beta_echo', arguments: { text: 'x' } })
     expect((again.content as Array<{ text: string }>)[0]?.text).toMatch(/^backend "beta" is unavailable/)
     expect(await callText(client, 'alpha_echo', { text: 'still' })).toBe('alpha: still')
@@ -71,7 +73,7 @@ describe('backends that fail: down at startup, killed mid-session, restarted', (
 
   it('rejoins a restarted backend; the same client session calls it again', async () => {
     beta = await startTestBackend(['--name', 'beta'], port)
-    await vi.waitFor(async () => expect(await health('beta')).toBe('healthy'), { timeout: 10_000 })
+    await vi.waitFor(async () => expect(await health('beta')).toBe('healthy'), EVENTUALLY)
     expect(await callText(client, 'beta_echo', { text: 'back' })).toBe('beta: back')
   })
 
@@ -79,7 +81,7 @@ describe('backends that fail: down at startup, killed mid-session, restarted', (
     const res = await client.callTool({ name: 'alpha_crash', arguments: {} })
     expect(res.isError).toBe(true)
     expect((res.content as Array<{ text: string }>)[0]?.text).toContain('backend "alpha"')
-    await vi.waitFor(async () => expect(await health('alpha')).toBe('healthy'), { timeout: 10_000 })
+    await vi.waitFor(async () => expect(await health('alpha')).toBe('healthy'), EVENTUALLY)
     expect(await callText(client, 'alpha_echo', { text: 'reborn' })).toBe('alpha: reborn')
     expect(gw.logs.some((l) => l.includes('restarting backend process'))).toBe(true)
   })
@@ -97,7 +99,7 @@ describe('launched HTTP backends (launch:)', () => {
           launch: { command: process.execPath, args: [TEST_BACKEND, '--transport', 'http', '--port', String(port), '--name', 'web'] },
         },
       ],
-      operational: { healthCheckInterval: '200ms', healthCheckTimeout: '150ms' },
+      operational: { healthCheckInterval: '1s', healthCheckTimeout: '900ms', discoveryTimeout: '15s' },
     })
     const pids = () =>
       gw.logs
@@ -108,10 +110,8 @@ describe('launched HTTP backends (launch:)', () => {
     const [first] = pids()
     expect(first).toBeGreaterThan(0)
     process.kill(first as number, 'SIGKILL')
-    await vi.waitFor(() => expect(pids()).toHaveLength(2), { timeout: 10_000 })
-    await vi.waitFor(async () => expect(await callText(client, 'web_echo', { text: 'again' })).toBe('web: again'), {
-      timeout: 10_000,
-    })
+    await vi.waitFor(() => expect(pids()).toHaveLength(2), EVENTUALLY)
+    await vi.waitFor(async () => expect(await callText(client, 'web_echo', { text: 'again' })).toBe('web: again'), EVENTUALLY)
     await client.close()
     await gw.close()
     const second = pids()[1] as number
@@ -146,10 +146,7 @@ describe('launched backends behind a per-user strategy', () => {
     const status = (await (await fetch(`${gw.base}/status`)).json()) as { backends: Array<{ health: string }> }
     expect(status.backends[0]?.health).toBe('per-user')
     // The process answers (an MCP GET without a session is a 4xx from the backend itself).
-    await vi.waitFor(
-      async () => expect((await fetch(`http://127.0.0.1:${port}/mcp`)).status).toBeGreaterThanOrEqual(400),
-      { timeout: 15_000, interval: 50 },
-    )
+    await vi.waitFor(async () => expect((await fetch(`http://127.0.0.1:${port}/mcp`)).status).toBeGreaterThanOrEqual(400), EVENTUALLY)
     await gw.close()
   })
 })

@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { ANONYMOUS_IDENTITY } from '../../../src/auth/incoming/identity.js'
 import {
   createOutgoingAuth,
@@ -10,6 +10,7 @@ import {
 } from '../../../src/auth/outgoing/index.js'
 import { createLogger, Secret } from '../../../src/log/index.js'
 import { createOutboundFetch } from '../../../src/net/index.js'
+import { EVENTUALLY } from '../../support/wait.js'
 import {
   ACCESS_TOKEN_TYPE,
   identityFor,
@@ -295,7 +296,7 @@ describe('token_exchange strategy', () => {
       const s = strategy()
       endpoint.hold()
       const calls = Array.from({ length: 10 }, () => s.headers(identityFor('alice', ALICE_TOKEN)))
-      await waitFor(() => endpoint.requests.length === 1)
+      await vi.waitFor(() => expect(endpoint.requests).toHaveLength(1), EVENTUALLY)
       endpoint.release()
       const results = await Promise.all(calls)
       expect(endpoint.requests).toHaveLength(1)
@@ -319,7 +320,7 @@ describe('token_exchange strategy', () => {
       const controller = new AbortController()
       const aborted = s.headers(identityFor('alice', ALICE_TOKEN), controller.signal)
       const patient = s.headers(identityFor('alice', ALICE_TOKEN))
-      await waitFor(() => endpoint.requests.length === 1)
+      await vi.waitFor(() => expect(endpoint.requests).toHaveLength(1), EVENTUALLY)
       controller.abort(new Error('client went away'))
       expect((await rejection(aborted)).message).toBe('client went away')
       endpoint.release()
@@ -447,9 +448,4 @@ function ok(accessToken: string, expiresIn: number | undefined) {
       ...(expiresIn === undefined ? {} : { expires_in: expiresIn }),
     },
   }
-}
-
-async function waitFor(condition: () => boolean): Promise<void> {
-  for (let i = 0; i < 500 && !condition(); i++) await new Promise((r) => setTimeout(r, 5))
-  if (!condition()) throw new Error('condition not reached')
 }

@@ -10,10 +10,11 @@ import {
 } from '../../../src/storage/index.js'
 import { freePort } from '../../support/http.js'
 import { redisCommand, startRedis, type RedisServer } from '../../support/redis.js'
+import { EVENTUALLY } from '../../support/wait.js'
 
 const TTL = 60_000
 const CANARY = 's3cret-canary'
-const POLL = { timeout: 10_000, interval: 50 }
+const POLL = EVENTUALLY
 
 function captureLogger(): { logger: Logger; text: () => string } {
   const lines: string[] = []

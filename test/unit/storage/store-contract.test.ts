@@ -12,6 +12,7 @@ import {
   type Store,
 } from '../../../src/storage/index.js'
 import { startRedis, type RedisServer } from '../../support/redis.js'
+import { EVENTUALLY } from '../../support/wait.js'
 
 interface StoreHarness {
   store: Store
@@ -26,7 +27,7 @@ interface StoreHarness {
 const SHORT_TTL = 150
 const LONG_TTL = 60_000
 // Generous: Redis expiry is polled on a loaded CI box, and nothing asserts how fast it happens.
-const POLL = { timeout: 5_000, interval: 25 }
+const POLL = EVENTUALLY
 
 function storeContract(name: string, makeStore: () => StoreHarness | Promise<StoreHarness>) {
   describe(`Store contract: ${name}`, () => {

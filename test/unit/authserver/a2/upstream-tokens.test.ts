@@ -8,6 +8,7 @@ import {
 } from '../../../../src/authserver/upstream-tokens.js'
 import { UpstreamAuthError, type UpstreamClient, type UpstreamTokenSet } from '../../../../src/authserver/upstreams.js'
 import { createLogger } from '../../../../src/log/index.js'
+import { EVENTUALLY } from '../../../support/wait.js'
 import {
   createMemoryStore,
   createSealer,
@@ -149,7 +150,7 @@ describe('upstream token storage', () => {
   })
 
   it('a caller that aborts stops waiting; the shared refresh still completes and is stored', async () => {
-    let release!: () => void
+    let release: (() => void) | undefined
     refreshImpl = (rt) =>
       new Promise((resolve) => {
         release = () => resolve({ accessToken: `at-from-${rt}`, refreshToken: `${rt}+1`, expiresAt: t + 600_000 })
@@ -158,10 +159,11 @@ describe('upstream token storage', () => {
     const controller = new AbortController()
     const aborted = tokens.tokensFor('s1', controller.signal)
     const waiting = tokens.tokensFor('s1')
-    await new Promise((r) => setTimeout(r, 10))
+    // Both callers are waiting once the shared refresh has started.
+    await vi.waitFor(() => expect(release).toBeDefined(), EVENTUALLY)
     controller.abort(new Error('client went away'))
     await expect(aborted).rejects.toThrow('client went away')
-    release()
+    release?.()
     expect((await waiting).a!.reveal()).toBe('at-from-rt-a')
     expect(refreshCalls).toEqual(['a:rt-a'])
   })
