@@ -108,6 +108,7 @@ export class BackendConnection {
       this.#options.logger.debug({ backend: this.backend, err: err.message }, 'backend transport error')
     }
     await this.client.connect(transport, { timeout: timeoutMs })
+    keepProgressBeforeResponse(transport)
   }
 
   async close(): Promise<void> {
@@ -192,4 +193,32 @@ export class BackendConnection {
     if (config.transport === 'sse') return new SSEClientTransport(url, { fetch: authedFetch })
     return new StreamableHTTPClientTransport(url, { fetch: authedFetch })
   }
+}
+
+/**
+ * The SDK client runs a notification handler a microtask late but settles a response at once, so
+ * a call's last progress read in the same chunk as its result finds its handler gone and is lost
+ * (a loaded machine batches them often). Messages after a progress notification wait one
+ * macrotask turn, in order, so the progress is relayed before the result.
+ */
+function keepProgressBeforeResponse(transport: Transport): void {
+  const deliver = transport.onmessage
+  if (!deliver) return
+  let held: Array<Parameters<typeof deliver>> | undefined
+  const onmessage: typeof deliver = (message, extra) => {
+    if (held) {
+      held.push([message, extra])
+      return
+    }
+    deliver(message, extra)
+    if ('method' in message && message.method === 'notifications/progress') {
+      held = []
+      setImmediate(() => {
+        const queue = held ?? []
+        held = undefined
+        for (const args of queue) onmessage(...args)
+      })
+    }
+  }
+  transport.onmessage = onmessage
 }
