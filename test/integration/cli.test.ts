@@ -9,7 +9,8 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const CLI = `${ROOT}dist/src/cli/main.js`
 const VALID = 'fixtures/configs/valid/minimal.yaml'
 const INVALID = 'fixtures/configs/invalid/bad-port.yaml'
-const WAIT_MS = 20_000
+// Generous: a loaded 2-core machine can take many seconds to start node and discover a backend.
+const WAIT_MS = 90_000
 
 interface Result {
   code: number | null
