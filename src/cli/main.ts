@@ -135,6 +135,22 @@ async function main(argv: string[]): Promise<void> {
   }
   process.on('SIGINT', () => stop('SIGINT'))
   process.on('SIGTERM', () => stop('SIGTERM'))
+  // SIGHUP (also sent when the terminal closes) must not kill vmcp and orphan its children:
+  // re-check the file and keep the running configuration.
+  process.on('SIGHUP', () => {
+    try {
+      loadConfigFile(values.config as string)
+      logger.warn(
+        { signal: 'SIGHUP' },
+        'configuration file is valid, but reloading is not supported yet: restart vmcp to apply it; the running configuration stays',
+      )
+    } catch (err) {
+      // One log line per issue ("- path: message" lines of the ConfigError).
+      const issues = (err as Error).message.split('\n').filter((l) => l.startsWith('- '))
+      const lines = issues.length > 0 ? issues.map((l) => l.slice(2)) : [(err as Error).message]
+      for (const line of lines) logger.error({ signal: 'SIGHUP' }, `new configuration rejected: ${line}`)
+    }
+  })
 
   try {
     await vmcp.start()

@@ -26,6 +26,7 @@ import type { Logger } from '../log/index.js'
 import type { FetchLike } from '../net/index.js'
 import type { ListKind } from './catalog.js'
 import { childEnvironment } from './child-env.js'
+import { OutputTail } from './output-tail.js'
 import { SHARED_SCHEMA_VALIDATOR } from './schema-validator.js'
 
 /** A client request that is waiting on this backend; server-to-client traffic it causes goes back through it. */
@@ -67,6 +68,8 @@ export class BackendConnection {
   readonly client: Client
   readonly backend: string
   readonly inflight = new Set<InflightCall>()
+  /** The last stderr lines of a stdio process: the reason shown when it dies. */
+  readonly stderr = new OutputTail()
   #transport: Transport | undefined
   #closed = false
   readonly #options: BackendConnectionOptions
@@ -174,8 +177,8 @@ export class BackendConnection {
         stderr: 'pipe',
       })
       transport.stderr?.on('data', (chunk: Buffer) => {
-        for (const line of chunk.toString('utf8').split('\n')) {
-          if (line.trim()) logger.debug({ backend: config.name, stderr: line.slice(0, 2000) }, 'backend stderr')
+        for (const line of this.stderr.push(chunk)) {
+          logger.debug({ backend: config.name, stderr: line.slice(0, 2000) }, 'backend stderr')
         }
       })
       return transport

@@ -1,4 +1,5 @@
 import { setMaxListeners } from 'node:events'
+import { connect } from 'node:net'
 import { ErrorCode, McpError, type ClientCapabilities } from '@modelcontextprotocol/sdk/types.js'
 import type { OutgoingAuthStrategy } from '../auth/outgoing/index.js'
 import type { BackendConfig, OperationalConfig } from '../config/index.js'
@@ -7,6 +8,7 @@ import type { FetchLike } from '../net/index.js'
 import { BackendConnection, type ConnectionSink } from './backend-connection.js'
 import { discoverCatalog, listAll, type Catalog, type ListKind } from './catalog.js'
 import { Launcher } from './launcher.js'
+import { portInUse } from './output-tail.js'
 
 export type BackendHealth = 'starting' | 'healthy' | 'unhealthy' | 'per-user'
 
@@ -44,6 +46,8 @@ export class BackendRuntime {
   readonly auth: OutgoingAuthStrategy
   health: BackendHealth = 'starting'
   lastError: string | undefined
+  /** Process restarts scheduled since vmcp started (stdio and launched backends). */
+  restarts = 0
   catalog: Catalog | undefined
   shared: BackendConnection | undefined
   /** Bumped on every (re)connect: session connections from an older generation are stale. */
@@ -63,14 +67,16 @@ export class BackendRuntime {
     this.auth = options.auth
     const launch = options.config.transport === 'stdio' ? undefined : options.config.launch
     if (launch) {
-      this.#launcher = new Launcher(launch, this.name, options.logger, (code) => {
+      // Stopping a launched process fits in half the shutdown budget; SIGKILL after that.
+      const grace = Math.max(100, options.operational.shutdownTimeout / 2)
+      this.#launcher = new Launcher(launch, this.name, options.logger, grace, (reason) => {
         if (this.#stopped) return
         if (this.identityScoped) {
           // Discovered per user: nothing to reconnect here, only the process to bring back.
-          this.#scheduleRelaunch(code)
+          this.#scheduleRelaunch(reason)
           return
         }
-        this.#markUnhealthy(`launched process exited (${code ?? 'signal'})`)
+        this.#markUnhealthy(reason)
         void this.shared?.close()
         this.shared = undefined
         this.#scheduleRestart()
@@ -174,7 +180,9 @@ export class BackendRuntime {
       await conn.connect(this.#options.operational.discoveryTimeout)
     } catch (err) {
       await conn.close()
-      throw err
+      // A stdio process that died at startup: what it wrote to stderr is the reason.
+      const said = conn.stderr.text()
+      throw said ? new Error(`${errorText(err)}: ${said}`) : err
     }
     return conn
   }
@@ -242,6 +250,12 @@ export class BackendRuntime {
         closed: (c) => this.#onSharedClosed(c),
       })
     if (!this.#launcher) return open()
+    if (!this.#launcher.running) {
+      // Another process on the launch port would answer in place of ours (typically one orphaned
+      // by an earlier vmcp): say so instead of connecting to it or looping on our child's exit.
+      const at = launchAddress(this.config)
+      if (at && (await portTaken(at))) throw new Error(portInUse(at.port))
+    }
     this.#launcher.ensure()
     // A process just launched needs a moment before it listens: retry refused connections
     // until the discovery deadline.
@@ -249,9 +263,11 @@ export class BackendRuntime {
       try {
         return await open()
       } catch (err) {
+        // The process ended (or never spawned): its own reason, at once, not the deadline's.
+        if (!this.#launcher.running) throw new Error(this.#launcher.failure ?? 'launched process exited')
         const refused = errorText(err).includes('ECONNREFUSED')
         const late = Date.now() - started + delay > this.#options.operational.discoveryTimeout
-        if (!refused || late || !this.#launcher.running) throw err
+        if (!refused || late) throw err
         await new Promise((r) => setTimeout(r, delay))
       }
     }
@@ -260,15 +276,15 @@ export class BackendRuntime {
   #onSharedClosed(conn: BackendConnection): void {
     if (conn !== this.shared || this.#stopped) return
     this.shared = undefined
-    this.#markUnhealthy(this.sharesConnection ? 'process exited' : 'connection closed')
+    const said = conn.stderr.text()
+    this.#markUnhealthy(this.sharesConnection ? `process exited${said ? `: ${said}` : ''}` : 'connection closed')
     if (this.sharesConnection) this.#scheduleRestart()
   }
 
   #scheduleRestart(): void {
     if (this.#stopped || this.#retryTimer) return
-    const delay = Math.min(BACKOFF_BASE_MS * 2 ** this.#attempt, BACKOFF_MAX_MS)
-    this.#attempt++
-    this.#options.logger.info({ backend: this.name, delayMs: delay }, 'restarting backend process')
+    const delay = this.#nextBackoff()
+    this.#options.logger.info({ backend: this.name, delayMs: delay, restarts: this.restarts }, 'restarting backend process')
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined
       void this.#connect()
@@ -276,10 +292,18 @@ export class BackendRuntime {
     this.#retryTimer.unref()
   }
 
-  #scheduleRelaunch(code: number | null): void {
+  /** Exponential backoff with jitter (half to all of the step), capped; counts the restart. */
+  #nextBackoff(): number {
+    const step = Math.min(BACKOFF_BASE_MS * 2 ** this.#attempt, BACKOFF_MAX_MS)
+    this.#attempt++
+    this.restarts++
+    return Math.round(step / 2 + Math.random() * (step / 2))
+  }
+
+  #scheduleRelaunch(reason: string): void {
     if (this.#stopped || this.#retryTimer) return
-    const delay = Math.min(BACKOFF_BASE_MS * 2 ** this.#attempt++, BACKOFF_MAX_MS)
-    this.#options.logger.warn({ backend: this.name, code, delayMs: delay }, 'launched backend exited; restarting')
+    const delay = this.#nextBackoff()
+    this.#options.logger.warn({ backend: this.name, reason, delayMs: delay }, 'launched backend exited; restarting')
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined
       this.#launcher?.ensure()
@@ -307,4 +331,23 @@ export function errorText(err: unknown): string {
     cause = (cause as { cause?: unknown }).cause
   }
   return err.message
+}
+
+/** Where a launched HTTP backend is expected to listen (from its url). */
+function launchAddress(config: BackendConfig): { host: string; port: number } | undefined {
+  if (config.transport === 'stdio') return undefined
+  const url = new URL(config.url)
+  return { host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || (url.protocol === 'https:' ? 443 : 80)) }
+}
+
+/** Whether something already accepts connections there. */
+function portTaken(at: { host: string; port: number }): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(at)
+    socket.once('connect', () => {
+      socket.destroy()
+      resolve(true)
+    })
+    socket.once('error', () => resolve(false))
+  })
 }

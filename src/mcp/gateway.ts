@@ -36,6 +36,8 @@ export interface BackendStatus {
   tools: number
   resources: number
   prompts: number
+  /** Process restarts since vmcp started (stdio and launched backends). */
+  restarts: number
   error?: string
 }
 
@@ -244,6 +246,8 @@ export function createGateway(options: GatewayOptions): Gateway {
     async start() {
       starting = Promise.all(runtimes.map((r) => r.start())).then(() => undefined)
       await starting
+      // Closed while discovering (SIGTERM during startup): start nothing more.
+      if (closed) return
       sharedView = computeShared()
       lastSignature = signature(sharedView)
       ready = true
@@ -307,6 +311,7 @@ export function createGateway(options: GatewayOptions): Gateway {
             tools: r.catalog?.tools.length ?? 0,
             resources: r.catalog?.resources.length ?? 0,
             prompts: r.catalog?.prompts.length ?? 0,
+            restarts: r.restarts,
           }
           if (r.lastError) status.error = r.lastError
           return status

@@ -86,6 +86,7 @@ export function createVmcp(options: VmcpOptions): Vmcp {
   let url: string | undefined
   let authenticator: IncomingAuthenticator | undefined
   let authServer: AuthServer | undefined
+  let closing = false
 
   return {
     gateway,
@@ -140,6 +141,9 @@ export function createVmcp(options: VmcpOptions): Vmcp {
       const built = app
       handler = (req, env) => built.fetch(req, env)
       await gateway.start()
+      const listenUrl = `${listenBase}${MCP_PATH}`
+      // Stopped during startup (SIGTERM while discovering): never announce ready afterwards.
+      if (closing) return { url, listenUrl }
       const status = gateway.status()
       logger.info(
         {
@@ -155,6 +159,7 @@ export function createVmcp(options: VmcpOptions): Vmcp {
     },
 
     async close() {
+      closing = true
       const srv = server
       if (srv) {
         const closed = new Promise<void>((resolve) => srv.close(() => resolve()))

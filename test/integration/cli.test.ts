@@ -1,8 +1,11 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { freePort } from '../support/http.js'
 
 // The CLI as users run it: the built file, in a child process, from the repository root.
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
@@ -222,5 +225,53 @@ describe('vmcp serve', () => {
     const msgs = s.lines.map((l) => l.msg)
     expect(msgs).toContain('shutting down')
     expect(msgs.at(-1)).toBe('stopped')
+  })
+})
+
+describe('vmcp serve: signals and children', () => {
+  const configFile = (text: string) => {
+    const dir = mkdtempSync(join(tmpdir(), 'vmcp-cli-'))
+    const file = join(dir, 'vmcp.yaml')
+    writeFileSync(file, text)
+    return file
+  }
+
+  it('SIGTERM during startup stops the launched process, exits 0 and never logs ready', async () => {
+    const port = await freePort()
+    // A launched backend that never listens: discovery would wait the whole (long) timeout.
+    const file = configFile(
+      [
+        'backends:',
+        '  - name: silent',
+        '    transport: streamable-http',
+        `    url: http://127.0.0.1:${port}/mcp`,
+        `    launch: { command: ${JSON.stringify(process.execPath)}, args: ['-e', 'setInterval(() => {}, 1000)'] }`,
+        'operational: { discoveryTimeout: 5m }',
+      ].join('\n'),
+    )
+    const s = serve(['--config', file, '--port', '0'])
+    const launched = await s.waitFor('launched backend process')
+    s.child.kill('SIGTERM')
+    expect(await exitWithin(s)).toEqual({ code: 0, signal: null })
+    const msgs = s.lines.map((l) => l.msg)
+    expect(msgs).toContain('shutting down')
+    expect(msgs).not.toContain('ready')
+    expect(() => process.kill(launched.pid as number, 0)).toThrow()
+  })
+
+  it('SIGHUP keeps vmcp running and re-checks the file, logging every error of an invalid one', async () => {
+    const notes = `${ROOT}fixtures/backends/demo-notes-stdio.mjs`
+    const file = configFile(`backends:\n  - { name: notes, transport: stdio, command: node, args: [${JSON.stringify(notes)}] }\n`)
+    const s = serve(['--config', file, '--port', '0'])
+    const ready = await s.waitFor('ready')
+    writeFileSync(file, 'server: { port: 70000 }\nname: 7\n')
+    s.child.kill('SIGHUP')
+    const rejected = await s.waitFor('new configuration rejected: server.port: must be at most 65535')
+    expect(rejected.level).toBe(50)
+    expect(s.lines.map((l) => l.msg)).toContain('new configuration rejected: name: must be a string')
+    const health = await fetch(new URL('/health', String(ready.url)))
+    expect(health.status).toBe(200)
+    s.child.kill('SIGTERM')
+    expect(await exitWithin(s)).toEqual({ code: 0, signal: null })
   })
 })
