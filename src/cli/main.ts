@@ -42,6 +42,11 @@ function load(path: string | undefined): VmcpConfig {
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`)
+      if (/environment variable \S+ is not set/.test(err.message)) {
+        process.stderr.write(
+          'hint: export the variables above; for vmcp.modeb.example.yaml, `npm run demo:mode-b` sets them and starts the development IdP\n',
+        )
+      }
       process.exit(EXIT_CONFIG)
     }
     throw err

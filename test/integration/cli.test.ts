@@ -24,7 +24,9 @@ interface Result {
 
 function run(args: string[]): Promise<Result> {
   return new Promise((resolve) => {
-    const options = { cwd: ROOT, timeout: WAIT_MS }
+    // Without the Mode B demo's secret, whatever the calling shell exports.
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'DEV_IDP_CLIENT_SECRET'))
+    const options = { cwd: ROOT, timeout: WAIT_MS, env }
     execFile(process.execPath, [CLI, ...args], options, (err, stdout, stderr) => {
       const e = err as (Error & { code?: unknown; signal?: NodeJS.Signals | null }) | null
       resolve({
@@ -189,6 +191,13 @@ describe('vmcp one-shot commands', () => {
     const r = await run(['serve', '--config', VALID, '--port', '0', '--log-level', 'nope'])
     expect(r.code).toBe(2)
     expect(r.stderr).toMatch(/^vmcp: --log-level must be one of fatal, error, warn, info, debug/)
+  })
+
+  it('validate of the Mode B example without its env var hints at npm run demo:mode-b', async () => {
+    const r = await run(['validate', '--config', 'vmcp.modeb.example.yaml'])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain('environment variable DEV_IDP_CLIENT_SECRET is not set')
+    expect(r.stderr).toContain('hint: export the variables above; for vmcp.modeb.example.yaml, `npm run demo:mode-b`')
   })
 
   it('validate without --config is a usage error: exit 2', async () => {
