@@ -87,7 +87,11 @@ const redirectError = (description: string) => new OAuthError('invalid_redirect_
 // §5.2 keeps double quotes and backslashes out of error_description (oauthError blanks them).
 const quoteValue = (value: string) => `'${value.length > 64 ? `${value.slice(0, 64)}...` : value}'`
 
-function checkRedirectUri(raw: unknown, index: number): string {
+function checkRedirectUri(
+  raw: unknown,
+  index: number,
+  privateUseSchemes: ReadonlySet<string>,
+): string {
   const at = `redirect_uris[${index}]`
   if (typeof raw !== 'string' || raw.length === 0) {
     throw redirectError(`${at} must be a non-empty string`)
@@ -125,8 +129,9 @@ function checkRedirectUri(raw: unknown, index: number): string {
       `${at} must use https; http is allowed only for 127.0.0.1, [::1] and localhost`,
     )
   }
-  // RFC 8252 §7.1: other schemes only as reverse-DNS private-use schemes.
-  if (!PRIVATE_USE_SCHEME.test(url.protocol)) {
+  // RFC 8252 §7.1: other schemes only as reverse-DNS private-use schemes, or the dotless ones
+  // the operator accepts (`registration.privateUseSchemes`, e.g. Cursor's `cursor:`).
+  if (!PRIVATE_USE_SCHEME.test(url.protocol) && !privateUseSchemes.has(url.protocol.slice(0, -1))) {
     throw redirectError(
       `${at} uses the scheme ${url.protocol}; only https, loopback http and reverse-DNS private-use schemes such as com.example.app: are allowed (RFC 8252 section 7.1)`,
     )
@@ -174,7 +179,10 @@ function stringArray(
  */
 export function validateClientMetadata(
   metadata: unknown,
-  options: { scopesSupported: readonly string[] },
+  options: {
+    scopesSupported: readonly string[]
+    registration?: { privateUseSchemes: readonly string[] }
+  },
 ): ValidatedClientMetadata {
   if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) {
     throw metadataError('client metadata must be a JSON object')
@@ -189,7 +197,8 @@ export function validateClientMetadata(
   if (uris.length > MAX_REDIRECT_URIS) {
     throw redirectError(`at most ${MAX_REDIRECT_URIS} redirect_uris are allowed`)
   }
-  const redirectUris = [...new Set(uris.map((u, i) => checkRedirectUri(u, i)))]
+  const schemes = new Set(options.registration?.privateUseSchemes ?? [])
+  const redirectUris = [...new Set(uris.map((u, i) => checkRedirectUri(u, i, schemes)))]
 
   const method = meta.token_endpoint_auth_method ?? 'none'
   if (typeof method !== 'string' || !(AUTH_METHODS as readonly string[]).includes(method)) {

@@ -2,6 +2,9 @@ import { z } from 'zod'
 import { parseDuration } from './duration.js'
 import type { Primitives } from './schema.js'
 
+// Schemes no native app owns: browsers run them, read local data with them, or they are web URLs.
+const DANGEROUS_SCHEMES = new Set(['http', 'https', 'javascript', 'data', 'file', 'blob', 'vbscript', 'about', 'filesystem', 'ws', 'wss', 'ftp', 'mailto', 'tel', 'sms', 'chrome', 'view-source'])
+
 const UPSTREAM_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
 // Parameters the authorization request builds itself; an upstream may not override them.
 const RESERVED_PARAMS = [
@@ -187,6 +190,25 @@ export function createAuthServerSchema(p: Primitives) {
           .min(1)
           .default(10_000)
           .describe('sign-ins all clients together may start within one authCode lifespan (503 beyond)'),
+      })
+      .prefault({}),
+    registration: z
+      .strictObject({
+        privateUseSchemes: z
+          .array(
+            z
+              .string()
+              // RFC 3986 §3.1 scheme syntax, lower case as URL parsing yields it; never a scheme
+              // that runs code or reads local data, nor http(s) (they have their own rules).
+              .regex(/^[a-z][a-z0-9+.-]*$/, 'must be a lower-case URI scheme name without ":"')
+              .refine((s) => !DANGEROUS_SCHEMES.has(s), {
+                message: 'is not a private-use scheme a native app can own',
+              }),
+          )
+          .default([])
+          .describe(
+            'private-use redirect URI schemes accepted besides reverse-DNS ones (RFC 8252 §7.1), e.g. cursor for Cursor',
+          ),
       })
       .prefault({}),
     cimd: z

@@ -446,4 +446,16 @@ describe('authServer.runConfig.consent', () => {
       '- authServer.runConfig.consent.trustedClients[1]: must be a registered client id, not a URL (CIMD clients are never trusted)',
     ])
   })
+
+  it('registration.privateUseSchemes: none by default; refuses schemes browsers run or read files with', () => {
+    expect(modeB('').authServer?.runConfig.registration).toEqual({ privateUseSchemes: [] })
+    expect(modeB('    registration: { privateUseSchemes: [cursor] }\n').authServer?.runConfig.registration).toEqual({
+      privateUseSchemes: ['cursor'],
+    })
+    const lines = issueLines(() => modeB('    registration: { privateUseSchemes: [cursor, javascript, "Cursor:"] }\n'))
+    expect(lines).toEqual([
+      '- authServer.runConfig.registration.privateUseSchemes[1]: is not a private-use scheme a native app can own',
+      '- authServer.runConfig.registration.privateUseSchemes[2]: must be a lower-case URI scheme name without ":"',
+    ])
+  })
 })

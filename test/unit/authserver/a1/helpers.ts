@@ -55,6 +55,7 @@ export function testConfig(overrides: Partial<AuthServerConfig> = {}): AuthServe
     storage: { type: 'memory', maxEntries: 100_000 },
     rateLimits: { register: 10, token: 120, authorize: 60, callback: 120 },
     pendingAuthorizations: { maxPerAddress: 30, maxTotal: 10_000 },
+    registration: { privateUseSchemes: [] },
     cimd: { enabled: false, allowedHosts: [] },
     consent: { rememberFor: 30 * 86_400_000, trustedClients: [] },
     dataDir: '/nonexistent',

@@ -316,3 +316,37 @@ describe('POST /oauth/register (RFC 7591)', () => {
     expect(get.status).toBe(405)
   })
 })
+
+describe('registration.privateUseSchemes (dotless native-app schemes the operator accepts)', () => {
+  // Cursor registers these three in one request; the dotless scheme must not sink the others.
+  const CURSOR = [
+    'cursor://anysphere.cursor-mcp/oauth/callback',
+    'https://www.cursor.com/agents/mcp/oauth/callback',
+    'http://localhost:8787/callback',
+  ]
+
+  it('RFC 8252 §7.1: a dotless scheme is refused by default', async () => {
+    const h = await createHarness()
+    await expectError(
+      await register(h, { redirect_uris: CURSOR }),
+      400,
+      'invalid_redirect_uri',
+      /^redirect_uris\[0\] uses the scheme cursor:/,
+    )
+  })
+
+  it('accepts exactly the listed schemes, and nothing else that is dotless', async () => {
+    const h = await createHarness({ config: { registration: { privateUseSchemes: ['cursor'] } } })
+    const ok = await register(h, { redirect_uris: CURSOR })
+    expect(ok.status).toBe(201)
+    expect(((await ok.json()) as { redirect_uris: string[] }).redirect_uris).toEqual(CURSOR)
+    for (const uri of ['x-evil:/cb', 'cursorx://a/cb', 'javascript:alert(1)']) {
+      await expectError(
+        await register(h, { redirect_uris: [uri] }),
+        400,
+        'invalid_redirect_uri',
+        /uses the scheme/,
+      )
+    }
+  })
+})
