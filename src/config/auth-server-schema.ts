@@ -238,6 +238,8 @@ export function createAuthServerSchema(p: Primitives) {
       })
       .prefault({})
       .describe('the consent page vmcp shows before any upstream sign-in (confused deputy defense)'),
-    dataDir: p.path.default('.vmcp-data').describe('where a generated signing key is kept'),
+    dataDir: p.path
+      .prefault('.vmcp') // prefault: the default is resolved beside the file too
+      .describe('where a generated signing key is kept (default: the top-level stateDir)'),
   })
 }

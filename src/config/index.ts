@@ -20,6 +20,8 @@ export type {
   OidcConfig,
   OperationalConfig,
   OutgoingStrategyConfig,
+  RegistryAuthConfig,
+  RegistryConfig,
   ServerConfig,
   StdioBackendConfig,
   ToolOverrideConfig,

@@ -73,6 +73,9 @@ export function validateConfig(
   if (!parsed.success) throw new ConfigError(parsed.error.issues.flatMap((i) => toIssues(i, raw)))
   const issues = crossCheck(parsed.data)
   if (issues.length > 0) throw new ConfigError(issues)
+  // stateDir is the default home of everything vmcp keeps, the auth server's key included.
+  const rc = parsed.data.authServer?.runConfig
+  if (rc && valueAt(raw, ['authServer', 'runConfig', 'dataDir']) === undefined) rc.dataDir = parsed.data.stateDir
   return parsed.data
 }
 

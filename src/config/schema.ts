@@ -5,6 +5,7 @@ import { Secret } from '../log/secret.js'
 import { isCidrOrAddress } from '../net/client-address.js'
 import { checkSecureUrl } from '../net/url-policy.js'
 import { createAuthServerSchema } from './auth-server-schema.js'
+import { createRegistrySchema } from './registry-schema.js'
 import { DURATION_PATTERN, parseDuration } from './duration.js'
 
 /** Where secret refs and relative paths are resolved. */
@@ -71,7 +72,8 @@ export function createPrimitives(ctx: SchemaContext) {
 export type Primitives = ReturnType<typeof createPrimitives>
 
 export function createConfigSchema(ctx: SchemaContext) {
-  const { duration, secureUrl, secretRef, name } = createPrimitives(ctx)
+  const primitives = createPrimitives(ctx)
+  const { duration, secureUrl, secretRef, name } = primitives
 
   // Child process environment: plain values, or secret refs for credentials.
   const childEnv = z
@@ -249,8 +251,22 @@ export function createConfigSchema(ctx: SchemaContext) {
   return z.strictObject({
     $schema: z.string().optional(),
     name: z.string().min(1).default('vmcp'),
+    stateDir: primitives.path
+      .prefault('.vmcp') // prefault: the default is resolved beside the file too
+      .describe('where vmcp keeps state (registry sign-ins; default of authServer.runConfig.dataDir)'),
     server: server.prefault({}),
     backends: z.array(backend).default([]),
+    registries: z
+      .array(createRegistrySchema(primitives))
+      .default([])
+      .superRefine((list, c) => {
+        const seen = new Set<string>()
+        list.forEach((r, i) => {
+          if (seen.has(r.name)) c.addIssue({ code: 'custom', path: [i, 'name'], message: `duplicate registry name "${r.name}"` })
+          seen.add(r.name)
+        })
+      })
+      .describe('private MCP registries whose servers become backends'),
     incomingAuth: incomingAuth.prefault({ type: 'anonymous' }),
     outgoingAuth: z
       .strictObject({
@@ -282,3 +298,5 @@ export type OperationalConfig = VmcpConfig['operational']
 export type ServerConfig = VmcpConfig['server']
 export type AuthServerConfig = NonNullable<VmcpConfig['authServer']>['runConfig']
 export type UpstreamConfig = AuthServerConfig['upstreams'][number]
+export type RegistryConfig = VmcpConfig['registries'][number]
+export type RegistryAuthConfig = NonNullable<RegistryConfig['auth']>

@@ -36,6 +36,8 @@ describe('defaults', () => {
   it('an empty file is a complete configuration', () => {
     const expected: VmcpConfig = {
       name: 'vmcp',
+      stateDir: '/srv/vmcp/.vmcp',
+      registries: [],
       server: {
         host: '127.0.0.1',
         port: 4483,
@@ -154,6 +156,63 @@ describe('defaults', () => {
     expect(config.aggregation.tools).toEqual([
       { backend: 'notes', filter: [], exclude: [], overrides: {} },
     ])
+  })
+})
+
+describe('registries', () => {
+  const corp = (extra = '') =>
+    `registries:\n  - name: corp\n    url: https://registry.corp.example\n${extra}`
+  const auth = `    auth:\n      type: oauth\n      issuer: https://login.corp.example\n      clientId: vmcp-registry\n`
+
+  it('a registry gets every server, a 5m refresh and no auth by default', () => {
+    expect(parse(corp()).registries).toEqual([
+      { name: 'corp', url: 'https://registry.corp.example', include: [], refreshInterval: 300_000 },
+    ])
+    expect(parse(corp(auth)).registries[0]?.auth).toEqual({
+      type: 'oauth',
+      issuer: 'https://login.corp.example',
+      clientId: 'vmcp-registry',
+      scopes: [],
+    })
+  })
+
+  it('a public client only: a clientSecret is an unknown key', () => {
+    expect(issueLines(() => parse(corp(`${auth}      clientSecret: { env: S }\n`)))).toEqual([
+      '- registries[0].auth.clientSecret: unknown key',
+    ])
+  })
+
+  it('the registry and its issuer must be https (or loopback http)', () => {
+    expect(
+      issueLines(() =>
+        parse(
+          'registries:\n  - name: corp\n    url: http://registry.corp.example\n    auth:\n      type: oauth\n      issuer: http://login.corp.example\n      clientId: c\n',
+        ),
+      ),
+    ).toEqual([
+      '- registries[0].url: must use https (http is allowed only for loopback hosts)',
+      '- registries[0].auth.issuer: must use https (http is allowed only for loopback hosts)',
+    ])
+    expect(parse('registries:\n  - { name: dev, url: "http://127.0.0.1:9000" }\n').registries[0]?.url).toBe(
+      'http://127.0.0.1:9000',
+    )
+  })
+
+  it('registry names are unique and auth types are known', () => {
+    expect(issueLines(() => parse(`${corp()}  - { name: corp, url: "https://other.example" }\n`))).toEqual([
+      '- registries[1].name: duplicate registry name "corp"',
+    ])
+    expect(issueLines(() => parse(corp('    auth: { type: basic }\n')))).toEqual([
+      '- registries[0].auth.type: must be one of: oauth',
+    ])
+  })
+
+  it('stateDir resolves beside the file and is the default dataDir of the auth server', () => {
+    expect(parse('stateDir: state\n').stateDir).toBe('/srv/vmcp/state')
+    const file = new URL('../../../fixtures/configs/valid/mode-b.yaml', import.meta.url).pathname
+    const { config } = loadConfigFile(file)
+    expect(config.authServer?.runConfig.dataDir).toBe(join(file, '..', '.vmcp'))
+    expect(config.stateDir).toBe(join(file, '..', '.vmcp'))
   })
 })
 
