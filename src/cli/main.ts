@@ -15,6 +15,9 @@ Usage:
   vmcp validate --config <file>
   vmcp dcr list --config <file>
   vmcp dcr forget --config <file> --upstream <name>
+  vmcp registry login --config <file> --registry <name> [--no-browser]
+  vmcp registry logout --config <file> --registry <name>
+  vmcp registry status --config <file>
   vmcp --version
   vmcp --help
 
@@ -24,6 +27,8 @@ Options:
       --port <port>       listen port (overrides server.port; 0 picks a free port)
       --log-level <level> fatal | error | warn | info | debug | trace (overrides operational.logLevel)
       --upstream <name>   dcr forget: the upstream whose cached registration to drop
+      --registry <name>   registry login/logout: which of the configured registries
+      --no-browser        registry login: print the authorization URL on stdout instead
 
 Exit codes: 0 ok, 1 runtime failure, 2 invalid configuration.
 Logs are JSON lines on stderr (human-readable on a terminal).`
@@ -65,6 +70,8 @@ async function main(argv: string[]): Promise<void> {
         port: { type: 'string' },
         'log-level': { type: 'string' },
         upstream: { type: 'string' },
+        registry: { type: 'string' },
+        'no-browser': { type: 'boolean' },
         version: { type: 'boolean', short: 'v' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -100,6 +107,17 @@ async function main(argv: string[]): Promise<void> {
       (line) => process.stdout.write(`${line}\n`),
       (line) => process.stderr.write(`${line}\n`),
     )
+    return
+  }
+  if (command === 'registry') {
+    const config = load(values.config)
+    const { runRegistryCommand } = await import('./registry-command.js')
+    process.exitCode = await runRegistryCommand(config, positionals[1], {
+      registry: values.registry,
+      noBrowser: values['no-browser'] ?? false,
+      out: (line) => process.stdout.write(`${line}\n`),
+      err: (line) => process.stderr.write(`${line}\n`),
+    })
     return
   }
   if (command !== 'serve') usage(`unknown command "${command}"`)

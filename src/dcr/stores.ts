@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto'
-import { link, mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import type { Logger } from '../log/index.js'
-import { createSealer, type Sealer } from '../storage/index.js'
+import { createSealer, loadOrCreateSealingKey, type Sealer } from '../storage/index.js'
 import { dcrKeyId } from './cache-key.js'
 import { DcrError } from './errors.js'
 import type { DcrCredentials, DcrCredentialStore, DcrKey } from './types.js'
@@ -201,42 +201,15 @@ export async function createFileDcrStore(
   }
 }
 
-/**
- * The sealing key of the file store when no encryptionKey is configured: generated once (0600)
- * and hard-linked into place, like the generated signing key, so concurrent starts agree.
- */
+/** The sealing key of the file store when no encryptionKey is configured: generated once (0600). */
 async function loadOrCreateKey(path: string, logger: Logger): Promise<Buffer> {
-  const read = async () => {
-    const text = await readFile(path, 'utf8').catch((err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') return undefined
-      throw err
-    })
-    if (text === undefined) return undefined
-    const key = Buffer.from(text.trim(), 'base64url')
-    if (key.length !== 32)
-      throw new DcrError(
-        'store',
-        `${path} does not hold a 32-byte key; move it away to generate a new one`,
-      )
-    return key
-  }
-  const existing = await read()
-  if (existing) return existing
-  const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`
-  await writeFile(tmp, `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600, flag: 'wx' })
   try {
-    await link(tmp, path)
+    return await loadOrCreateSealingKey(path, () =>
+      logger.warn({ file: path }, 'dcr cache key file is readable by others; chmod 600 it'),
+    )
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
-  } finally {
-    await unlink(tmp).catch(() => undefined)
+    throw new DcrError('store', (err as Error).message)
   }
-  const key = await read()
-  if (!key) throw new DcrError('store', `cannot create ${path}`)
-  if (((await stat(path)).mode & 0o077) !== 0) {
-    logger.warn({ file: path }, 'dcr cache key file is readable by others; chmod 600 it')
-  }
-  return key
 }
 
 export interface RedisDcrStoreOptions {

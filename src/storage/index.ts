@@ -35,6 +35,7 @@ export { createRedisStore, type RedisStoreOptions } from './redis-store.js'
  * process. Key rotation is the caller's concern (the `v1` prefix leaves room for it).
  */
 export { createSealer } from './sealer.js'
+export { loadOrCreateSealingKey } from './key-file.js'
 
 /**
  * Wraps a Store so every value is sealed (AES-256-GCM, AAD = `${keyPrefix}${kind}:${id}`) before

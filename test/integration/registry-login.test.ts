@@ -1,0 +1,214 @@
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadConfigFile, type VmcpConfig } from '../../src/config/index.js'
+import { createOutboundFetch } from '../../src/net/index.js'
+import {
+  createRegistryOAuth,
+  createRegistryTokenSource,
+  createRegistryTokenStoreFromConfig,
+  RegistryAuthRequiredError,
+  registryTokenKey,
+} from '../../src/registry/index.js'
+import { followRedirectsWithCookies } from '../support/http.js'
+import { startIdp, type Idp } from '../support/idp.js'
+import { memoryLogger } from '../support/vmcp.js'
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+const CLI = `${ROOT}dist/src/cli/main.js`
+const REGISTRY_URL = 'http://127.0.0.1:9/registry'
+const AUDIENCE = 'http://127.0.0.1:9/registry'
+
+interface Run {
+  /** Resolves with the first stdout line (the authorization URL with --no-browser). */
+  firstLine: Promise<string>
+  done: Promise<{ code: number | null; stdout: string; stderr: string }>
+}
+
+function run(args: string[]): Run {
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT })
+  let stdout = ''
+  let stderr = ''
+  let gotLine: (l: string) => void = () => undefined
+  const firstLine = new Promise<string>((r) => (gotLine = r))
+  child.stdout.on('data', (d: Buffer) => {
+    stdout += d.toString()
+    const nl = stdout.indexOf('\n')
+    if (nl >= 0) gotLine(stdout.slice(0, nl))
+  })
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+  const timer = setTimeout(() => child.kill(), 30_000)
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+    child.on('close', (code) => {
+      clearTimeout(timer)
+      gotLine('')
+      resolve({ code, stdout, stderr })
+    }),
+  )
+  return { firstLine, done }
+}
+
+describe('vmcp registry login | status | logout, and the token source serve uses', () => {
+  let idp: Idp
+  let dir: string
+  let file: string
+  let config: VmcpConfig
+  const seen: string[] = []
+
+  beforeAll(async () => {
+    idp = await startIdp({ opaqueWithoutResource: false, defaultResource: AUDIENCE, extraScopes: ['registry.read'] })
+    const client = await idp.registerClient({
+      application_type: 'native',
+      redirect_uris: ['http://127.0.0.1/callback'],
+      token_endpoint_auth_method: 'none',
+      grant_types: ['authorization_code', 'refresh_token'],
+    })
+    dir = mkdtempSync(join(tmpdir(), 'vmcp-registry-'))
+    file = join(dir, 'vmcp.yaml')
+    writeFileSync(
+      file,
+      `registries:
+  - name: corp
+    url: ${REGISTRY_URL}
+    auth:
+      type: oauth
+      issuer: ${idp.issuer}
+      clientId: ${client.client_id}
+      scopes: [registry.read]
+      audience: ${AUDIENCE}
+`,
+    )
+    config = loadConfigFile(file).config
+  })
+  afterAll(async () => {
+    await idp?.close()
+  })
+
+  /** Runs `login --no-browser` and plays the browser: IdP redirects, then the callback. */
+  async function login(tamper?: (callback: URL) => void) {
+    const r = run(['registry', 'login', '--config', file, '--registry', 'corp', '--no-browser'])
+    const url = new URL(await r.firstLine)
+    const redirectUri = url.searchParams.get('redirect_uri') ?? ''
+    expect(redirectUri).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/callback$/)
+    expect(url.searchParams.get('code_challenge_method')).toBe('S256')
+    expect(url.searchParams.get('scope')).toBe('openid offline_access registry.read')
+    const callback = await followRedirectsWithCookies(url, redirectUri)
+    tamper?.(callback)
+    const res = await fetch(callback)
+    await res.body?.cancel()
+    const out = await r.done
+    seen.push(out.stdout, out.stderr)
+    return { ...out, url }
+  }
+
+  const stored = async () => {
+    const { logger } = memoryLogger()
+    const store = await createRegistryTokenStoreFromConfig(config, logger)
+    const auth = config.registries[0]?.auth
+    return store.get(registryTokenKey(REGISTRY_URL, auth?.issuer ?? ''))
+  }
+
+  it('RFC 6749 §10.12: a callback with another state ends the sign-in and stores nothing', async () => {
+    const out = await login((cb) => cb.searchParams.set('state', 'forged'))
+    expect(out.code).toBe(1)
+    expect(out.stderr).toContain('vmcp: registry login failed: the sign-in answer was rejected')
+    expect(await stored()).toBeUndefined()
+  })
+
+  it('RFC 9207 §2.4: a callback naming another issuer ends the sign-in and stores nothing', async () => {
+    const out = await login((cb) => cb.searchParams.set('iss', 'http://127.0.0.1:1'))
+    expect(out.code).toBe(1)
+    expect(out.stderr).toContain('the sign-in answer was rejected')
+    expect(await stored()).toBeUndefined()
+  })
+
+  it('serve without a sign-in is told to log in, without a browser', async () => {
+    const { logger } = memoryLogger()
+    const registry = config.registries[0]!
+    const source = createRegistryTokenSource({
+      registry: registry as typeof registry & { auth: NonNullable<typeof registry.auth> },
+      oauth: createRegistryOAuth({ auth: registry.auth!, fetch: createOutboundFetch() }),
+      store: await createRegistryTokenStoreFromConfig(config, logger),
+      logger,
+    })
+    const err = await source.token().catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(RegistryAuthRequiredError)
+    expect((err as Error).message).toBe(
+      `registry "corp": authentication required (not signed in): run 'vmcp registry login --registry corp'`,
+    )
+  })
+
+  it('login signs in with PKCE, stores sealed tokens, and refreshes persist rotated refresh tokens', async () => {
+    const out = await login()
+    expect(out.stderr).toBe('')
+    expect(out.code).toBe(0)
+    // Exactly two lines: the URL alone, then who signed in.
+    expect(out.stdout.split('\n')).toEqual([out.url.href, 'signed in to registry corp as alice', ''])
+    const first = await stored()
+    expect(first?.signedInAs).toBe('alice')
+    const payload = await idp.verifyAccessToken(first!.accessToken, AUDIENCE)
+    expect(payload.sub).toBe('alice')
+
+    const status = run(['registry', 'status', '--config', file])
+    const s = await status.done
+    expect(s.code).toBe(0)
+    expect(s.stdout).toMatch(/^corp\t.*\tsigned in as alice\taccess token valid until .*, refreshable\n$/)
+    seen.push(s.stdout)
+
+    // The access token has expired (as far as the source can tell): refresh, rotate, persist.
+    const { logger, logs } = memoryLogger('trace')
+    const registry = config.registries[0]!
+    const make = (offsetMs: number) =>
+      createRegistryTokenSource({
+        registry: registry as typeof registry & { auth: NonNullable<typeof registry.auth> },
+        oauth: createRegistryOAuth({ auth: registry.auth!, fetch: createOutboundFetch() }),
+        store: storeForSources,
+        logger,
+        now: () => Date.now() + offsetMs,
+      })
+    const storeForSources = await createRegistryTokenStoreFromConfig(config, logger)
+    const t1 = await make(3_600_000).token()
+    expect(t1).not.toBe(first!.accessToken)
+    const second = await stored()
+    expect(second?.accessToken).toBe(t1)
+    expect(second?.refreshToken).toBeDefined()
+    expect(second?.refreshToken).not.toBe(first!.refreshToken)
+
+    // Another expiry, another process (fresh memory): the persisted rotated token still refreshes.
+    const t2 = await make(7_200_000).token()
+    const third = await stored()
+    expect(third?.accessToken).toBe(t2)
+    expect(third?.refreshToken).not.toBe(second!.refreshToken)
+    seen.push(...logs)
+    // RFC 9700 §4.14.2: with rotation the old refresh token is dead (and replaying it revokes the
+    // grant), so only the persisted rotated one could have refreshed above.
+    const reuse = await idp.refresh({ client_id: registry.auth!.clientId }, first!.refreshToken!)
+    expect(reuse.body.error).toBe('invalid_grant')
+
+    // Nothing readable in clear under stateDir, and no token in any log at trace level.
+    const secrets = [first, second, third].flatMap((t) => [t!.accessToken, t!.refreshToken!])
+    const files = readdirSync(config.stateDir).map((f) => readFileSync(join(config.stateDir, f), 'utf8'))
+    expect(files.length).toBeGreaterThan(0)
+    for (const secret of secrets) {
+      for (const text of [...files, ...seen]) expect(text).not.toContain(secret)
+    }
+    for (const text of files) expect(text).not.toContain('alice')
+  })
+
+  it('logout revokes the refresh token (RFC 7009) and forgets the sign-in', async () => {
+    expect((await login()).code).toBe(0)
+    const before = await stored()
+    expect(before?.refreshToken).toBeDefined()
+    const r = run(['registry', 'logout', '--config', file, '--registry', 'corp'])
+    const out = await r.done
+    expect(out).toMatchObject({ code: 0, stdout: 'signed out of registry corp (refresh token revoked)\n' })
+    expect(await stored()).toBeUndefined()
+    const reuse = await idp.refresh({ client_id: config.registries[0]!.auth!.clientId }, before!.refreshToken!)
+    expect(reuse.body.error).toBe('invalid_grant')
+    const s = await run(['registry', 'status', '--config', file]).done
+    expect(s.stdout).toContain("not signed in: run 'vmcp registry login --registry corp'")
+  })
+})
