@@ -21,3 +21,13 @@ export {
   type RegistryTokenStore,
 } from './token-store.js'
 export { createRegistryTokenStoreFromConfig } from './from-config.js'
+export {
+  buildRegistryBackends,
+  listRegistryServers,
+  matchesGlob,
+  RegistryListError,
+  type ListRegistryOptions,
+  type RegistryBackends,
+  type RegistryFailure,
+  type RegistryServer,
+} from './listing.js'

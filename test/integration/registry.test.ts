@@ -10,17 +10,28 @@ import {
   createRegistryOAuth,
   createRegistryTokenSource,
   createRegistryTokenStoreFromConfig,
+  buildRegistryBackends,
+  listRegistryServers,
   RegistryAuthRequiredError,
+  RegistryListError,
   registryTokenKey,
+  type RegistryTokenSource,
 } from '../../src/registry/index.js'
 import { followRedirectsWithCookies } from '../support/http.js'
 import { startIdp, type Idp } from '../support/idp.js'
+import { startRegistry, type RegistryFixture } from '../../fixtures/registry/registry.mjs'
 import { memoryLogger } from '../support/vmcp.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const CLI = `${ROOT}dist/src/cli/main.js`
-const REGISTRY_URL = 'http://127.0.0.1:9/registry'
-const AUDIENCE = 'http://127.0.0.1:9/registry'
+const AUDIENCE = 'https://registry.corp.test/api'
+const SERVERS = [
+  { name: 'io.corp/jira', version: '1.0.0', remotes: [{ type: 'streamable-http', url: 'https://jira.corp.test/mcp' }] },
+  { name: 'io.corp/wiki', version: '1.0.0', remotes: [{ type: 'sse', url: 'https://wiki.corp.test/sse' }] },
+  { name: 'io.corp/local-only', version: '1.0.0', packages: [{ registryType: 'npm', identifier: 'x' }] },
+  { name: 'io.other/jira', version: '2.0.0', remotes: [{ type: 'streamable-http', url: 'https://other.test/mcp' }] },
+  { name: 'com.vendor/notes', version: '1.0.0', remotes: [{ type: 'streamable-http', url: 'https://notes.test/mcp' }] },
+]
 
 interface Run {
   /** Resolves with the first stdout line (the authorization URL with --no-browser). */
@@ -56,6 +67,8 @@ describe('vmcp registry login | status | logout, and the token source serve uses
   let dir: string
   let file: string
   let config: VmcpConfig
+  let registryFixture: RegistryFixture
+  let REGISTRY_URL: string
   const seen: string[] = []
 
   beforeAll(async () => {
@@ -66,6 +79,8 @@ describe('vmcp registry login | status | logout, and the token source serve uses
       token_endpoint_auth_method: 'none',
       grant_types: ['authorization_code', 'refresh_token'],
     })
+    registryFixture = await startRegistry({ issuer: idp.issuer, audience: AUDIENCE, servers: SERVERS })
+    REGISTRY_URL = registryFixture.url
     dir = mkdtempSync(join(tmpdir(), 'vmcp-registry-'))
     file = join(dir, 'vmcp.yaml')
     writeFileSync(
@@ -84,6 +99,7 @@ describe('vmcp registry login | status | logout, and the token source serve uses
     config = loadConfigFile(file).config
   })
   afterAll(async () => {
+    await registryFixture?.close()
     await idp?.close()
   })
 
@@ -125,22 +141,36 @@ describe('vmcp registry login | status | logout, and the token source serve uses
     expect(await stored()).toBeUndefined()
   })
 
-  it('serve without a sign-in is told to log in, without a browser', async () => {
-    const { logger } = memoryLogger()
+  async function tokenSource(offsetMs = 0): Promise<RegistryTokenSource> {
+    const { logger, logs } = memoryLogger('trace')
+    seenLogs.push(logs)
     const registry = config.registries[0]!
-    const source = createRegistryTokenSource({
+    return createRegistryTokenSource({
       registry: registry as typeof registry & { auth: NonNullable<typeof registry.auth> },
       oauth: createRegistryOAuth({ auth: registry.auth!, fetch: createOutboundFetch() }),
       store: await createRegistryTokenStoreFromConfig(config, logger),
       logger,
+      now: () => Date.now() + offsetMs,
     })
+  }
+  const seenLogs: string[][] = []
+  const list = async (tokens: RegistryTokenSource) =>
+    listRegistryServers({ registry: config.registries[0]!, fetch: createOutboundFetch(), tokens })
+
+  it('serve without a sign-in is told to log in, without a browser, and the registry is not asked', async () => {
+    const source = await tokenSource()
     const err = await source.token().catch((e: unknown) => e)
     expect(err).toBeInstanceOf(RegistryAuthRequiredError)
     expect((err as Error).message).toBe(
       `registry "corp": authentication required (not signed in): run 'vmcp registry login --registry corp'`,
     )
+    const listed = await list(source).catch((e: unknown) => e)
+    expect(listed).toBeInstanceOf(RegistryListError)
+    expect(listed).toMatchObject({ kind: 'auth_required' })
+    expect(registryFixture.counts.listings).toBe(0)
   })
 
+  const secretsExtra: string[] = []
   it('login signs in with PKCE, stores sealed tokens, and refreshes persist rotated refresh tokens', async () => {
     const out = await login()
     expect(out.stderr).toBe('')
@@ -183,13 +213,48 @@ describe('vmcp registry login | status | logout, and the token source serve uses
     expect(third?.accessToken).toBe(t2)
     expect(third?.refreshToken).not.toBe(second!.refreshToken)
     seen.push(...logs)
+
+    // The listing, across pages (page size 2), with the fresh token.
+    const source = await tokenSource()
+    const servers = await list(source)
+    expect(servers.map((x) => x.name)).toEqual(SERVERS.map((x) => x.name))
+    expect(buildRegistryBackends(config.registries[0]!, servers, new Set(['notes']))).toEqual({
+      backends: [
+        { name: 'jira', transport: 'streamable-http', url: 'https://jira.corp.test/mcp', headers: {} },
+        { name: 'wiki', transport: 'sse', url: 'https://wiki.corp.test/sse', headers: {} },
+        { name: 'jira-2', transport: 'streamable-http', url: 'https://other.test/mcp', headers: {} },
+      ],
+      skipped: [
+        { server: 'io.corp/local-only', reason: 'no streamable-http or sse remote' },
+        { server: 'com.vendor/notes', reason: 'name "notes" is taken by a configured backend' },
+      ],
+    })
+
+    // RFC 6750 §3.1: a 401 on a token we held valid (revoked early): one refresh, one retry.
+    registryFixture.state.rejected.add(t2)
+    const unauthorizedBefore = registryFixture.counts.unauthorized
+    expect((await list(source)).length).toBe(SERVERS.length)
+    expect(registryFixture.counts.unauthorized).toBe(unauthorizedBefore + 1)
+    const fourth = await stored()
+    expect(fourth?.accessToken).not.toBe(t2)
+
+    // 403: signed in, but not allowed.
+    registryFixture.state.forbidden.add('alice')
+    await expect(list(source)).rejects.toMatchObject({
+      kind: 'forbidden',
+      message: 'registry "corp": signed in but not allowed to list servers (HTTP 403)',
+    })
+    registryFixture.state.forbidden.clear()
+    secretsExtra.push(fourth!.accessToken, fourth!.refreshToken!)
+    seen.push(...seenLogs.flat())
+
     // RFC 9700 §4.14.2: with rotation the old refresh token is dead (and replaying it revokes the
     // grant), so only the persisted rotated one could have refreshed above.
     const reuse = await idp.refresh({ client_id: registry.auth!.clientId }, first!.refreshToken!)
     expect(reuse.body.error).toBe('invalid_grant')
 
     // Nothing readable in clear under stateDir, and no token in any log at trace level.
-    const secrets = [first, second, third].flatMap((t) => [t!.accessToken, t!.refreshToken!])
+    const secrets = [...secretsExtra, ...[first, second, third].flatMap((t) => [t!.accessToken, t!.refreshToken!])]
     const files = readdirSync(config.stateDir).map((f) => readFileSync(join(config.stateDir, f), 'utf8'))
     expect(files.length).toBeGreaterThan(0)
     for (const secret of secrets) {
