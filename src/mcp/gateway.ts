@@ -3,7 +3,7 @@ import { isInitializeRequest, SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextp
 import { identityKey, type Identity } from '../auth/incoming/index.js'
 import type { Dispatcher } from 'undici'
 import type { OutgoingAuthStrategy } from '../auth/outgoing/index.js'
-import type { VmcpConfig } from '../config/index.js'
+import type { BackendConfig, VmcpConfig } from '../config/index.js'
 import type { Logger } from '../log/index.js'
 import type { FetchLike } from '../net/index.js'
 import { buildView, type AggregatedView, type BackendCatalog } from './aggregator.js'
@@ -71,6 +71,13 @@ export interface Gateway {
   readonly routing: GatewayRouting
   status(): GatewayStatus
   readonly ready: boolean
+  /**
+   * Adds a backend at run time (registry listings): discovered at once when the gateway has
+   * started, then sessions get list_changed. Throws when the name is taken.
+   */
+  addBackend(backend: BackendConfig): Promise<void>
+  /** Removes a backend added at run time (or configured): stopped, then list_changed. */
+  removeBackend(name: string): Promise<boolean>
   close(): Promise<void>
 }
 
@@ -190,7 +197,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     },
   }
 
-  for (const backend of config.backends) {
+  const addRuntime = (backend: BackendConfig): BackendRuntime => {
     const runtime: BackendRuntime = new BackendRuntime({
       config: backend,
       auth: options.outgoingAuth(backend.name),
@@ -213,7 +220,9 @@ export function createGateway(options: GatewayOptions): Gateway {
     })
     runtimes.push(runtime)
     byName.set(backend.name, runtime)
+    return runtime
   }
+  for (const backend of config.backends) addRuntime(backend)
 
   const sweep = () => {
     const now = Date.now()
@@ -317,6 +326,25 @@ export function createGateway(options: GatewayOptions): Gateway {
           return status
         }),
       }
+    },
+
+    async addBackend(backend) {
+      if (closed) return
+      if (byName.has(backend.name)) throw new Error(`backend name "${backend.name}" is taken`)
+      const runtime = addRuntime(backend)
+      if (ready || starting) await runtime.start()
+      onRuntimeChange()
+    },
+
+    async removeBackend(name) {
+      const runtime = byName.get(name)
+      if (!runtime) return false
+      byName.delete(name)
+      runtimes.splice(runtimes.indexOf(runtime), 1)
+      sharedSubs.delete(name)
+      await runtime.stop()
+      onRuntimeChange()
+      return true
     },
 
     async close() {

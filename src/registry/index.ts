@@ -31,3 +31,10 @@ export {
   type RegistryFailure,
   type RegistryServer,
 } from './listing.js'
+export {
+  createRegistryPoller,
+  type RegistryBackendSink,
+  type RegistryPoller,
+  type RegistryPollerOptions,
+  type RegistryStatus,
+} from './poller.js'

@@ -7,10 +7,13 @@ import { registryTokenKey, type RegistryTokens, type RegistryTokenStore } from '
 /** No usable sign-in: the operator must run `vmcp registry login`. */
 export class RegistryAuthRequiredError extends Error {
   readonly registry: string
-  constructor(registry: string, why: string) {
-    super(`registry "${registry}": authentication required (${why}): run 'vmcp registry login --registry ${registry}'`)
+  /** Why: not signed in, or the sign-in expired or was revoked. */
+  readonly reason: string
+  constructor(registry: string, reason: string) {
+    super(`registry "${registry}": authentication required: run 'vmcp registry login --registry ${registry}'`)
     this.name = 'RegistryAuthRequiredError'
     this.registry = registry
+    this.reason = reason
   }
 }
 

@@ -28,6 +28,8 @@ export interface CreateAppOptions {
   baseUrl: string
   /** Mode B: the embedded authorization server's routes (metadata, JWKS, /oauth/*). */
   authServer?: Hono
+  /** State of each configured registry, shown in /status. */
+  registries?: () => unknown[]
 }
 
 export const MCP_PATH = '/mcp'
@@ -106,6 +108,7 @@ export function createApp(options: CreateAppOptions): Hono {
       sessions: s.sessions,
       healthy: s.backends.filter((b) => b.health === 'healthy').length,
       backends: s.backends,
+      ...(options.registries ? { registries: options.registries() } : {}),
     })
   })
 

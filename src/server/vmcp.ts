@@ -18,6 +18,7 @@ import { configWarnings, type VmcpConfig } from '../config/index.js'
 import { createLogger, type Logger } from '../log/index.js'
 import { createGateway, createModernEndpoint, type Gateway, type ModernEndpoint } from '../mcp/index.js'
 import { createOutboundFetch, outboundDispatcher, type FetchLike } from '../net/index.js'
+import { createRegistryPoller, type RegistryPoller } from '../registry/index.js'
 import { readVersion } from '../version.js'
 import { createApp, MCP_PATH } from './app.js'
 
@@ -45,6 +46,8 @@ export interface Vmcp {
   /** Graceful: stop accepting, close sessions and backends, then force-close what remains. */
   close(): Promise<void>
   readonly gateway: Gateway
+  /** Backends from `registries`: their state (also in /status) and an on-demand re-list. */
+  readonly registries: RegistryPoller
   /** The Hono app; available after `start()` (its routes depend on the listen address). */
   readonly app: Hono | undefined
   readonly url: string | undefined
@@ -57,18 +60,26 @@ export function createVmcp(options: VmcpOptions): Vmcp {
   const version = readVersion()
   for (const w of configWarnings(config)) logger.warn({ path: w.path }, w.message)
   const strategies = new Map<string, OutgoingAuthStrategy>()
-  for (const b of config.backends) {
-    const strategy = config.outgoingAuth.backends[b.name] ?? config.outgoingAuth.default
-    strategies.set(b.name, createOutgoingAuth(strategy, { backend: b.name, logger, fetch }))
+  // Registry backends appear at run time: their strategy is made when first asked for.
+  const strategyFor = (name: string): OutgoingAuthStrategy => {
+    let s = strategies.get(name)
+    if (!s) {
+      const strategy = config.outgoingAuth.backends[name] ?? config.outgoingAuth.default
+      s = createOutgoingAuth(strategy, { backend: name, logger, fetch })
+      strategies.set(name, s)
+    }
+    return s
   }
+  for (const b of config.backends) strategyFor(b.name)
   const gateway = createGateway({
     config,
     logger,
     fetch,
     version,
     ...(options.relay !== false ? { dispatcher: outboundDispatcher(fetch) } : {}),
-    outgoingAuth: (name) => strategies.get(name) as OutgoingAuthStrategy,
+    outgoingAuth: strategyFor,
   })
+  const registries = createRegistryPoller({ config, logger, fetch, sink: gateway })
 
   const op = config.operational
   // Sessionless 2026-07-28 callers: their pooled backend connections idle out like sessions do.
@@ -90,6 +101,7 @@ export function createVmcp(options: VmcpOptions): Vmcp {
 
   return {
     gateway,
+    registries,
     get app() {
       return app
     },
@@ -137,6 +149,7 @@ export function createVmcp(options: VmcpOptions): Vmcp {
         logger,
         baseUrl,
         ...(authServer ? { authServer: authServer.app } : {}),
+        ...(config.registries.length > 0 ? { registries: () => registries.status() } : {}),
       })
       const built = app
       handler = (req, env) => built.fetch(req, env)
@@ -144,6 +157,8 @@ export function createVmcp(options: VmcpOptions): Vmcp {
       const listenUrl = `${listenBase}${MCP_PATH}`
       // Stopped during startup (SIGTERM while discovering): never announce ready afterwards.
       if (closing) return { url, listenUrl }
+      // Registries never hold up serving: their backends join as listings arrive.
+      void registries.start()
       const status = gateway.status()
       logger.info(
         {
@@ -160,6 +175,7 @@ export function createVmcp(options: VmcpOptions): Vmcp {
 
     async close() {
       closing = true
+      registries.close()
       const srv = server
       if (srv) {
         const closed = new Promise<void>((resolve) => srv.close(() => resolve()))

@@ -3,7 +3,8 @@ import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { loadConfigFile, type VmcpConfig } from '../../src/config/index.js'
 import { createOutboundFetch } from '../../src/net/index.js'
 import {
@@ -20,7 +21,8 @@ import {
 import { followRedirectsWithCookies } from '../support/http.js'
 import { startIdp, type Idp } from '../support/idp.js'
 import { startRegistry, type RegistryFixture } from '../../fixtures/registry/registry.mjs'
-import { memoryLogger } from '../support/vmcp.js'
+import { startTestBackend, type RunningBackend } from '../support/backends.js'
+import { connectClient, memoryLogger, startVmcp } from '../support/vmcp.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const CLI = `${ROOT}dist/src/cli/main.js`
@@ -69,6 +71,9 @@ describe('vmcp registry login | status | logout, and the token source serve uses
   let config: VmcpConfig
   let registryFixture: RegistryFixture
   let REGISTRY_URL: string
+  let notes: RunningBackend
+  let jira: RunningBackend
+  let wiki: RunningBackend
   const seen: string[] = []
 
   beforeAll(async () => {
@@ -79,6 +84,11 @@ describe('vmcp registry login | status | logout, and the token source serve uses
       token_endpoint_auth_method: 'none',
       grant_types: ['authorization_code', 'refresh_token'],
     })
+    ;[notes, jira, wiki] = await Promise.all([
+      startTestBackend(['--name', 'notes']),
+      startTestBackend(['--name', 'jira']),
+      startTestBackend(['--name', 'wiki']),
+    ])
     registryFixture = await startRegistry({ issuer: idp.issuer, audience: AUDIENCE, servers: SERVERS })
     REGISTRY_URL = registryFixture.url
     dir = mkdtempSync(join(tmpdir(), 'vmcp-registry-'))
@@ -100,6 +110,7 @@ describe('vmcp registry login | status | logout, and the token source serve uses
   })
   afterAll(async () => {
     await registryFixture?.close()
+    await Promise.all([notes, jira, wiki].map((b) => b?.close()))
     await idp?.close()
   })
 
@@ -161,13 +172,119 @@ describe('vmcp registry login | status | logout, and the token source serve uses
     const source = await tokenSource()
     const err = await source.token().catch((e: unknown) => e)
     expect(err).toBeInstanceOf(RegistryAuthRequiredError)
+    expect((err as RegistryAuthRequiredError).reason).toBe('not signed in')
     expect((err as Error).message).toBe(
-      `registry "corp": authentication required (not signed in): run 'vmcp registry login --registry corp'`,
+      `registry "corp": authentication required: run 'vmcp registry login --registry corp'`,
     )
     const listed = await list(source).catch((e: unknown) => e)
     expect(listed).toBeInstanceOf(RegistryListError)
     expect(listed).toMatchObject({ kind: 'auth_required' })
     expect(registryFixture.counts.listings).toBe(0)
+
+    // vmcp serve: the registry says how to sign in, every other backend is served.
+    const gw = await startServe()
+    try {
+      await vi.waitFor(() => expect(gw.vmcp.registries.status()[0]?.state).toBe('auth_required'), { timeout: 15_000 })
+      const status = (await (await fetch(`${gw.base}/status`)).json()) as { registries: unknown[]; backends: Array<{ name: string }> }
+      expect(status.registries).toEqual([
+        {
+          name: 'corp',
+          url: REGISTRY_URL,
+          state: 'auth_required',
+          message: `registry "corp": authentication required: run 'vmcp registry login --registry corp'`,
+          servers: 0,
+          backends: [],
+        },
+      ])
+      expect(status.backends.map((b) => b.name)).toEqual(['notes'])
+      expect(gw.logs.some((l) => l.includes(`registry \\"corp\\": authentication required: run 'vmcp registry login --registry corp'`))).toBe(true)
+      const client = await connectClient(gw.url)
+      expect((await client.listTools()).tools.map((t) => t.name)).toContain('notes_echo')
+      await client.close()
+      seen.push(...gw.logs)
+    } finally {
+      await gw.close()
+      registryFixture.state.servers = SERVERS
+    }
+  })
+
+  function startServe() {
+    return startVmcp(
+      {
+        stateDir: config.stateDir,
+        backends: [{ name: 'notes', transport: 'streamable-http', url: notes.url }],
+        registries: [{ ...rawRegistry(), refreshInterval: '1h' }],
+      },
+      { level: 'trace' },
+    )
+  }
+  const rawRegistry = () => {
+    const r = config.registries[0]!
+    return { name: r.name, url: r.url, auth: { type: 'oauth', issuer: r.auth!.issuer, clientId: r.auth!.clientId, scopes: r.auth!.scopes, audience: r.auth!.audience } }
+  }
+
+  it('serve after login with an expired access token refreshes, lists, and follows added/removed servers', async () => {
+    expect((await login()).code).toBe(0)
+    const realServers = [
+      { name: 'io.corp/jira', version: '1.0.0', remotes: [{ type: 'streamable-http', url: jira.url }] },
+      { name: 'io.corp/wiki', version: '1.0.0', remotes: [{ type: 'streamable-http', url: wiki.url }] },
+      { name: 'io.corp/notes', version: '1.0.0', remotes: [{ type: 'streamable-http', url: wiki.url }] },
+    ]
+    registryFixture.state.servers = realServers
+    const { logger } = memoryLogger()
+    const store = await createRegistryTokenStoreFromConfig(config, logger)
+    const key = registryTokenKey(REGISTRY_URL, config.registries[0]!.auth!.issuer)
+    const expire = async () => {
+      const t = await store.get(key)
+      await store.put(key, { ...t!, expiresAt: 0 })
+      return t!
+    }
+    const loggedIn = await expire()
+    let gw = await startServe()
+    try {
+      await vi.waitFor(() => expect(gw.vmcp.registries.status()[0]?.state).toBe('ok'), { timeout: 15_000 })
+      const after1 = await store.get(key)
+      expect(after1?.refreshToken).not.toBe(loggedIn.refreshToken)
+      expect(gw.vmcp.registries.status()[0]).toMatchObject({ servers: 3, backends: ['jira', 'wiki'] })
+      expect(gw.logs.some((l) => l.includes('server io.corp/notes skipped: name \\"notes\\" is taken by a configured backend'))).toBe(true)
+      const client = await connectClient(gw.url)
+      const names = (await client.listTools()).tools.map((t) => t.name)
+      expect(names).toEqual(expect.arrayContaining(['notes_echo', 'jira_echo', 'wiki_echo']))
+      let changed = 0
+      client.setNotificationHandler(ToolListChangedNotificationSchema, async () => {
+        changed++
+      })
+      // wiki leaves the registry: its backend goes, and the session hears list_changed.
+      registryFixture.state.servers = realServers.filter((x) => x.name !== 'io.corp/wiki')
+      await gw.vmcp.registries.syncNow()
+      expect(gw.vmcp.registries.status()[0]?.backends).toEqual(['jira'])
+      await vi.waitFor(() => expect(changed).toBeGreaterThan(0), { timeout: 15_000 })
+      expect((await client.listTools()).tools.map((t) => t.name)).not.toContain('wiki_echo')
+      // The registry goes away: the last good listing stays.
+      const saved = registryFixture.state.servers
+      await registryFixture.close()
+      await gw.vmcp.registries.syncNow()
+      expect(gw.vmcp.registries.status()[0]).toMatchObject({ state: 'unreachable', backends: ['jira'] })
+      expect(gw.vmcp.gateway.status().backends.map((b) => b.name)).toEqual(['notes', 'jira'])
+      registryFixture = await startRegistry({ issuer: idp.issuer, audience: AUDIENCE, servers: saved, port: Number(new URL(REGISTRY_URL).port) })
+      await client.close()
+      seen.push(...gw.logs)
+    } finally {
+      await gw.close()
+    }
+    // Another expiry, a new process: the rotated refresh token it persisted still works.
+    const beforeSecond = await expire()
+    gw = await startServe()
+    try {
+      await vi.waitFor(() => expect(gw.vmcp.registries.status()[0]?.state).toBe('ok'), { timeout: 15_000 })
+      const after2 = await store.get(key)
+      expect(after2?.refreshToken).not.toBe(beforeSecond.refreshToken)
+      secretsExtra.push(loggedIn.accessToken, loggedIn.refreshToken!, beforeSecond.accessToken, beforeSecond.refreshToken!, after2!.accessToken, after2!.refreshToken!)
+      seen.push(...gw.logs)
+    } finally {
+      await gw.close()
+      registryFixture.state.servers = SERVERS
+    }
   })
 
   const secretsExtra: string[] = []
