@@ -1,5 +1,6 @@
 import { setMaxListeners } from 'node:events'
 import { connect } from 'node:net'
+import { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import { ErrorCode, McpError, type ClientCapabilities } from '@modelcontextprotocol/sdk/types.js'
 import type { OutgoingAuthStrategy } from '../auth/outgoing/index.js'
 import type { BackendConfig, OperationalConfig } from '../config/index.js'
@@ -123,6 +124,16 @@ export class BackendRuntime {
         this.#slowPings = 0
         return
       } catch (err) {
+        // Streamable HTTP §Session Management: 404 means the backend forgot our session (it
+        // restarted or expired it), not that it is down: open a new one and rediscover.
+        if (err instanceof StreamableHTTPError && err.code === 404 && !this.sharesConnection) {
+          const stale = this.shared
+          this.shared = undefined
+          await stale?.close()
+          this.#options.logger.info({ backend: this.name }, 'backend forgot its session; reconnecting')
+          await this.#connect()
+          return
+        }
         // A slow answer may be load, not death: only N timeouts in a row count. A refused
         // connection or a dead process is certain at once.
         const timedOut = err instanceof McpError && err.code === ErrorCode.RequestTimeout

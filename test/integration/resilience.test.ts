@@ -77,6 +77,20 @@ describe('backends that fail: down at startup, killed mid-session, restarted', (
     expect(await callText(client, 'beta_echo', { text: 'back' })).toBe('beta: back')
   })
 
+  it('reconnects when a health check finds the backend forgot its session (404), never marking it unhealthy', async () => {
+    const marks = () => gw.logs.filter((l) => l.includes('"backend":"beta"') && l.includes('backend unavailable')).length
+    const before = marks()
+    const expired = await fetch(`http://127.0.0.1:${port}/expire-sessions`, { method: 'POST' })
+    expect(((await expired.json()) as { expired: number }).expired).toBeGreaterThan(0)
+    await vi.waitFor(
+      () => expect(gw.logs.some((l) => l.includes('"backend":"beta"') && l.includes('backend forgot its session; reconnecting'))).toBe(true),
+      EVENTUALLY,
+    )
+    await vi.waitFor(async () => expect(await health('beta')).toBe('healthy'), EVENTUALLY)
+    expect(marks()).toBe(before)
+    expect(await callText(client, 'beta_echo', { text: 'again' })).toBe('beta: again')
+  })
+
   it('restarts a stdio backend that exits, with backoff, and it rejoins', async () => {
     const res = await client.callTool({ name: 'alpha_crash', arguments: {} })
     expect(res.isError).toBe(true)
