@@ -18,6 +18,8 @@ Usage:
   vmcp registry login --config <file> --registry <name> [--no-browser]
   vmcp registry logout --config <file> --registry <name>
   vmcp registry status --config <file>
+  vmcp registry set-auth --config <file> --registry <name> --issuer <url> --client-id <id> [--scopes a,b] [--audience <aud>]
+  vmcp registry unset-auth --config <file> --registry <name>
   vmcp --version
   vmcp --help
 
@@ -29,6 +31,7 @@ Options:
       --upstream <name>   dcr forget: the upstream whose cached registration to drop
       --registry <name>   registry login/logout: which of the configured registries
       --no-browser        registry login: print the authorization URL on stdout instead
+      --issuer, --client-id, --scopes, --audience   registry set-auth: the OAuth sign-in to write
 
 Exit codes: 0 ok, 1 runtime failure, 2 invalid configuration.
 Logs are JSON lines on stderr (human-readable on a terminal).`
@@ -72,6 +75,10 @@ async function main(argv: string[]): Promise<void> {
         upstream: { type: 'string' },
         registry: { type: 'string' },
         'no-browser': { type: 'boolean' },
+        issuer: { type: 'string' },
+        'client-id': { type: 'string' },
+        scopes: { type: 'string' },
+        audience: { type: 'string' },
         version: { type: 'boolean', short: 'v' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -107,6 +114,35 @@ async function main(argv: string[]): Promise<void> {
       (line) => process.stdout.write(`${line}\n`),
       (line) => process.stderr.write(`${line}\n`),
     )
+    return
+  }
+  if (command === 'registry' && (positionals[1] === 'set-auth' || positionals[1] === 'unset-auth')) {
+    // Edits the file in place, comments kept; the result is validated before it is written.
+    const set = positionals[1] === 'set-auth'
+    if (!values.config || !values.registry) usage(`registry ${positionals[1]} needs --config and --registry`)
+    if (set && (!values.issuer || !values['client-id'])) usage('registry set-auth needs --issuer and --client-id')
+    const { editRegistryAuth } = await import('../config/index.js')
+    try {
+      editRegistryAuth(
+        values.config,
+        values.registry,
+        set
+          ? {
+              issuer: values.issuer as string,
+              clientId: values['client-id'] as string,
+              ...(values.scopes ? { scopes: values.scopes.split(/[\s,]+/).filter(Boolean) } : {}),
+              ...(values.audience ? { audience: values.audience } : {}),
+            }
+          : undefined,
+      )
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        process.stderr.write(`${err.message}\n`)
+        process.exit(EXIT_CONFIG)
+      }
+      throw err
+    }
+    process.stdout.write(`${set ? 'set' : 'removed'} the sign-in of registry ${values.registry} in ${values.config}\n`)
     return
   }
   if (command === 'registry') {

@@ -1,5 +1,6 @@
 export { ConfigError, formatIssues, type ConfigIssue } from './errors.js'
 export { parseDuration } from './duration.js'
+export { editRegistryAuth, type RegistryAuthEdit } from './edit.js'
 export { buildConfigJsonSchema } from './json-schema.js'
 export {
   configWarnings,
