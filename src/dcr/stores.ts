@@ -1,9 +1,14 @@
 import { randomBytes } from 'node:crypto'
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import type { Logger } from '../log/index.js'
-import { createSealer, loadOrCreateSealingKey, type Sealer } from '../storage/index.js'
+import {
+  createEntriesFile,
+  createSealer,
+  loadOrCreateSealingKey,
+  type Sealer,
+} from '../storage/index.js'
 import { dcrKeyId } from './cache-key.js'
 import { DcrError } from './errors.js'
 import type { DcrCredentials, DcrCredentialStore, DcrKey } from './types.js'
@@ -110,48 +115,21 @@ export async function createFileDcrStore(
   const sealer = createSealer(
     options.key ?? (await loadOrCreateKey(join(dataDir, DCR_KEY_FILE), log)),
   )
-  let queue: Promise<unknown> = Promise.resolve()
-  // One writer at a time within the process: read-modify-write must not interleave.
-  const serial = <T>(fn: () => Promise<T>): Promise<T> => {
-    const run = queue.then(fn, fn)
-    queue = run.catch(() => undefined)
-    return run
-  }
   let warnedCorrupt = false
-
-  async function readAll(): Promise<Record<string, unknown>> {
-    let text: string
-    try {
-      text = await readFile(file, 'utf8')
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {}
-      throw new DcrError(
-        'store',
-        `cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+  const entriesFile = createEntriesFile<unknown>(file, {
+    onCorrupt() {
+      if (warnedCorrupt) return
+      warnedCorrupt = true
+      log.warn(
+        `dcr cache file ${file} is corrupt; ignoring it: upstreams register again and the file is rewritten`,
       )
-    }
-    try {
-      const parsed = JSON.parse(text) as { version?: unknown; entries?: unknown }
-      if (parsed.version !== 1 || typeof parsed.entries !== 'object' || parsed.entries === null)
-        throw new Error()
-      return parsed.entries as Record<string, unknown>
-    } catch {
-      if (!warnedCorrupt) {
-        warnedCorrupt = true
-        log.warn(
-          `dcr cache file ${file} is corrupt; ignoring it: upstreams register again and the file is rewritten`,
-        )
-      }
-      return {}
-    }
-  }
-
-  async function writeAll(entries: Record<string, unknown>): Promise<void> {
-    const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`
-    await writeFile(tmp, `${JSON.stringify({ version: 1, entries }, null, 2)}\n`, { mode: 0o600 })
-    await rename(tmp, file)
-    warnedCorrupt = false
-  }
+    },
+    onWritten() {
+      warnedCorrupt = false
+    },
+    readError: (err) => new DcrError('store', `cannot read ${file} (${err.code ?? 'error'})`),
+  })
+  const readAll = () => entriesFile.read()
 
   function open(id: string, value: unknown): DcrCredentials | undefined {
     if (!isRecord(value)) return undefined
@@ -177,17 +155,13 @@ export async function createFileDcrStore(
       return open(id, (await readAll())[id])
     },
     put(creds) {
-      return serial(async () => {
-        const entries = await readAll()
+      return entriesFile.update((entries) => {
         entries[dcrKeyId(creds.key)] = toRecord(creds, sealer)
-        await writeAll(entries)
       })
     },
     delete(key) {
-      return serial(async () => {
-        const entries = await readAll()
+      return entriesFile.update((entries) => {
         delete entries[dcrKeyId(key)]
-        await writeAll(entries)
       })
     },
     async list() {
@@ -195,9 +169,7 @@ export async function createFileDcrStore(
       return Object.entries(entries).flatMap(([id, v]) => open(id, v) ?? [])
     },
     lock: createLocalLocks(),
-    async close() {
-      await queue
-    },
+    close: () => entriesFile.settled(),
   }
 }
 

@@ -1,8 +1,8 @@
-import { createHash, randomBytes } from 'node:crypto'
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { createHash } from 'node:crypto'
+import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Logger } from '../log/index.js'
-import { createSealer, loadOrCreateSealingKey } from '../storage/index.js'
+import { createEntriesFile, createSealer, loadOrCreateSealingKey } from '../storage/index.js'
 
 /** What a sign-in leaves behind. Sealed as a whole at rest: nothing of it is readable in clear. */
 export interface RegistryTokens {
@@ -58,40 +58,11 @@ export async function createFileRegistryTokenStore(
         logger.warn({ file: keyFile }, 'registry token key file is readable by others; chmod 600 it'),
       )),
   )
-  let queue: Promise<unknown> = Promise.resolve()
-  const serial = <T>(fn: () => Promise<T>): Promise<T> => {
-    const run = queue.then(fn, fn)
-    queue = run.catch(() => undefined)
-    return run
-  }
-  async function readAll(): Promise<Record<string, string>> {
-    const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') return undefined
-      throw err
-    })
-    if (text === undefined) return {}
-    try {
-      const parsed = JSON.parse(text) as { version?: unknown; entries?: unknown }
-      if (parsed.version === 1 && typeof parsed.entries === 'object' && parsed.entries !== null) {
-        return parsed.entries as Record<string, string>
-      }
-    } catch {
-      // fall through
-    }
-    logger.warn({ file }, 'registry token file is corrupt; ignoring it (sign in again)')
-    return {}
-  }
-  async function writeAll(entries: Record<string, string>): Promise<void> {
-    const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`
-    await writeFile(tmp, `${JSON.stringify({ version: 1, entries }, null, 2)}\n`, { mode: 0o600 })
-    await rename(tmp, file)
-  }
-  const update = (fn: (entries: Record<string, string>) => void) =>
-    serial(async () => {
-      const entries = await readAll()
-      fn(entries)
-      await writeAll(entries)
-    })
+  const entriesFile = createEntriesFile<string>(file, {
+    onCorrupt: () => logger.warn({ file }, 'registry token file is corrupt; ignoring it (sign in again)'),
+  })
+  const readAll = () => entriesFile.read()
+  const update = (fn: (entries: Record<string, string>) => void) => entriesFile.update(fn)
   return {
     async get(key) {
       const sealed = (await readAll())[key]

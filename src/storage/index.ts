@@ -36,6 +36,7 @@ export { createRedisStore, type RedisStoreOptions } from './redis-store.js'
  */
 export { createSealer } from './sealer.js'
 export { loadOrCreateSealingKey } from './key-file.js'
+export { createEntriesFile, type EntriesFile, type EntriesFileOptions } from './entries-file.js'
 
 /**
  * Wraps a Store so every value is sealed (AES-256-GCM, AAD = `${keyPrefix}${kind}:${id}`) before
