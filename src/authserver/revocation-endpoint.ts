@@ -1,27 +1,16 @@
 import type { Hono } from 'hono'
 import { decodeProtectedHeader, errors, jwtVerify } from 'jose'
 import type { AuthServerConfig } from '../config/index.js'
-import { fingerprint, type Logger } from '../log/index.js'
-import type { Store } from '../storage/index.js'
+import { fingerprint } from '../log/index.js'
 import { createClientPostEndpoint, invalidRequest } from './client-auth.js'
-import type { ClientRegistry, OAuthClient } from './contracts.js'
-import type { GrantStore } from './grants.js'
-import type { SigningKeys } from './keys.js'
+import type { OAuthClient } from './contracts.js'
 import { authServerPaths } from './metadata.js'
 import { OAuthError } from './oauth-error.js'
-import type { ClientIpResolver } from './rate-limit.js'
+import type { TokenEndpointOptions } from './token-endpoint.js'
 
-export interface RevocationEndpointOptions {
+/** The token endpoint's dependencies (same clients, grants, keys, limiter); less config. */
+export type RevocationEndpointOptions = Omit<TokenEndpointOptions, 'config'> & {
   config: Pick<AuthServerConfig, 'issuer' | 'rateLimits'>
-  keys: SigningKeys
-  clients: ClientRegistry
-  grants: GrantStore
-  /** For the rate-limit counters. */
-  store: Store
-  logger: Logger
-  clientIp?: ClientIpResolver
-  /** Clock in epoch ms (default `Date.now`). */
-  now?: () => number
 }
 
 type Outcome = 'revoked' | 'other-client' | 'unknown' | 'id-token'
