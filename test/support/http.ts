@@ -141,22 +141,33 @@ export async function followRedirectsWithCookies(
   throw new Error(`too many redirects (> ${max}) without reaching ${stopPrefix}`)
 }
 
-/** Asks the OS for a free TCP port on 127.0.0.1 (listen on port 0, read it, close). */
+/**
+ * A free TCP port for a test that must know its port before it binds (an issuer URL, a launched
+ * backend). Ports are taken below the kernel's ephemeral range (32768–60999 on Linux), in a slice
+ * of 400 per vitest worker: the OS never hands these out for `listen(0)` or outgoing connections
+ * and no other worker picks from the same slice, so the port cannot be taken between this call and
+ * the test's own bind (the race `listen(0)`-then-close had under load). Each port is checked
+ * bindable and never handed out twice in one process.
+ */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
+  for (let i = 0; i < PORT_SLICE; i++) {
+    const port = PORT_BASE + ((portCursor++ + portStart) % PORT_SLICE)
+    if (await canBind(port, host)) return port
+  }
+  throw new Error(`no free port in ${PORT_BASE}..${PORT_BASE + PORT_SLICE - 1}`)
+}
+
+const PORT_SLICE = 400
+const PORT_BASE = 20000 + (Number(process.env.VITEST_POOL_ID ?? 0) % 30) * PORT_SLICE
+const portStart = Math.floor(Math.random() * PORT_SLICE)
+let portCursor = 0
+
+function canBind(port: number, host: string): Promise<boolean> {
+  return new Promise((resolve) => {
     const srv = createServer()
     srv.unref()
-    srv.once('error', reject)
-    srv.listen(0, host, () => {
-      const addr = srv.address()
-      if (addr === null || typeof addr === 'string') {
-        srv.close()
-        reject(new Error('could not determine a free port'))
-        return
-      }
-      const { port } = addr
-      srv.close((err) => (err ? reject(err) : resolve(port)))
-    })
+    srv.once('error', () => resolve(false))
+    srv.listen(port, host, () => srv.close(() => resolve(true)))
   })
 }
 

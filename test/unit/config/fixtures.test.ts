@@ -86,7 +86,7 @@ describe('valid configurations', () => {
       type: 'oidc',
       oidc: {
         issuer: 'http://127.0.0.1:4499',
-        audience: 'vmcp',
+        audience: 'http://127.0.0.1:4483/mcp',
         resource: 'http://127.0.0.1:4483/mcp',
         scopes: ['openid', 'mcp'],
       },

@@ -1,3 +1,4 @@
+import { createServer } from 'node:http'
 import { Redis } from 'ioredis'
 import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -240,9 +241,20 @@ describe('IdP with strictTokenExchangeGrant', () => {
 })
 
 describe('http helpers', () => {
-  it('freePort returns a bindable port', async () => {
-    const port = await freePort()
-    expect(port).toBeGreaterThan(0)
+  it('freePort hands out distinct bindable ports outside the ephemeral range', async () => {
+    const ports = [await freePort(), await freePort(), await freePort()]
+    expect(new Set(ports).size).toBe(3)
+    for (const port of ports) {
+      // Below 32768: never chosen by the OS for listen(0) or outgoing connections.
+      expect(port).toBeGreaterThanOrEqual(20000)
+      expect(port).toBeLessThan(32768)
+      const srv = createServer()
+      await new Promise<void>((resolve, reject) => {
+        srv.once('error', reject)
+        srv.listen(port, '127.0.0.1', () => resolve())
+      })
+      await new Promise<void>((resolve) => srv.close(() => resolve()))
+    }
   })
 
   it('followRedirectsWithCookies rejects when no redirect reaches the prefix', async () => {
