@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { startDatadogLike, type DatadogLike } from '../../fixtures/datadog-like/datadog-like.mjs'
 import { freePort } from '../support/http.js'
+import { modeBConfig } from '../support/mode-b.js'
 import { startIdp, type ConfidentialClient, type Idp } from '../support/idp.js'
 import { connectWithOAuth, HeadlessOAuthProvider } from '../support/oauth-client.js'
 import { callText, startVmcp, type RunningVmcp } from '../support/vmcp.js'
@@ -24,51 +25,26 @@ describe('DCR end to end: SDK client → vmcp (Mode B: corp OIDC + a Datadog-lik
   const allLogs: string[][] = []
   const userSecrets: string[] = []
 
-  const config = (renewBefore = '10m') => ({
-    server: { port },
-    backends: [{ name: 'datadog', transport: 'streamable-http', url: dd.mcpUrl }],
-    incomingAuth: {
-      type: 'oidc',
-      oidc: {
-        issuer,
-        audience: `${issuer}/mcp`,
-        resource: `${issuer}/mcp`,
-        scopes: ['openid', 'offline_access'],
-      },
-    },
-    outgoingAuth: {
-      backends: {
-        datadog: { type: 'upstream_inject', upstreamInject: { providerName: 'datadog' } },
-      },
-    },
-    authServer: {
-      runConfig: {
-        issuer,
-        allowedAudiences: [`${issuer}/mcp`],
-        dataDir,
-        upstreams: [
-          {
-            name: 'corp',
-            type: 'oidc',
-            oidc: {
-              issuerUrl: corp.issuer,
-              clientId: corpClient.client_id,
-              clientSecret: { env: 'CORP_SECRET' },
-            },
-          },
-          {
-            name: 'datadog',
-            type: 'oauth2',
-            oauth2: {
-              scopes: ['mcp'],
-              resource: dd.resource,
-              dcr: { discoveryUrl: dd.issuer, renewBefore },
-            },
-          },
-        ],
-      },
-    },
-  })
+  const config = (renewBefore = '10m') =>
+    modeBConfig({
+      port,
+      backends: [{ name: 'datadog', transport: 'streamable-http', url: dd.mcpUrl }],
+      outgoing: { datadog: { type: 'upstream_inject', upstreamInject: { providerName: 'datadog' } } },
+      // One dataDir across restarts: the registration must survive them.
+      runConfig: { dataDir },
+      upstreams: [
+        {
+          name: 'corp',
+          type: 'oidc',
+          oidc: { issuerUrl: corp.issuer, clientId: corpClient.client_id, clientSecret: { env: 'CORP_SECRET' } },
+        },
+        {
+          name: 'datadog',
+          type: 'oauth2',
+          oauth2: { scopes: ['mcp'], resource: dd.resource, dcr: { discoveryUrl: dd.issuer, renewBefore } },
+        },
+      ],
+    })
   const start = async (renewBefore?: string, now?: () => number) => {
     await gw?.close()
     gw = await startVmcp(config(renewBefore), {

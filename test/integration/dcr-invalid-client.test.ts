@@ -1,9 +1,7 @@
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { startDatadogLike, type DatadogLike } from '../../fixtures/datadog-like/datadog-like.mjs'
 import { freePort } from '../support/http.js'
+import { modeBConfig } from '../support/mode-b.js'
 import { startIdp, type ConfidentialClient, type Idp } from '../support/idp.js'
 import { connectWithOAuth } from '../support/oauth-client.js'
 import { callText, startVmcp, type RunningVmcp } from '../support/vmcp.js'
@@ -24,51 +22,24 @@ describe('invalid_client at the upstream token endpoint (registration deleted up
       redirect_uris: [`${issuer}/oauth/callback`],
     })
     gw = await startVmcp(
-      {
-        server: { port },
+      modeBConfig({
+        port,
         backends: [{ name: 'datadog', transport: 'streamable-http', url: dd.mcpUrl }],
-        incomingAuth: {
-          type: 'oidc',
-          oidc: {
-            issuer,
-            audience: `${issuer}/mcp`,
-            resource: `${issuer}/mcp`,
-            scopes: ['openid', 'offline_access'],
+        outgoing: { datadog: { type: 'upstream_inject', upstreamInject: { providerName: 'datadog' } } },
+        dataDirPrefix: 'vmcp-dcr-invalid-client-',
+        upstreams: [
+          {
+            name: 'corp',
+            type: 'oidc',
+            oidc: { issuerUrl: corp.issuer, clientId: corpClient.client_id, clientSecret: { env: 'CORP_SECRET' } },
           },
-        },
-        outgoingAuth: {
-          backends: {
-            datadog: { type: 'upstream_inject', upstreamInject: { providerName: 'datadog' } },
+          {
+            name: 'datadog',
+            type: 'oauth2',
+            oauth2: { scopes: ['mcp'], resource: dd.resource, dcr: { discoveryUrl: dd.issuer } },
           },
-        },
-        authServer: {
-          runConfig: {
-            issuer,
-            allowedAudiences: [`${issuer}/mcp`],
-            dataDir: mkdtempSync(join(tmpdir(), 'vmcp-dcr-invalid-client-')),
-            upstreams: [
-              {
-                name: 'corp',
-                type: 'oidc',
-                oidc: {
-                  issuerUrl: corp.issuer,
-                  clientId: corpClient.client_id,
-                  clientSecret: { env: 'CORP_SECRET' },
-                },
-              },
-              {
-                name: 'datadog',
-                type: 'oauth2',
-                oauth2: {
-                  scopes: ['mcp'],
-                  resource: dd.resource,
-                  dcr: { discoveryUrl: dd.issuer },
-                },
-              },
-            ],
-          },
-        },
-      },
+        ],
+      }),
       { env: { CORP_SECRET: corpClient.client_secret } },
     )
   })

@@ -1,9 +1,7 @@
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { startTestBackend, type RunningBackend } from '../support/backends.js'
 import { freePort } from '../support/http.js'
+import { modeBConfig } from '../support/mode-b.js'
 import { startIdp, type Idp } from '../support/idp.js'
 import { connectWithOAuth } from '../support/oauth-client.js'
 import { callText, startVmcp, type RunningVmcp } from '../support/vmcp.js'
@@ -19,42 +17,20 @@ describe('an oidc upstream with dcr: vmcp registers at the identity provider tha
     const port = await freePort()
     const issuer = `http://127.0.0.1:${port}`
     gw = await startVmcp(
-      {
-        server: { port },
+      modeBConfig({
+        port,
         backends: [{ name: 'corpapi', transport: 'streamable-http', url: backend.url }],
-        incomingAuth: {
-          type: 'oidc',
-          oidc: {
-            issuer,
-            audience: `${issuer}/mcp`,
-            resource: `${issuer}/mcp`,
-            scopes: ['openid'],
+        outgoing: { corpapi: { type: 'upstream_inject', upstreamInject: { providerName: 'corp' } } },
+        scopes: ['openid'],
+        dataDirPrefix: 'vmcp-dcr-oidc-',
+        upstreams: [
+          {
+            name: 'corp',
+            type: 'oidc',
+            oidc: { issuerUrl: corp.issuer, scopes: ['openid', 'email'], dcr: { discoveryUrl: corp.issuer } },
           },
-        },
-        outgoingAuth: {
-          backends: {
-            corpapi: { type: 'upstream_inject', upstreamInject: { providerName: 'corp' } },
-          },
-        },
-        authServer: {
-          runConfig: {
-            issuer,
-            allowedAudiences: [`${issuer}/mcp`],
-            dataDir: mkdtempSync(join(tmpdir(), 'vmcp-dcr-oidc-')),
-            upstreams: [
-              {
-                name: 'corp',
-                type: 'oidc',
-                oidc: {
-                  issuerUrl: corp.issuer,
-                  scopes: ['openid', 'email'],
-                  dcr: { discoveryUrl: corp.issuer },
-                },
-              },
-            ],
-          },
-        },
-      },
+        ],
+      }),
       { level: 'debug' },
     )
   })

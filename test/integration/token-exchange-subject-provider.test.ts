@@ -1,9 +1,7 @@
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTestBackend, type RunningBackend } from '../support/backends.js'
 import { freePort } from '../support/http.js'
+import { modeBConfig } from '../support/mode-b.js'
 import { startIdp, type Idp } from '../support/idp.js'
 import { connectWithOAuth } from '../support/oauth-client.js'
 import { callText, startVmcp, type RunningVmcp } from '../support/vmcp.js'
@@ -23,52 +21,32 @@ describe('Mode B token_exchange with subjectProviderName: the corporate token is
     const exchanger = await corp.registerConfidentialClient()
     backend = await startTestBackend(['--name', 'exch-api'])
     gw = await startVmcp(
-      {
-        server: { port },
+      modeBConfig({
+        port,
         backends: [{ name: 'exch', transport: 'streamable-http', url: backend.url }],
-        incomingAuth: {
-          type: 'oidc',
-          oidc: {
-            issuer,
-            audience: `${issuer}/mcp`,
-            resource: `${issuer}/mcp`,
-            scopes: ['openid'],
-          },
-        },
-        outgoingAuth: {
-          backends: {
-            exch: {
-              type: 'token_exchange',
-              tokenExchange: {
-                tokenUrl: corp.metadata.token_endpoint,
-                clientId: exchanger.client_id,
-                clientSecret: { env: 'EXCHANGE_SECRET' },
-                resource: 'https://exch-api.example/mcp',
-                scopes: ['mcp'],
-                subjectProviderName: 'corp',
-              },
+        outgoing: {
+          exch: {
+            type: 'token_exchange',
+            tokenExchange: {
+              tokenUrl: corp.metadata.token_endpoint,
+              clientId: exchanger.client_id,
+              clientSecret: { env: 'EXCHANGE_SECRET' },
+              resource: 'https://exch-api.example/mcp',
+              scopes: ['mcp'],
+              subjectProviderName: 'corp',
             },
           },
         },
-        authServer: {
-          runConfig: {
-            issuer,
-            allowedAudiences: [`${issuer}/mcp`],
-            dataDir: mkdtempSync(join(tmpdir(), 'vmcp-subject-provider-')),
-            upstreams: [
-              {
-                name: 'corp',
-                type: 'oidc',
-                oidc: {
-                  issuerUrl: corp.issuer,
-                  clientId: login.client_id,
-                  clientSecret: { env: 'CORP_SECRET' },
-                },
-              },
-            ],
+        scopes: ['openid'],
+        dataDirPrefix: 'vmcp-subject-provider-',
+        upstreams: [
+          {
+            name: 'corp',
+            type: 'oidc',
+            oidc: { issuerUrl: corp.issuer, clientId: login.client_id, clientSecret: { env: 'CORP_SECRET' } },
           },
-        },
-      },
+        ],
+      }),
       { env: { CORP_SECRET: login.client_secret, EXCHANGE_SECRET: exchanger.client_secret } },
     )
   })

@@ -32,6 +32,54 @@ export interface ModeBOptions {
   runConfig?: Record<string, unknown>
 }
 
+export interface ModeBConfigParts {
+  port: number
+  backends: Record<string, unknown>[]
+  /** `outgoingAuth.backends`. */
+  outgoing: Record<string, unknown>
+  upstreams: Record<string, unknown>[]
+  /** Scopes vmcp asks of its own clients (RFC 9728 `scopes_supported`). */
+  scopes?: string[]
+  /** Prefix of the temporary `dataDir`. */
+  dataDirPrefix?: string
+  /** Merged last into `authServer.runConfig` (it may replace `dataDir` or `upstreams`). */
+  runConfig?: Record<string, unknown>
+  /** Merged into the `server` section. */
+  server?: Record<string, unknown>
+}
+
+/**
+ * A Mode B configuration at `http://127.0.0.1:<port>`: vmcp is the issuer, its own `/mcp` the one
+ * audience and resource, with the given backends, outgoing strategies and upstreams. The shape
+ * every Mode B integration test shares; each test adds only what it is about.
+ */
+export function modeBConfig(parts: ModeBConfigParts, issuer = `http://127.0.0.1:${parts.port}`) {
+  const origin = `http://127.0.0.1:${parts.port}`
+  return {
+    server: { port: parts.port, ...parts.server },
+    backends: parts.backends,
+    incomingAuth: {
+      type: 'oidc',
+      oidc: {
+        issuer,
+        audience: `${origin}/mcp`,
+        resource: `${origin}/mcp`,
+        scopes: parts.scopes ?? ['openid', 'offline_access'],
+      },
+    },
+    outgoingAuth: { backends: parts.outgoing },
+    authServer: {
+      runConfig: {
+        issuer,
+        allowedAudiences: [`${origin}/mcp`],
+        dataDir: mkdtempSync(join(tmpdir(), parts.dataDirPrefix ?? 'vmcp-mode-b-')),
+        upstreams: parts.upstreams,
+        ...parts.runConfig,
+      },
+    },
+  }
+}
+
 /**
  * vmcp in Mode B on a fixed free port with two real oidc-provider upstreams (corp: oidc,
  * partner: oauth2) and two test backends behind upstream_inject.
@@ -50,55 +98,56 @@ export async function startModeBStack(options: ModeBOptions = {}): Promise<ModeB
     corp: await startTestBackend(['--name', 'corp-api']),
     partner: await startTestBackend(['--name', 'partner-api']),
   }
-  const dataDir = mkdtempSync(join(tmpdir(), 'vmcp-mode-b-'))
-  const config = {
-    server: { port, ...options.server },
-    backends: [
-      { name: 'corpapi', transport: 'streamable-http', url: backends.corp.url },
-      { name: 'partnerapi', transport: 'streamable-http', url: backends.partner.url },
-    ],
-    incomingAuth: {
-      type: 'oidc',
-      oidc: { issuer, audience: `${origin}/mcp`, resource: `${origin}/mcp`, scopes: ['openid', 'offline_access'] },
-    },
-    outgoingAuth: {
-      backends: {
+  const config = modeBConfig(
+    {
+      port,
+      backends: [
+        { name: 'corpapi', transport: 'streamable-http', url: backends.corp.url },
+        { name: 'partnerapi', transport: 'streamable-http', url: backends.partner.url },
+      ],
+      outgoing: {
         corpapi: { type: 'upstream_inject', upstreamInject: { providerName: 'corp' } },
         partnerapi: { type: 'upstream_inject', upstreamInject: { providerName: 'partner' } },
       },
-    },
-    authServer: {
+      upstreams: [
+        {
+          name: 'corp',
+          type: 'oidc',
+          oidc: {
+            issuerUrl: corp.issuer,
+            clientId: corpClient.client_id,
+            clientSecret: { env: 'CORP_SECRET' },
+            scopes: ['openid', 'offline_access', 'email'],
+          },
+        },
+        {
+          name: 'partner',
+          type: 'oauth2',
+          oauth2: {
+            authorizationEndpoint: partner.metadata.authorization_endpoint,
+            tokenEndpoint: partner.metadata.token_endpoint,
+            revocationEndpoint: partner.metadata.revocation_endpoint,
+            clientId: partnerClient.client_id,
+            clientSecret: { env: 'PARTNER_SECRET' },
+            scopes: ['openid', 'offline_access'],
+          },
+        },
+      ],
+      ...(options.server ? { server: options.server } : {}),
       runConfig: {
-        issuer,
-        allowedAudiences: [`${origin}/mcp`],
-        dataDir,
         ...(options.tokenLifespans ? { tokenLifespans: options.tokenLifespans } : {}),
         storage: options.redisUrl
-          ? { type: 'redis', redis: { url: options.redisUrl, keyPrefix: `t${port}:` }, encryptionKey: { env: 'ENC_KEY' } }
+          ? {
+              type: 'redis',
+              redis: { url: options.redisUrl, keyPrefix: `t${port}:` },
+              encryptionKey: { env: 'ENC_KEY' },
+            }
           : { type: 'memory' },
-        upstreams: [
-          {
-            name: 'corp',
-            type: 'oidc',
-            oidc: { issuerUrl: corp.issuer, clientId: corpClient.client_id, clientSecret: { env: 'CORP_SECRET' }, scopes: ['openid', 'offline_access', 'email'] },
-          },
-          {
-            name: 'partner',
-            type: 'oauth2',
-            oauth2: {
-              authorizationEndpoint: partner.metadata.authorization_endpoint,
-              tokenEndpoint: partner.metadata.token_endpoint,
-              revocationEndpoint: partner.metadata.revocation_endpoint,
-              clientId: partnerClient.client_id,
-              clientSecret: { env: 'PARTNER_SECRET' },
-              scopes: ['openid', 'offline_access'],
-            },
-          },
-        ],
         ...options.runConfig,
       },
     },
-  }
+    issuer,
+  )
   const env = {
     CORP_SECRET: corpClient.client_secret,
     PARTNER_SECRET: partnerClient.client_secret,
