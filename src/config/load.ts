@@ -84,6 +84,9 @@ function toIssues(issue: z.core.$ZodIssue, raw: unknown): ConfigIssue[] {
   switch (issue.code) {
     case 'unrecognized_keys':
       return issue.keys.map((k) => ({ path: formatPath([...path, k]), message: 'unknown key' }))
+    case 'invalid_key':
+      // A record key (a header name) failed its own check: say what the key must be.
+      return issue.issues.map((i) => ({ path: formatPath(path), message: i.message }))
     case 'invalid_union': {
       if (issue.discriminator && issue.errors.length === 0 && 'options' in issue) {
         const options = issue.options ?? []

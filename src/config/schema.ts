@@ -33,58 +33,73 @@ export function createPrimitives(ctx: SchemaContext) {
   })
 
   // Secrets are always refs, never bare strings, so they never end up committed in YAML.
-  const secretRef = z
-    .union([
-      z.strictObject({ env: z.string().min(1).describe('environment variable holding the secret') }),
-      z.strictObject({ file: z.string().min(1).describe('file holding the secret (trailing newline trimmed)') }),
-    ], {
+  const envRef = { env: z.string().min(1).describe('environment variable holding the secret') }
+  const fileRef = { file: z.string().min(1).describe('file holding the secret (trailing newline trimmed)') }
+  const refShapes = <T extends z.ZodRawShape>(extra: T) =>
+    z.union([z.strictObject({ ...envRef, ...extra }), z.strictObject({ ...fileRef, ...extra })], {
       error: 'must be a secret ref: { env: NAME } or { file: PATH } (bare values are not allowed)',
     })
+  /** The secret a ref names, or undefined (with an issue) when it cannot be read. */
+  const resolveRef = (ref: { env: string } | { file: string }, c: z.RefinementCtx): Secret | undefined => {
+    if (!ctx.resolveSecrets) return new Secret('')
+    if ('env' in ref) {
+      const v = ctx.env[ref.env]
+      if (v === undefined || v === '') {
+        c.addIssue({ code: 'custom', message: `environment variable ${ref.env} is not set` })
+        return undefined
+      }
+      return new Secret(v)
+    }
+    const path = isAbsolute(ref.file) ? ref.file : resolve(ctx.baseDir, ref.file)
+    try {
+      return new Secret(readFileSync(path, 'utf8').replace(/\r?\n$/, ''))
+    } catch (err) {
+      // The errno code (ENOENT, EACCES) tells the operator what to fix; the path is theirs.
+      const code = (err as NodeJS.ErrnoException).code ?? 'error'
+      c.addIssue({ code: 'custom', message: `cannot read secret file ${ref.file} (${code})` })
+      return undefined
+    }
+  }
+  const secretRef = refShapes({})
     .describe('a secret: { env: NAME } or { file: PATH }')
+    .transform((ref, c): Secret => resolveRef(ref, c) ?? z.NEVER)
+
+  // A header value may need a scheme before the secret (`Authorization: Bearer <token>`) while
+  // the env var or file holds only the token: `prefix` is joined on once, here.
+  const headerSecret = refShapes({
+    prefix: z.string().optional().describe('text sent before the secret, e.g. "Bearer "'),
+  })
+    .describe('a secret header value: { env: NAME } or { file: PATH }, optional prefix')
     .transform((ref, c): Secret => {
-      if (!ctx.resolveSecrets) return new Secret('')
-      if ('env' in ref) {
-        const v = ctx.env[ref.env]
-        if (v === undefined || v === '') {
-          c.addIssue({ code: 'custom', message: `environment variable ${ref.env} is not set` })
-          return z.NEVER
-        }
-        return new Secret(v)
-      }
-      const path = isAbsolute(ref.file) ? ref.file : resolve(ctx.baseDir, ref.file)
-      try {
-        return new Secret(readFileSync(path, 'utf8').replace(/\r?\n$/, ''))
-      } catch (err) {
-        // The errno code (ENOENT, EACCES) tells the operator what to fix; the path is theirs.
-        const code = (err as NodeJS.ErrnoException).code ?? 'error'
-        c.addIssue({ code: 'custom', message: `cannot read secret file ${ref.file} (${code})` })
-        return z.NEVER
-      }
+      const secret = resolveRef(ref, c)
+      if (!secret) return z.NEVER
+      return ref.prefix ? new Secret(ref.prefix + secret.reveal()) : secret
     })
+  // RFC 9110 §5.1: a field name is a token.
+  const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be an HTTP header name')
 
   const name = z.string().regex(NAME, 'must be 1-63 characters of [A-Za-z0-9_.-], starting alphanumeric')
   // Relative paths in the file mean relative to the file.
   const path = z.string().min(1).transform((f) => resolve(ctx.baseDir, f))
 
-  return { duration, secureUrl, secretRef, name, path }
+  return { duration, secureUrl, secretRef, headerSecret, headerName, name, path }
 }
 
 export type Primitives = ReturnType<typeof createPrimitives>
 
 export function createConfigSchema(ctx: SchemaContext) {
   const primitives = createPrimitives(ctx)
-  const { duration, secureUrl, secretRef, name } = primitives
+  const { duration, secureUrl, secretRef, headerSecret, headerName, name } = primitives
 
+  // Plain values and secret refs alike become `Secret`s, so none of them prints.
+  const asSecrets = (map: Record<string, string | Secret>): Record<string, Secret> =>
+    Object.fromEntries(Object.entries(map).map(([k, v]) => [k, typeof v === 'string' ? new Secret(v) : v]))
   // Child process environment: plain values, or secret refs for credentials.
   const childEnv = z
-    .record(z.string(), z.union([z.string(), secretRef]))
+    .record(z.string(), z.union([secretRef, z.string()])) // ref first: its errors win a tie
     .default({})
     .describe('extra environment variables (values may be secret refs)')
-    .transform((env) =>
-      Object.fromEntries(
-        Object.entries(env).map(([k, v]): [string, Secret] => [k, typeof v === 'string' ? new Secret(v) : v]),
-      ),
-    )
+    .transform(asSecrets)
   const cwd = z
     .string()
     .optional()
@@ -94,7 +109,11 @@ export function createConfigSchema(ctx: SchemaContext) {
     name,
     transport: z.enum(['streamable-http', 'sse']),
     url: secureUrl,
-    headers: z.record(z.string(), z.string()).default({}).describe('static, non-secret headers'),
+    headers: z
+      .record(headerName, z.union([headerSecret, z.string()])) // ref first: its errors win a tie
+      .default({})
+      .describe('headers sent on every request; values are plain strings or secret refs')
+      .transform(asSecrets),
     launch: z
       .strictObject({
         command: z.string().min(1),
@@ -149,10 +168,31 @@ export function createConfigSchema(ctx: SchemaContext) {
     z.strictObject({ type: z.literal('unauthenticated') }),
     z.strictObject({
       type: z.literal('header_injection'),
-      headerInjection: z.strictObject({
-        headerName: z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be an HTTP header name'),
-        value: secretRef,
-      }),
+      headerInjection: z
+        .strictObject({
+          headerName: headerName.optional().describe('one header: its name (with `value`)'),
+          value: secretRef.optional().describe('one header: its value'),
+          headers: z
+            .record(headerName, headerSecret)
+            .optional()
+            .describe('several headers: name → secret ref (optional prefix)'),
+        })
+        .superRefine((h, c) => {
+          const single = h.headerName !== undefined || h.value !== undefined
+          if (single && h.headers !== undefined) {
+            c.addIssue({ code: 'custom', path: ['headers'], message: 'use either headerName/value or headers, not both' })
+          } else if (h.headers !== undefined) {
+            if (Object.keys(h.headers).length === 0) {
+              c.addIssue({ code: 'custom', path: ['headers'], message: 'must name at least one header' })
+            }
+          } else {
+            if (h.headerName === undefined) c.addIssue({ code: 'custom', path: ['headerName'], message: 'is required (or give headers: { Name: { env: VAR } })' })
+            if (h.value === undefined) c.addIssue({ code: 'custom', path: ['value'], message: 'is required' })
+          }
+        })
+        .transform((h): { headers: Record<string, Secret> } => ({
+          headers: h.headers ?? { [h.headerName as string]: h.value as Secret },
+        })),
     }),
     z.strictObject({
       type: z.literal('token_exchange'),

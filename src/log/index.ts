@@ -1,2 +1,2 @@
 export { createLogger, fingerprint, REDACT_PATHS, type CreateLoggerOptions, type Logger, type LogLevel } from './logger.js'
-export { Secret } from './secret.js'
+export { revealAll, Secret } from './secret.js'

@@ -30,3 +30,10 @@ export class Secret {
     return REDACTED
   }
 }
+
+/** The revealed values of a map of secrets, for the one place they are sent (headers, env). */
+export function revealAll(secrets: Readonly<Record<string, Secret>>): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const k in secrets) out[k] = (secrets[k] as Secret).reveal()
+  return out
+}

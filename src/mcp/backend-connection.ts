@@ -186,7 +186,7 @@ export class BackendConnection {
     // Credentials are computed per request, so tokens can be refreshed during a long session.
     const authedFetch: FetchLike = async (input, init) => {
       const headers = new Headers(init?.headers)
-      for (const [k, v] of Object.entries(config.headers)) if (!headers.has(k)) headers.set(k, v)
+      for (const [k, v] of Object.entries(config.headers)) if (!headers.has(k)) headers.set(k, v.reveal())
       for (const [k, v] of Object.entries(await auth.headers(identity(), init?.signal ?? undefined))) {
         headers.set(k, v)
       }

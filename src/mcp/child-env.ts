@@ -1,12 +1,10 @@
 import { getDefaultEnvironment } from '@modelcontextprotocol/sdk/client/stdio.js'
-import type { Secret } from '../log/index.js'
+import { revealAll, type Secret } from '../log/index.js'
 
 /**
  * The environment of a backend child process: a minimal safe base (PATH, HOME, …) plus the
  * configured values. vmcp's own environment is not inherited, so its secrets stay out of backends.
  */
 export function childEnvironment(env: Readonly<Record<string, Secret>>): Record<string, string> {
-  const out: Record<string, string> = { ...getDefaultEnvironment() }
-  for (const [k, v] of Object.entries(env)) out[k] = v.reveal()
-  return out
+  return { ...getDefaultEnvironment(), ...revealAll(env) }
 }

@@ -31,7 +31,8 @@ import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/proto
 import type { Dispatcher } from 'undici'
 import type { z } from 'zod'
 import type { Identity } from '../auth/incoming/index.js'
-import { fingerprint, type Logger } from '../log/index.js'
+import type { HttpBackendConfig } from '../config/index.js'
+import { fingerprint, revealAll, type Logger } from '../log/index.js'
 import { routeResource, type AggregatedView } from './aggregator.js'
 import type { BackendConnection, ConnectionSink, InflightCall } from './backend-connection.js'
 import { errorText, type BackendRuntime } from './backend-runtime.js'
@@ -220,7 +221,8 @@ export class ClientSession {
   #relayBackend(runtime: BackendRuntime): RelayBackend {
     const known = this.#relayBackends.get(runtime.name)
     if (known) return known
-    const config = runtime.config as { url: string; headers: Record<string, string> }
+    const config = runtime.config as HttpBackendConfig
+    const fixed = revealAll(config.headers)
     const backend: RelayBackend = {
       name: runtime.name,
       url: new URL(config.url),
@@ -234,7 +236,7 @@ export class ClientSession {
         const conn = await this.connectionFor(runtime)
         return conn.httpSession ?? { sessionId: undefined, protocolVersion: undefined }
       },
-      headers: async (signal) => ({ ...config.headers, ...(await runtime.auth.headers(this.identity, signal)) }),
+      headers: async (signal) => ({ ...fixed, ...(await runtime.auth.headers(this.identity, signal)) }),
       reportFailure: (err) => runtime.reportFailure(err),
       catalogNotification: (n) => void this.#relayedCatalogNotification(runtime, n),
     }

@@ -18,13 +18,17 @@ describe('log canary: no secret reaches the logs, even at trace level', () => {
     const introspector = await idp.registerConfidentialClient({ client_name: 'canary-introspection' })
     const exchanger = await idp.registerConfidentialClient({ client_name: 'canary-exchange' })
     const headerValue = `canary-header-${Math.random().toString(36).slice(2)}`
-    secrets.push(introspector.client_secret, exchanger.client_secret, headerValue)
+    const backendHeader = `canary-backend-header-${Math.random().toString(36).slice(2)}`
+    const apiKey = `canary-api-key-${Math.random().toString(36).slice(2)}`
+    secrets.push(introspector.client_secret, exchanger.client_secret, headerValue, backendHeader, apiKey)
     gw = await startVmcp(
       {
         server: { publicUrl: 'http://127.0.0.1:4483' },
         backends: [
           { name: 'keyed', transport: 'streamable-http', url: backend.url },
           { name: 'exchanged', transport: 'streamable-http', url: backend.url },
+          // Secret refs in backends[].headers and a multi-header header_injection (issue 9).
+          { name: 'multi', transport: 'streamable-http', url: backend.url, headers: { 'X-Test-Header': { env: 'CANARY_BACKEND_HEADER' } } },
         ],
         incomingAuth: {
           type: 'oidc',
@@ -38,6 +42,10 @@ describe('log canary: no secret reaches the logs, even at trace level', () => {
         outgoingAuth: {
           backends: {
             keyed: { type: 'header_injection', headerInjection: { headerName: 'X-Canary', value: { env: 'CANARY_HEADER' } } },
+            multi: {
+              type: 'header_injection',
+              headerInjection: { headers: { 'X-API-Key': { env: 'CANARY_API_KEY' }, 'X-Other': { env: 'CANARY_HEADER', prefix: 'Key ' } } },
+            },
             exchanged: {
               type: 'token_exchange',
               tokenExchange: { tokenUrl: idp.metadata.token_endpoint, clientId: exchanger.client_id, clientSecret: { env: 'CANARY_EXCHANGE' }, audience: 'backend-api' },
@@ -47,7 +55,13 @@ describe('log canary: no secret reaches the logs, even at trace level', () => {
       },
       {
         level: 'trace',
-        env: { CANARY_INTROSPECTION: introspector.client_secret, CANARY_EXCHANGE: exchanger.client_secret, CANARY_HEADER: headerValue },
+        env: {
+          CANARY_INTROSPECTION: introspector.client_secret,
+          CANARY_EXCHANGE: exchanger.client_secret,
+          CANARY_HEADER: headerValue,
+          CANARY_BACKEND_HEADER: backendHeader,
+          CANARY_API_KEY: apiKey,
+        },
       },
     )
   })
@@ -70,6 +84,10 @@ describe('log canary: no secret reaches the logs, even at trace level', () => {
     const exchanged = JSON.parse(await callText(a, 'exchanged_whoami')) as { authorization: string }
     secrets.push(exchanged.authorization.replace(/^Bearer /, ''))
     await callText(a, 'keyed_whoami')
+    // Not vacuous: the header secrets were sent.
+    const multi = JSON.parse(await callText(a, 'multi_whoami')) as Record<string, string>
+    expect(multi['x-api-key']).toBe(secrets[4])
+    expect(multi['x-test-header']).toBe(secrets[3])
     await a.close()
     const b = await connectClient(gw.url, { token: opaque.access_token })
     await b.listTools()

@@ -116,7 +116,7 @@ describe('log canary (trace level)', () => {
     const header = createOutgoingAuth(
       {
         type: 'header_injection',
-        headerInjection: { headerName: 'X-K', value: new Secret(HEADER_SECRET) },
+        headerInjection: { headers: { 'X-K': new Secret(HEADER_SECRET), 'X-L': new Secret(`Key ${HEADER_SECRET}`) } },
       },
       options,
     )

@@ -31,7 +31,7 @@ describe('unauthenticated strategy', () => {
 })
 
 describe('header_injection strategy', () => {
-  const config = { headerName: 'X-Api-Key', value: new Secret('backend-api-key-123') }
+  const config = { headers: { 'X-Api-Key': new Secret('backend-api-key-123') } }
 
   it('sends the configured header with the revealed secret', async () => {
     const s = createHeaderInjectionStrategy(config)
@@ -53,6 +53,13 @@ describe('header_injection strategy', () => {
     const first = await s.headers(undefined)
     first['X-Api-Key'] = 'tampered'
     expect(await s.headers(undefined)).toEqual({ 'X-Api-Key': 'backend-api-key-123' })
+  })
+
+  it('sends several headers (Datadog: API key and application key)', async () => {
+    const s = createHeaderInjectionStrategy({
+      headers: { 'DD-API-KEY': new Secret('api-1'), 'DD-APPLICATION-KEY': new Secret('app-2') },
+    })
+    expect(await s.headers(undefined)).toEqual({ 'DD-API-KEY': 'api-1', 'DD-APPLICATION-KEY': 'app-2' })
   })
 })
 
@@ -105,7 +112,7 @@ describe('createOutgoingAuth', () => {
   it('builds each strategy type from its config', async () => {
     expect(createOutgoingAuth({ type: 'unauthenticated' }, options).type).toBe('unauthenticated')
     const header = createOutgoingAuth(
-      { type: 'header_injection', headerInjection: { headerName: 'X-K', value: new Secret('v') } },
+      { type: 'header_injection', headerInjection: { headers: { 'X-K': new Secret('v') } } },
       options,
     )
     expect(await header.headers(undefined)).toEqual({ 'X-K': 'v' })
@@ -143,7 +150,7 @@ describe('createOutgoingAuth', () => {
       createOutgoingAuth(
         {
           type: 'header_injection',
-          headerInjection: { headerName: 'X-K', value: new Secret('v') },
+          headerInjection: { headers: { 'X-K': new Secret('v') } },
         },
         options,
       ),

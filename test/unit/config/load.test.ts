@@ -263,7 +263,7 @@ describe('secret refs', () => {
   const secretOf = (config: VmcpConfig): Secret => {
     const s = config.outgoingAuth.backends.notes
     if (s?.type !== 'header_injection') throw new Error('expected header_injection')
-    return s.headerInjection.value
+    return s.headerInjection.headers['X-API-Key'] as Secret
   }
 
   it('{ env } reads the given environment, not process.env', () => {
@@ -302,7 +302,7 @@ describe('secret refs', () => {
   it('the value never prints: JSON, inspect and String show [REDACTED]', () => {
     const config = parse(headerSecret('{ env: K }'), { K: 'sk-live-very-secret' })
     const json = JSON.stringify(config)
-    expect(json).toContain('"value":"[REDACTED]"')
+    expect(json).toContain('"X-API-Key":"[REDACTED]"')
     expect(json).not.toContain('sk-live-very-secret')
     expect(inspect(config, { depth: 10 })).not.toContain('sk-live-very-secret')
     expect(String(secretOf(config))).toBe('[REDACTED]')
@@ -319,6 +319,75 @@ describe('secret refs', () => {
   it('a ref with both env and file is refused', () => {
     expect(issueLines(() => parse(headerSecret('{ env: K, file: f }'), { K: 'v' }))).toEqual([
       '- outgoingAuth.backends.notes.headerInjection.value.file: unknown key',
+    ])
+  })
+})
+
+describe('header secrets', () => {
+  const http = (headers: string) =>
+    `backends:\n  - { name: dd, transport: streamable-http, url: https://dd.example.com/mcp, headers: ${headers} }\n`
+  const backendHeaders = (config: VmcpConfig) => {
+    const b = config.backends[0]
+    if (b?.transport === 'stdio' || !b) throw new Error('expected an HTTP backend')
+    return Object.fromEntries(Object.entries(b.headers).map(([k, v]) => [k, v.reveal()]))
+  }
+  const injection = (block: string) =>
+    [stdio, 'outgoingAuth:', '  backends:', '    notes:', '      type: header_injection', `      headerInjection: ${block}`].join('\n')
+
+  it('backends[].headers values are plain strings or secret refs, with an optional prefix', () => {
+    const config = parse(
+      http("{ X-Plain: v1, DD-API-KEY: { env: A }, Authorization: { env: T, prefix: 'Bearer ' } }"),
+      { A: 'api-1', T: 'tok-2' },
+    )
+    expect(backendHeaders(config)).toEqual({ 'X-Plain': 'v1', 'DD-API-KEY': 'api-1', Authorization: 'Bearer tok-2' })
+    // Every value, plain or secret, is a Secret: none of them prints.
+    expect(JSON.stringify(config.backends)).not.toMatch(/api-1|tok-2|v1/)
+  })
+
+  it('an unset variable in backends[].headers is named at its header', () => {
+    expect(issueLines(() => parse(http('{ DD-API-KEY: { env: A } }')))).toEqual([
+      '- backends[0].headers.DD-API-KEY: environment variable A is not set',
+    ])
+  })
+
+  it('a header name that is not an RFC 9110 token is refused', () => {
+    expect(issueLines(() => parse(http("{ 'Bad Name': v }")))).toEqual([
+      '- backends[0].headers.Bad Name: must be an HTTP header name',
+    ])
+  })
+
+  it('an unset variable in launch/stdio env is named too (not "must be a string")', () => {
+    const text = 'backends:\n  - { name: n, transport: stdio, command: node, env: { KEY: { env: UNSET_X } } }\n'
+    expect(issueLines(() => parse(text))).toEqual(['- backends[0].env.KEY: environment variable UNSET_X is not set'])
+  })
+
+  it('header_injection takes several headers, each a secret ref', () => {
+    const config = parse(injection("{ headers: { DD-API-KEY: { env: A }, DD-APPLICATION-KEY: { file: /dev/null, prefix: 'p-' } } }"), { A: 'a1' })
+    const s = config.outgoingAuth.backends.notes
+    if (s?.type !== 'header_injection') throw new Error('expected header_injection')
+    expect(Object.fromEntries(Object.entries(s.headerInjection.headers).map(([k, v]) => [k, v.reveal()]))).toEqual({
+      'DD-API-KEY': 'a1',
+      'DD-APPLICATION-KEY': 'p-',
+    })
+  })
+
+  it('header_injection headers must be secret refs: a bare value is refused without echoing it', () => {
+    const lines = issueLines(() => parse(injection('{ headers: { X-Key: sk-live-in-clear } }')))
+    expect(lines).toEqual([
+      '- outgoingAuth.backends.notes.headerInjection.headers.X-Key: must be a secret ref: { env: NAME } or { file: PATH } (bare values are not allowed)',
+    ])
+  })
+
+  it('header_injection: one form or the other, and something to send', () => {
+    expect(issueLines(() => parse(injection('{ headerName: X-K, value: { env: A }, headers: { X-L: { env: A } } }'), { A: 'a' }))).toEqual([
+      '- outgoingAuth.backends.notes.headerInjection.headers: use either headerName/value or headers, not both',
+    ])
+    expect(issueLines(() => parse(injection('{ headers: {} }')))).toEqual([
+      '- outgoingAuth.backends.notes.headerInjection.headers: must name at least one header',
+    ])
+    expect(issueLines(() => parse(injection('{}')))).toEqual([
+      '- outgoingAuth.backends.notes.headerInjection.headerName: is required (or give headers: { Name: { env: VAR } })',
+      '- outgoingAuth.backends.notes.headerInjection.value: is required',
     ])
   })
 })
