@@ -7,6 +7,8 @@ import { readVersion } from '../version.js'
 // Exit codes: 0 ok, 1 runtime failure, 2 invalid configuration or usage.
 const EXIT_RUNTIME = 1
 const EXIT_CONFIG = 2
+/** How long past `operational.shutdownTimeout` the CLI waits before it exits regardless. */
+const HARD_EXIT_MARGIN_MS = 1000
 
 const HELP = `vmcp ${readVersion()}: one MCP endpoint in front of many MCP servers
 
@@ -177,9 +179,22 @@ async function main(argv: string[]): Promise<void> {
 
   let stopping = false
   const stop = (signal: string) => {
-    if (stopping) return
+    if (stopping) {
+      // A second signal: the operator does not want to wait. Children get SIGKILL on exit.
+      logger.warn({ signal }, 'second signal: exiting now')
+      logger.flush()
+      process.exit(EXIT_RUNTIME)
+    }
     stopping = true
     logger.info({ signal }, 'shutting down')
+    // Hard deadline: whatever hangs, vmcp is gone shortly after shutdownTimeout, and so are its
+    // children (mcp/children.ts kills every one still alive on exit).
+    const deadlineMs = config.operational.shutdownTimeout + HARD_EXIT_MARGIN_MS
+    setTimeout(() => {
+      logger.error({ signal, timeoutMs: deadlineMs }, 'shutdown did not finish in time: exiting now')
+      logger.flush()
+      process.exit(EXIT_RUNTIME)
+    }, deadlineMs).unref()
     vmcp
       .close()
       .then(() => {

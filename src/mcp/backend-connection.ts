@@ -26,6 +26,7 @@ import type { Logger } from '../log/index.js'
 import type { FetchLike } from '../net/index.js'
 import type { ListKind } from './catalog.js'
 import { childEnvironment } from './child-env.js'
+import { trackChild } from './children.js'
 import { OutputTail } from './output-tail.js'
 import { SHARED_SCHEMA_VALIDATOR } from './schema-validator.js'
 
@@ -72,6 +73,7 @@ export class BackendConnection {
   readonly stderr = new OutputTail()
   #transport: Transport | undefined
   #closed = false
+  #forgetChild: (() => void) | undefined
   readonly #options: BackendConnectionOptions
 
   constructor(options: BackendConnectionOptions) {
@@ -103,6 +105,7 @@ export class BackendConnection {
     const transport = this.#createTransport()
     this.#transport = transport
     this.client.onclose = () => {
+      this.#forgetChild?.()
       if (this.#closed) return
       this.#closed = true
       this.#options.sink.closed(this)
@@ -112,6 +115,9 @@ export class BackendConnection {
     }
     await this.client.connect(transport, { timeout: timeoutMs })
     keepProgressBeforeResponse(transport)
+    // A stdio backend is a child of vmcp: it must not outlive a hard exit (children.ts).
+    const pid = this.pid
+    if (pid !== null) this.#forgetChild = trackChild(pid)
   }
 
   async close(): Promise<void> {
@@ -123,6 +129,7 @@ export class BackendConnection {
       await transport.terminateSession().catch(() => undefined)
     }
     await this.client.close().catch(() => undefined)
+    this.#forgetChild?.()
   }
 
   /** The in-flight call that should receive traffic the backend sends now (oldest first). */

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
+import { trackChild } from './children.js'
 import type { Logger, Secret } from '../log/index.js'
 import { childEnvironment } from './child-env.js'
 import { OutputTail } from './output-tail.js'
@@ -49,6 +50,10 @@ export class Launcher {
     const child = spawn(command, args, { cwd, env: childEnvironment(env), stdio: ['ignore', 'pipe', 'pipe'] })
     this.#child = child
     this.failure = undefined
+    if (child.pid !== undefined) {
+      const forget = trackChild(child.pid)
+      child.once('exit', forget)
+    }
     const tail = new OutputTail()
     const log = (stream: 'stdout' | 'stderr') => (chunk: Buffer) => {
       const lines = stream === 'stderr' ? tail.push(chunk) : chunk.toString('utf8').split('\n')

@@ -4,8 +4,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { freePort } from '../support/http.js'
+import { EVENTUALLY } from '../support/wait.js'
 
 // The CLI as users run it: the built file, in a child process, from the repository root.
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
@@ -266,6 +267,64 @@ describe('vmcp serve: signals and children', () => {
     expect(msgs).toContain('shutting down')
     expect(msgs).not.toContain('ready')
     expect(() => process.kill(launched.pid as number, 0)).toThrow()
+  })
+
+  // A stdio backend that ignores both stdin EOF and SIGTERM: closing it takes the SDK 4 s.
+  const stubbornBackend = () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vmcp-stubborn-'))
+    const pidFile = join(dir, 'pid')
+    const script = join(dir, 'stubborn.mjs')
+    const notes = new URL('../../fixtures/backends/demo-notes-stdio.mjs', import.meta.url).href
+    writeFileSync(
+      script,
+      [
+        "import { writeFileSync } from 'node:fs'",
+        `await import(${JSON.stringify(notes)})`,
+        "process.removeAllListeners('SIGTERM')",
+        "process.on('SIGTERM', () => {})",
+        'setInterval(() => {}, 1000)',
+        `writeFileSync(${JSON.stringify(pidFile)}, String(process.pid))`,
+      ].join('\n'),
+    )
+    const config = configFile(
+      `backends:\n  - { name: stubborn, transport: stdio, command: ${JSON.stringify(process.execPath)}, args: [${JSON.stringify(script)}] }\n`,
+    )
+    return { config, pid: () => Number(readFileSync(pidFile, 'utf8')) }
+  }
+  const gone = (pid: number) => {
+    try {
+      process.kill(pid, 0)
+      return false
+    } catch {
+      return true
+    }
+  }
+
+  it('shutdown has a hard deadline (shutdownTimeout + 1 s): a backend that will not stop cannot hold vmcp, and is killed with it', async () => {
+    const stubborn = stubbornBackend()
+    writeFileSync(stubborn.config, `${readFileSync(stubborn.config, 'utf8')}operational: { shutdownTimeout: 1s }\n`)
+    const s = serve(['--config', stubborn.config, '--port', '0'])
+    await s.waitFor('ready')
+    const pid = stubborn.pid()
+    expect(gone(pid)).toBe(false)
+    s.child.kill('SIGTERM')
+    expect(await exitWithin(s)).toEqual({ code: 1, signal: null })
+    expect(s.lines.map((l) => l.msg)).toContain('shutdown did not finish in time: exiting now')
+    await vi.waitFor(() => expect(gone(pid)).toBe(true), EVENTUALLY)
+  })
+
+  it('a second signal during shutdown exits at once and leaves no child behind', async () => {
+    const stubborn = stubbornBackend()
+    writeFileSync(stubborn.config, `${readFileSync(stubborn.config, 'utf8')}operational: { shutdownTimeout: 5m }\n`)
+    const s = serve(['--config', stubborn.config, '--port', '0'])
+    await s.waitFor('ready')
+    const pid = stubborn.pid()
+    s.child.kill('SIGTERM')
+    await s.waitFor('shutting down')
+    s.child.kill('SIGINT')
+    expect(await exitWithin(s)).toEqual({ code: 1, signal: null })
+    expect(s.lines.map((l) => l.msg)).toContain('second signal: exiting now')
+    await vi.waitFor(() => expect(gone(pid)).toBe(true), EVENTUALLY)
   })
 
   it('SIGHUP keeps vmcp running and re-checks the file, logging every error of an invalid one', async () => {
