@@ -25,6 +25,7 @@ export type {
   RegistryConfig,
   ServerConfig,
   StdioBackendConfig,
+  PromptOverrideConfig,
   ToolOverrideConfig,
   VmcpConfig,
 } from './schema.js'

@@ -231,30 +231,32 @@ function crossCheck(config: VmcpConfig): ConfigIssue[] {
       message: 'is required when conflictResolution is priority',
     })
   }
-  const seen = new Set<string>()
-  agg.tools.forEach((t, i) => {
-    if (!known(t.backend)) {
-      issues.push({
-        path: `aggregation.tools[${i}].backend`,
-        message: `no backend named "${t.backend}" (known: ${knownList()})`,
-      })
-    }
-    if (seen.has(t.backend)) {
-      issues.push({
-        path: `aggregation.tools[${i}].backend`,
-        message: `"${t.backend}" is configured twice; merge the entries`,
-      })
-    }
-    seen.add(t.backend)
-    for (const [tool, o] of Object.entries(t.overrides)) {
-      if (o.name === undefined && o.description === undefined && o.annotations === undefined) {
+  for (const kind of ['tools', 'prompts'] as const) {
+    const seen = new Set<string>()
+    agg[kind].forEach((t, i) => {
+      if (!known(t.backend)) {
         issues.push({
-          path: `aggregation.tools[${i}].overrides.${tool}`,
-          message: 'needs at least one of name, description, annotations',
+          path: `aggregation.${kind}[${i}].backend`,
+          message: `no backend named "${t.backend}" (known: ${knownList()})`,
         })
       }
-    }
-  })
+      if (seen.has(t.backend)) {
+        issues.push({
+          path: `aggregation.${kind}[${i}].backend`,
+          message: `"${t.backend}" is configured twice; merge the entries`,
+        })
+      }
+      seen.add(t.backend)
+      for (const [item, o] of Object.entries(t.overrides)) {
+        if (Object.values(o).every((v) => v === undefined)) {
+          issues.push({
+            path: `aggregation.${kind}[${i}].overrides.${item}`,
+            message: `needs at least one of ${kind === 'tools' ? 'name, description, annotations' : 'name, title, description'}`,
+          })
+        }
+      }
+    })
+  }
 
   const op = config.operational
   if (op.healthCheckTimeout >= op.healthCheckInterval) {

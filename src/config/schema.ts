@@ -231,6 +231,24 @@ export function createConfigSchema(ctx: SchemaContext) {
       .optional(),
   })
 
+  const promptOverride = z.strictObject({
+    name: z.string().min(1).optional(),
+    title: z.string().optional(),
+    description: z.string().optional(),
+  })
+  // tools and prompts are filtered and renamed the same way, per backend.
+  const perBackend = <O extends z.ZodType>(kind: 'tool' | 'prompt', override: O) =>
+    z
+      .array(
+        z.strictObject({
+          backend: z.string(),
+          filter: z.array(z.string()).default([]).describe(`if set, only these ${kind}s are exposed`),
+          exclude: z.array(z.string()).default([]),
+          overrides: z.record(z.string(), override).default({}),
+        }),
+      )
+      .default([])
+
   const aggregation = z.strictObject({
     conflictResolution: z.enum(['prefix', 'priority', 'manual']).default('prefix'),
     prefixFormat: z
@@ -239,16 +257,8 @@ export function createConfigSchema(ctx: SchemaContext) {
       .default('{backend}_'),
     prefixMode: z.enum(['always', 'on-conflict']).default('always'),
     priorityOrder: z.array(z.string()).default([]),
-    tools: z
-      .array(
-        z.strictObject({
-          backend: z.string(),
-          filter: z.array(z.string()).default([]).describe('if set, only these tools are exposed'),
-          exclude: z.array(z.string()).default([]),
-          overrides: z.record(z.string(), override).default({}),
-        }),
-      )
-      .default([]),
+    tools: perBackend('tool', override),
+    prompts: perBackend('prompt', promptOverride),
   })
 
   const server = z.strictObject({
@@ -334,6 +344,7 @@ export type OidcConfig = Extract<IncomingAuthConfig, { type: 'oidc' }>['oidc']
 export type OutgoingStrategyConfig = VmcpConfig['outgoingAuth']['default']
 export type AggregationConfig = VmcpConfig['aggregation']
 export type ToolOverrideConfig = AggregationConfig['tools'][number]['overrides'][string]
+export type PromptOverrideConfig = AggregationConfig['prompts'][number]['overrides'][string]
 export type OperationalConfig = VmcpConfig['operational']
 export type ServerConfig = VmcpConfig['server']
 export type AuthServerConfig = NonNullable<VmcpConfig['authServer']>['runConfig']

@@ -1,6 +1,6 @@
 import { UriTemplate } from '@modelcontextprotocol/sdk/shared/uriTemplate.js'
 import type { Prompt, Resource, ResourceTemplate, Tool } from '@modelcontextprotocol/sdk/types.js'
-import type { AggregationConfig, ToolOverrideConfig } from '../config/index.js'
+import type { AggregationConfig, PromptOverrideConfig, ToolOverrideConfig } from '../config/index.js'
 import type { Catalog } from './catalog.js'
 import { applyPrefix, toValidName } from './naming.js'
 
@@ -59,26 +59,13 @@ export function buildView(
 ): { view: AggregatedView; diagnostics: ViewDiagnostic[] } {
   const diagnostics: ViewDiagnostic[] = []
   const toolConfig = new Map(config.tools.map((t) => [t.backend, t]))
+  const promptConfig = new Map(config.prompts.map((p) => [p.backend, p]))
 
   const toolCandidates: Candidate<Tool>[] = []
   const promptCandidates: Candidate<Prompt>[] = []
   for (const { backend, catalog } of catalogs) {
-    const tc = toolConfig.get(backend)
-    for (const tool of catalog.tools) {
-      if (tc && tc.filter.length > 0 && !tc.filter.includes(tool.name)) continue
-      if (tc?.exclude.includes(tool.name)) continue
-      const override = tc?.overrides[tool.name]
-      toolCandidates.push({
-        backend,
-        original: tool.name,
-        name: override?.name ?? tool.name,
-        fixed: override?.name !== undefined,
-        item: applyOverride(tool, override),
-      })
-    }
-    for (const prompt of catalog.prompts) {
-      promptCandidates.push({ backend, original: prompt.name, name: prompt.name, fixed: false, item: prompt })
-    }
+    toolCandidates.push(...candidates(backend, catalog.tools, toolConfig.get(backend), applyToolOverride))
+    promptCandidates.push(...candidates(backend, catalog.prompts, promptConfig.get(backend), applyPromptOverride))
   }
 
   const tools = resolveNames(toolCandidates, config, 'tool', diagnostics)
@@ -152,12 +139,62 @@ export function routeResource(view: AggregatedView, uri: string): string | undef
   return undefined
 }
 
-function applyOverride(tool: Tool, override: ToolOverrideConfig | undefined): Tool {
-  if (!override) return tool
+/** One backend's `aggregation.tools` or `aggregation.prompts` entry. */
+interface ItemRules<O> {
+  filter: string[]
+  exclude: string[]
+  overrides: Record<string, O>
+}
+
+/** A backend's items after its filter, exclude and overrides, before conflict resolution. */
+function candidates<T extends { name: string }, O extends { name?: string | undefined }>(
+  backend: string,
+  items: readonly T[],
+  rules: ItemRules<O> | undefined,
+  apply: (item: T, override: O) => T,
+): Candidate<T>[] {
+  const out: Candidate<T>[] = []
+  for (const item of items) {
+    if (rules && rules.filter.length > 0 && !rules.filter.includes(item.name)) continue
+    if (rules?.exclude.includes(item.name)) continue
+    const override = rules?.overrides[item.name]
+    out.push({
+      backend,
+      original: item.name,
+      name: override?.name ?? item.name,
+      fixed: override?.name !== undefined,
+      item: override ? apply(item, override) : item,
+    })
+  }
+  return out
+}
+
+function applyToolOverride(tool: Tool, override: ToolOverrideConfig): Tool {
   const out: Tool = { ...tool }
   if (override.description !== undefined) out.description = override.description
   if (override.annotations) out.annotations = { ...tool.annotations, ...override.annotations }
   return out
+}
+
+function applyPromptOverride(prompt: Prompt, override: PromptOverrideConfig): Prompt {
+  const out: Prompt = { ...prompt }
+  if (override.title !== undefined) out.title = override.title
+  if (override.description !== undefined) out.description = override.description
+  return out
+}
+
+/**
+ * The fix for a name clash, as YAML the operator can paste under `aggregation`: an override that
+ * renames each item of `renamed` (the prompts list for a prompt: tool overrides do not rename
+ * prompts).
+ */
+function renameFix<T>(kind: 'tool' | 'prompt', renamed: readonly Candidate<T>[], config: AggregationConfig): string {
+  const entries = renamed.map((c) => {
+    let name = applyPrefix(config.prefixFormat, c.backend, c.original)
+    if (name === c.name) name = `${name}_2`
+    return `{ backend: ${c.backend}, overrides: { ${c.original}: { name: ${toValidName(name)} } } }`
+  })
+  return `aggregation.${kind}s: [${entries.join(', ')}]`
 }
 
 function resolveNames<T>(
@@ -195,27 +232,23 @@ function resolveNames<T>(
       // Stable sort keeps config order among backends priorityOrder does not mention.
       const sorted = [...group].sort((a, b) => rank(a.backend) - rank(b.backend))
       const winner = sorted[0] as Candidate<T>
+      const losers = sorted.slice(1)
       chosen.push([name, winner])
-      for (const loser of sorted.slice(1)) {
-        diagnostics.push({
-          level: 'warn',
-          backend: loser.backend,
-          message: `${kind} ${name} hidden: ${winner.backend} has priority`,
-        })
-      }
+      // One line per conflict, however many backends lose it.
+      diagnostics.push({
+        level: 'warn',
+        backend: losers.map((c) => c.backend).join(', '),
+        message: `${kind} ${name} hidden: ${winner.backend} has priority; to expose it too, rename it: ${renameFix(kind, losers, config)}`,
+      })
       continue
     }
-    // manual: the operator must settle every conflict with an override.
-    for (const c of group) {
-      diagnostics.push({
-        level: 'error',
-        backend: c.backend,
-        message: `${kind} ${name} conflicts with ${group
-          .filter((o) => o !== c)
-          .map((o) => o.backend)
-          .join(', ')}; add an aggregation.tools override with a new name (manual conflict resolution)`,
-      })
-    }
+    // manual: the operator must settle every conflict with an override; renaming all but the
+    // first leaves the first with the name.
+    diagnostics.push({
+      level: 'error',
+      backend: group.map((c) => c.backend).join(', '),
+      message: `${kind} ${name} is offered by ${group.map((c) => c.backend).join(' and ')}; hidden until renamed (manual conflict resolution): ${renameFix(kind, group.slice(1), config)}`,
+    })
   }
 
   // Final pass: MCP name rules, then uniqueness of what is actually exposed.
@@ -227,7 +260,7 @@ function resolveNames<T>(
       diagnostics.push({
         level: 'error',
         backend: c.backend,
-        message: `${kind} ${c.original} would be exposed as ${exposed}, already used by ${taken.backend}; hidden`,
+        message: `${kind} ${c.original} would be exposed as ${exposed}, already used by ${taken.backend}; hidden: ${renameFix(kind, [{ ...c, name: exposed }], config)}`,
       })
       continue
     }

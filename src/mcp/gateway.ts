@@ -129,9 +129,18 @@ export function createGateway(options: GatewayOptions): Gateway {
     return out
   }
 
+  // The view is rebuilt whenever a backend changes: a conflict is logged when it appears, not
+  // again on every rebuild while it lasts.
+  let reported = new Set<string>()
   const computeShared = (): AggregatedView => {
     const { view, diagnostics } = buildView(catalogsFor(), config.aggregation)
-    for (const d of diagnostics) logger[d.level]({ backend: d.backend }, d.message)
+    const current = new Set<string>()
+    for (const d of diagnostics) {
+      const key = `${d.level} ${d.backend} ${d.message}`
+      current.add(key)
+      if (!reported.has(key)) logger[d.level]({ backend: d.backend }, d.message)
+    }
+    reported = current
     return view
   }
 

@@ -119,3 +119,78 @@ describe('aggregation of stdio, Streamable HTTP and server-everything backends',
     expect(status.backends[0]?.tools).toBeGreaterThan(5)
   })
 })
+
+describe('manual conflict resolution: one line per conflict, and the fix it offers works', () => {
+  let alpha: RunningBackend
+  let beta: RunningBackend
+  const only = (backend: string) => ({ backend, filter: ['echo'] })
+  const onlyGreet = (backend: string) => ({ backend, filter: ['greet'] })
+  const backends = () => [
+    { name: 'alpha', transport: 'streamable-http', url: alpha.url },
+    { name: 'beta', transport: 'streamable-http', url: beta.url },
+  ]
+
+  beforeAll(async () => {
+    alpha = await startTestBackend(['--name', 'alpha'])
+    beta = await startTestBackend(['--name', 'beta'])
+  })
+  afterAll(async () => {
+    await alpha?.close()
+    await beta?.close()
+  })
+
+  it('hides a tool and a prompt offered twice, says once how to rename each, and the renames work', async () => {
+    const conflicted = await startVmcp({
+      backends: backends(),
+      aggregation: {
+        conflictResolution: 'manual',
+        tools: [only('alpha'), only('beta')],
+        prompts: [onlyGreet('alpha'), onlyGreet('beta')],
+      },
+    })
+    const fixes: string[] = []
+    try {
+      const client = await connectClient(conflicted.url)
+      expect((await client.listTools()).tools.map((t) => t.name)).toEqual([])
+      expect((await client.listPrompts()).prompts.map((p) => p.name)).toEqual([])
+      await client.close()
+      const errors = conflicted.logs.map((l) => JSON.parse(l) as { level: number; msg: string }).filter((l) => l.level === 50)
+      // Once each, however often the view was rebuilt while the backends came up.
+      expect(errors.map((e) => e.msg.split(' hidden')[0])).toEqual([
+        'tool echo is offered by alpha and beta;',
+        'prompt greet is offered by alpha and beta;',
+      ])
+      for (const e of errors) fixes.push(/: aggregation\.(?:tools|prompts): (\[.*\])$/.exec(e.msg)?.[1] ?? '')
+      expect(errors[1]?.msg).toContain('aggregation.prompts: [{ backend: beta, overrides: { greet: { name: beta_greet } } }]')
+    } finally {
+      await conflicted.close()
+    }
+
+    // The operator pastes the offered overrides (YAML flow syntax) next to their filters.
+    const { parse } = await import('yaml')
+    const [toolFix, promptFix] = fixes.map((f) => parse(f) as Array<{ backend: string; overrides: object }>)
+    const merged = (entries: Array<{ backend: string; filter: string[] }>, fix: Array<{ backend: string; overrides: object }>) =>
+      entries.map((e) => ({ ...e, overrides: fix?.find((f) => f.backend === e.backend)?.overrides ?? {} }))
+    const fixed = await startVmcp({
+      backends: backends(),
+      aggregation: {
+        conflictResolution: 'manual',
+        tools: merged([only('alpha'), only('beta')], toolFix ?? []),
+        prompts: merged([onlyGreet('alpha'), onlyGreet('beta')], promptFix ?? []),
+      },
+    })
+    try {
+      const client = await connectClient(fixed.url)
+      expect((await client.listTools()).tools.map((t) => t.name).sort()).toEqual(['beta_echo', 'echo'])
+      expect((await client.listPrompts()).prompts.map((p) => p.name).sort()).toEqual(['beta_greet', 'greet'])
+      expect(await callText(client, 'beta_echo', { text: 'hi' })).toBe('beta: hi')
+      expect(await callText(client, 'echo', { text: 'hi' })).toBe('alpha: hi')
+      const got = await client.getPrompt({ name: 'beta_greet', arguments: { name: 'Ada' } })
+      expect(JSON.stringify(got.messages)).toContain('Say hello to Ada.')
+      await client.close()
+      expect(fixed.logs.filter((l) => l.includes('"level":50'))).toEqual([])
+    } finally {
+      await fixed.close()
+    }
+  })
+})

@@ -55,6 +55,7 @@ describe('defaults', () => {
         prefixMode: 'always',
         priorityOrder: [],
         tools: [],
+        prompts: [],
       },
       operational: {
         sessionTtl: 1_800_000,
@@ -445,6 +446,25 @@ describe('errors', () => {
       '- aggregation.priorityOrder: is required when conflictResolution is priority',
       '- aggregation.tools[0].backend: no backend named "nope" (known: a)',
       '- operational.healthCheckTimeout: must be shorter than operational.healthCheckInterval',
+    ])
+  })
+
+  it('aggregation.prompts is checked like aggregation.tools', () => {
+    const text = [
+      'backends: [{ name: a, transport: stdio, command: x }]',
+      'aggregation:',
+      '  prompts:',
+      '    - { backend: nope }',
+      '    - { backend: a, overrides: { greet: {} } }',
+      '    - { backend: a, overrides: { greet: { name: hello } } }',
+    ].join('\n')
+    expect(issueLines(() => parse(text))).toEqual([
+      '- aggregation.prompts[0].backend: no backend named "nope" (known: a)',
+      '- aggregation.prompts[1].overrides.greet: needs at least one of name, title, description',
+      '- aggregation.prompts[2].backend: "a" is configured twice; merge the entries',
+    ])
+    expect(issueLines(() => parse('aggregation: { prompts: [{ backend: a, overrides: { g: { annotations: {} } } }] }'))).toEqual([
+      '- aggregation.prompts[0].overrides.g.annotations: unknown key',
     ])
   })
 

@@ -36,6 +36,10 @@ function agg(yaml: string) {
 }
 
 const names = (v: ReturnType<typeof buildView>) => v.view.tools.map((t) => t.name).sort()
+const withPrompts: BackendCatalog[] = backends.map((b) => ({
+  backend: b.backend,
+  catalog: { ...b.catalog, prompts: [{ name: 'summarize' }] },
+}))
 
 describe('conflict resolution', () => {
   it('prefix/always prefixes every tool with {backend}_', () => {
@@ -59,18 +63,21 @@ describe('conflict resolution', () => {
     const v = buildView(backends, agg('conflictResolution: priority\npriorityOrder: [jira, github]'))
     expect(names(v)).toEqual(['create_issue', 'create_ticket', 'search'])
     expect(v.view.toolRoutes.get('search')).toEqual({ backend: 'jira', name: 'search' })
-    expect(v.diagnostics).toContainEqual({
-      level: 'warn',
-      backend: 'github',
-      message: 'tool search hidden: jira has priority',
-    })
+    expect(v.diagnostics).toMatchObject([{ level: 'warn', backend: 'github' }])
+    expect(v.diagnostics[0]?.message).toMatch(/^tool search hidden: jira has priority; /)
   })
 
-  it('manual: unresolved conflicts are hidden with an error telling the operator what to add', () => {
+  it('manual: an unresolved conflict is hidden with one error line naming the fix', () => {
     const v = buildView(backends, agg('conflictResolution: manual'))
     expect(names(v)).toEqual(['create_issue', 'create_ticket'])
-    expect(v.diagnostics.filter((d) => d.level === 'error').map((d) => d.backend)).toEqual(['github', 'jira'])
-    expect(v.diagnostics[0]?.message).toContain('add an aggregation.tools override')
+    expect(v.diagnostics).toEqual([
+      {
+        level: 'error',
+        backend: 'github, jira',
+        message:
+          'tool search is offered by github and jira; hidden until renamed (manual conflict resolution): aggregation.tools: [{ backend: jira, overrides: { search: { name: jira_search } } }]',
+      },
+    ])
   })
 
   it('manual: an override renaming one side settles the conflict', () => {
@@ -84,13 +91,80 @@ describe('conflict resolution', () => {
   })
 
   it('prompts follow the same rules as tools', () => {
-    const withPrompts: BackendCatalog[] = backends.map((b) => ({
-      backend: b.backend,
-      catalog: { ...b.catalog, prompts: [{ name: 'summarize' }] },
-    }))
     const v = buildView(withPrompts, agg('conflictResolution: priority\npriorityOrder: [github]'))
     expect(v.view.prompts.map((p) => p.name)).toEqual(['summarize'])
     expect(v.view.promptRoutes.get('summarize')?.backend).toBe('github')
+  })
+
+  it('priority: one warning per conflict, however many backends lose, with a rename that exposes them', () => {
+    const three = [...backends, { backend: 'linear', catalog: catalog(['search']) }]
+    const v = buildView(three, agg('conflictResolution: priority\npriorityOrder: [github]'))
+    expect(v.diagnostics).toEqual([
+      {
+        level: 'warn',
+        backend: 'jira, linear',
+        message:
+          'tool search hidden: github has priority; to expose it too, rename it: aggregation.tools: [{ backend: jira, overrides: { search: { name: jira_search } } }, { backend: linear, overrides: { search: { name: linear_search } } }]',
+      },
+    ])
+  })
+
+  // The fix a conflict message offers, applied as the operator would paste it, must settle it.
+  it.each([
+    ['manual', 'conflictResolution: manual'],
+    ['priority', 'conflictResolution: priority\npriorityOrder: [github]'],
+  ])('%s: the fix offered for a tool and for a prompt works when pasted', (_, rules) => {
+    const before = buildView(withPrompts, agg(rules))
+    const fixes = before.diagnostics.map((d) => /: (aggregation\.(tools|prompts): \[.*\])$/.exec(d.message)?.[1])
+    expect(fixes).toHaveLength(2)
+    expect(fixes[1]).toMatch(/^aggregation\.prompts: /)
+    const pasted = fixes.map((f) => (f ?? '').replace(/^aggregation\./, '')).join('\n')
+    const after = buildView(withPrompts, agg(`${rules}\n${pasted}`))
+    expect(after.diagnostics).toEqual([])
+    expect(names(after)).toEqual(['create_issue', 'create_ticket', 'jira_search', 'search'])
+    expect(after.view.prompts.map((p) => p.name).sort()).toEqual(['jira_summarize', 'summarize'])
+    expect(after.view.promptRoutes.get('jira_summarize')).toEqual({ backend: 'jira', name: 'summarize' })
+  })
+
+  it('a name clash after the MCP name rules is hidden with a rename that works', () => {
+    const clash: BackendCatalog[] = [
+      { backend: 'a', catalog: catalog(['b_c']) },
+      { backend: 'a_b', catalog: catalog(['c']) },
+    ]
+    const aggregation = (extra: string) =>
+      parseConfigText(
+        `backends:\n  - { name: a, transport: stdio, command: x }\n  - { name: a_b, transport: stdio, command: x }\naggregation:\n  conflictResolution: prefix${extra}`,
+        { baseDir: '.' },
+      ).aggregation
+    const v = buildView(clash, aggregation(''))
+    expect(v.diagnostics).toHaveLength(1)
+    const fix = /: aggregation\.tools: (\[.*\])$/.exec(v.diagnostics[0]?.message ?? '')?.[1]
+    expect(fix).toBe('[{ backend: a_b, overrides: { c: { name: a_b_c_2 } } }]')
+    const fixed = buildView(clash, aggregation(`\n  tools: ${fix}`))
+    expect(fixed.diagnostics).toEqual([])
+    expect(names(fixed)).toEqual(['a_b_c', 'a_b_c_2'])
+  })
+})
+
+describe('prompt filters and overrides (aggregation.prompts)', () => {
+  it('filter, exclude and overrides of name, title and description, like tools', () => {
+    const prompts: BackendCatalog[] = [
+      {
+        backend: 'github',
+        catalog: catalog([], { prompts: [{ name: 'summarize', description: 'd' }, { name: 'review' }, { name: 'triage' }] }),
+      },
+    ]
+    const v = buildView(
+      prompts,
+      agg('prompts:\n  - backend: github\n    exclude: [triage]\n    overrides:\n      summarize: { name: sum, title: Summary, description: Summarize a PR }'),
+    )
+    expect(v.view.prompts).toEqual([
+      { name: 'sum', title: 'Summary', description: 'Summarize a PR' },
+      { name: 'github_review' },
+    ])
+    expect(v.view.promptRoutes.get('sum')).toEqual({ backend: 'github', name: 'summarize' })
+    const only = buildView(prompts, agg('prompts:\n  - { backend: github, filter: [review] }'))
+    expect(only.view.prompts.map((p) => p.name)).toEqual(['github_review'])
   })
 })
 
