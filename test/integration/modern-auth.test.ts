@@ -115,6 +115,38 @@ describe('Mode A authorization applies to 2026-07-28 requests exactly as to 2025
     await client.close()
   })
 
+  it('a requestState issued to one user is refused for another, and the held call stays theirs', async () => {
+    const alice = await idp.mintAccessToken({ aud: RESOURCE, sub: 'alice' })
+    const mallory = await idp.mintAccessToken({ aud: RESOURCE, sub: 'mallory' })
+    const caps = { elicitation: { form: {} } }
+    const call = (token: string, extra: Record<string, unknown> = {}) =>
+      postModern(
+        gw.url,
+        'tools/call',
+        { name: 'plain_ask_user', arguments: { question: 'pin?' }, ...extra },
+        { authorization: `Bearer ${token}`, 'mcp-name': 'plain_ask_user' },
+        caps,
+      )
+    const asked = (await call(alice)).body.result as {
+      resultType: string
+      inputRequests: Record<string, unknown>
+      requestState: string
+    }
+    expect(asked.resultType).toBe('input_required')
+    const key = Object.keys(asked.inputRequests)[0] as string
+    const answer = (content: Record<string, unknown>) => ({
+      inputResponses: { [key]: { action: 'accept', content } },
+      requestState: asked.requestState,
+    })
+    const stolen = await call(mallory, answer({ answer: 'mallory was here' }))
+    expect(stolen.body.error).toMatchObject({
+      code: -32602,
+      message: 'requestState was issued to another caller',
+    })
+    const own = await call(alice, answer({ answer: '1234' }))
+    expect(JSON.stringify(own.body.result)).toContain('answer: 1234')
+  })
+
   it('RFC 6750 §3.1: a modern request with a bad token is 401 invalid_token', async () => {
     const forged = await idp.mintAccessToken({ aud: 'https://other.example/mcp' })
     const res = await postModern(

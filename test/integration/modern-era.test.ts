@@ -1,3 +1,4 @@
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import { StreamableHTTPClientTransport as V1Transport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import {
@@ -119,11 +120,77 @@ describe('MCP 2026-07-28 beside 2025-11-25 on one /mcp', () => {
     await client.close()
   })
 
-  it('fails a 2025 backend elicitation during a modern call at once, naming why', async () => {
+  it('holds a 2025 backend elicitation for a modern caller: input_required, answered on the retry', async () => {
+    // The v2 client fulfils input_required through its own elicitation handler and retries.
+    const client = new Client(
+      { name: 'v2-elicit', version: '1.0.0' },
+      { versionNegotiation: { mode: 'auto' }, capabilities: { elicitation: { form: {} } } },
+    )
+    const asked: string[] = []
+    client.setRequestHandler('elicitation/create', async (req) => {
+      asked.push(req.params.message)
+      return { action: 'accept', content: { answer: 'yes' } }
+    })
+    await client.connect(new StreamableHTTPClientTransport(new URL(gw.url)))
+    expect(client.getProtocolEra()).toBe('modern')
+    for (const tool of ['alpha_ask_user', 'beta_ask_user']) {
+      expect(await callTextV2(client, tool, { question: `${tool}?` })).toBe('answer: yes')
+    }
+    expect(asked).toEqual(['alpha_ask_user?', 'beta_ask_user?'])
+    await client.close()
+  })
+
+  it('answers the held call on the raw retry, and refuses a replayed or altered requestState', async () => {
+    const caps = { elicitation: { form: {} } }
+    const first = await postModern(
+      gw.url,
+      'tools/call',
+      { name: 'beta_ask_user', arguments: { question: 'colour?' } },
+      { 'mcp-name': 'beta_ask_user' },
+      caps,
+    )
+    const asked = first.body.result as {
+      resultType: string
+      inputRequests: Record<string, { method: string; params: { message: string } }>
+      requestState: string
+    }
+    expect(asked.resultType).toBe('input_required')
+    const [key, request] = Object.entries(asked.inputRequests)[0] ?? []
+    expect(request).toMatchObject({ method: 'elicitation/create', params: { message: 'colour?' } })
+    const retry = (requestState: string) =>
+      postModern(
+        gw.url,
+        'tools/call',
+        {
+          name: 'beta_ask_user',
+          arguments: { question: 'colour?' },
+          inputResponses: { [key as string]: { action: 'accept', content: { answer: 'blue' } } },
+          requestState,
+        },
+        { 'mcp-name': 'beta_ask_user' },
+        caps,
+      )
+    const [h, p, sig] = asked.requestState.split('.') as [string, string, string]
+    const altered = `${h}.${p}.${sig.startsWith('A') ? 'B' : 'A'}${sig.slice(1)}`
+    const tampered = await retry(altered)
+    expect(tampered.body.error).toMatchObject({
+      code: -32602,
+      message: expect.stringContaining('requestState failed verification'),
+    })
+    // The altered state changed nothing: the genuine one still answers the held call.
+    const done = await retry(asked.requestState)
+    expect(JSON.stringify(done.body.result)).toContain('answer: blue')
+    const replay = await retry(asked.requestState)
+    expect(replay.body.error).toMatchObject({
+      code: -32602,
+      message: expect.stringContaining('no longer held by this server'),
+    })
+  })
+
+  it('fails a 2025 backend elicitation at once when the modern caller did not declare elicitation', async () => {
     const client = await connectV2(gw.url, 'auto')
     const res = await client.callTool({ name: 'alpha_ask_user', arguments: { question: 'ok?' } })
-    const text = JSON.stringify(res)
-    expect(text).toContain('elicitation/create cannot be relayed to a 2026-07-28 client')
+    expect(JSON.stringify(res)).toContain('the 2026-07-28 client did not declare elicitation')
     await client.close()
   })
 

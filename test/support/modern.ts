@@ -44,6 +44,7 @@ export async function postModern(
   method: string,
   params: Record<string, unknown> = {},
   headers: Record<string, string> = {},
+  capabilities: Record<string, unknown> = {},
 ): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(url, {
     method: 'POST',
@@ -63,7 +64,7 @@ export async function postModern(
         _meta: {
           'io.modelcontextprotocol/protocolVersion': '2026-07-28',
           'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
-          'io.modelcontextprotocol/clientCapabilities': {},
+          'io.modelcontextprotocol/clientCapabilities': capabilities,
         },
       },
     }),

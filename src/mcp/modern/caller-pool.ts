@@ -1,7 +1,7 @@
 import { identityKey, type Identity } from '../../auth/incoming/index.js'
 import type { Logger } from '../../log/index.js'
 import type { BackendConnection, ConnectionSink } from '../backend-connection.js'
-import { errorText, type BackendRuntime } from '../backend-runtime.js'
+import { errorText, SHARED_CLIENT_CAPABILITIES, type BackendRuntime } from '../backend-runtime.js'
 import { discoverCatalog, type Catalog, type ListKind } from '../catalog.js'
 import type { GatewayRouting } from '../gateway.js'
 import { BackendUnavailableError } from '../session.js'
@@ -91,8 +91,13 @@ export class CallerPool {
       }
       this.drop(caller, runtime.name)
     }
-    // Nothing is declared to the backend: a 2026-07-28 caller cannot take pushed requests.
-    const opening = runtime.openConnection(() => caller.identity, {}, this.#sink(caller))
+    // Everything is declared: a backend's request becomes input_required for the caller, who
+    // answers it on the retry if it can (input-required.ts checks its declared capabilities).
+    const opening = runtime.openConnection(
+      () => caller.identity,
+      SHARED_CLIENT_CAPABILITIES,
+      this.#sink(caller),
+    )
     caller.connections.set(runtime.name, {
       generation: runtime.generation,
       conn: opening,

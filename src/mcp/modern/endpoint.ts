@@ -18,6 +18,7 @@ import type { BackendRuntime } from '../backend-runtime.js'
 import type { GatewayRouting } from '../gateway.js'
 import { failureText, isTransportFailure, toolError } from '../session.js'
 import { CallerPool, type Caller } from './caller-pool.js'
+import { Interactions, type BackendRetry, type CallIo } from './input-required.js'
 import { stripMcpHeaderMarkings } from './tool-headers.js'
 
 export interface ModernEndpointOptions {
@@ -28,6 +29,8 @@ export interface ModernEndpointOptions {
   discoveryTimeout: number
   /** A pooled (caller, backend) connection unused this long is closed. */
   idleTimeout: number
+  /** Calls held open at once waiting for a caller's input (a 2025 backend asked). */
+  maxHeldCalls?: number
 }
 
 /**
@@ -60,6 +63,12 @@ export function createModernEndpoint(options: ModernEndpointOptions): ModernEndp
     logger,
     idleTimeout: options.idleTimeout,
     discoveryTimeout: options.discoveryTimeout,
+  })
+  const interactions = new Interactions({
+    logger,
+    holdTimeout: options.callTimeout,
+    maxHolds: options.maxHeldCalls ?? 1000,
+    maxHoldsPerCaller: 32,
   })
   // The v2 entry hands the factory the Request it was given; that is how a request's verified
   // identity reaches its per-request server without passing through the SDK.
@@ -100,16 +109,25 @@ export function createModernEndpoint(options: ModernEndpointOptions): ModernEndp
       method: string,
       params: Record<string, unknown>,
       ctx: ServerContext,
-    ) =>
-      forwardRetrying({
-        pool,
-        caller,
-        runtime: runtimeFor(backend),
-        method,
-        params,
-        ctx,
-        timeout: options.callTimeout,
-      })
+    ): Promise<Result> => {
+      const runtime = runtimeFor(backend)
+      const send = (io?: CallIo, retry?: BackendRetry) =>
+        forwardRetrying({
+          pool,
+          caller,
+          runtime,
+          method,
+          params,
+          ctx,
+          timeout: options.callTimeout,
+          io,
+          retry,
+        })
+      const target = INTERACTIVE[method]?.(params)
+      if (target === undefined) return send()
+      // tools/call, prompts/get, resources/read may ask the caller for input on the way.
+      return interactions.run({ callerKey: caller.key, backend, method, target, ctx, start: send })
+    }
     const forwardOrFail = async (
       backend: string,
       method: string,
@@ -119,6 +137,7 @@ export function createModernEndpoint(options: ModernEndpointOptions): ModernEndp
       try {
         return await forward(backend, method, params, ctx)
       } catch (err) {
+        if (err instanceof ProtocolError) throw err
         if (err instanceof McpError && !isTransportFailure(err)) throw err
         throw new ProtocolError(ProtocolErrorCode.InternalError, failureText(backend, err))
       }
@@ -163,6 +182,8 @@ export function createModernEndpoint(options: ModernEndpointOptions): ModernEndp
       } catch (err) {
         // As for sessions: a backend's own JSON-RPC error is its answer; failing to reach it is
         // a tool error naming the backend, so the model sees which one failed.
+        // vmcp's own refusals (a bad requestState) are errors, not the backend's tool result.
+        if (err instanceof ProtocolError) throw err
         if (err instanceof McpError && !isTransportFailure(err)) throw err
         if (ctx.mcpReq.signal.aborted) throw err
         return toolError(route.backend, err) as never
@@ -223,10 +244,18 @@ export function createModernEndpoint(options: ModernEndpointOptions): ModernEndp
     },
     async close() {
       unsubscribe()
+      interactions.close()
       await handler.close()
       await pool.close()
     },
   }
+}
+
+/** The methods that may answer `input_required`, and what a retry of each must repeat. */
+const INTERACTIVE: Record<string, (params: Record<string, unknown>) => string | undefined> = {
+  'tools/call': (p) => p.name as string,
+  'prompts/get': (p) => p.name as string,
+  'resources/read': (p) => p.uri as string,
 }
 
 interface Forward {
@@ -237,6 +266,10 @@ interface Forward {
   params: Record<string, unknown>
   ctx: ServerContext
   timeout: number
+  /** Input, cancellation and progress of a call that may outlive this request (input-required.ts). */
+  io?: CallIo | undefined
+  /** A 2026-07-28 backend's retry: the caller's answers and the backend's own state. */
+  retry?: BackendRetry | undefined
 }
 
 async function forwardRetrying(f: Forward): Promise<Result> {
@@ -264,9 +297,15 @@ async function forwardOnce({
   params,
   ctx,
   timeout,
+  io,
+  retry,
 }: Forward): Promise<Result> {
   const conn = await pool.connection(caller, runtime)
-  const out = { ...params }
+  const out: Record<string, unknown> = { ...params }
+  // Only vmcp's unwrapped retry material reaches a backend, never what the caller sent.
+  delete out.inputResponses
+  delete out.requestState
+  Object.assign(out, retry)
   const meta = { ...((out._meta as Record<string, unknown> | undefined) ?? {}) }
   const clientToken = ctx.mcpReq._meta?.progressToken ?? meta.progressToken
   delete meta.progressToken
@@ -276,34 +315,35 @@ async function forwardOnce({
   else delete out._meta
   const call: InflightCall = {
     sessionId: '',
-    // MCP 2026-07-28 replaces pushed requests with input_required results; until vmcp maps one
-    // onto the other, the backend's request fails at once instead of waiting for an answer.
-    sendRequest: (r) =>
-      Promise.reject(
-        new McpError(
-          ProtocolErrorCode.InvalidRequest,
-          `${r.method} cannot be relayed to a 2026-07-28 client through vmcp`,
-        ),
-      ),
+    // MCP 2026-07-28 has no pushed requests: a backend's request becomes input_required for the
+    // caller (input-required.ts); without that path it fails at once instead of waiting.
+    sendRequest: (r, signal) =>
+      io
+        ? io.ask(r, signal)
+        : Promise.reject(
+            new McpError(
+              ProtocolErrorCode.InvalidRequest,
+              `${r.method} cannot be relayed to a 2026-07-28 client through vmcp`,
+            ),
+          ),
     sendNotification: async () => undefined,
+  }
+  // Progress goes to the request the caller is waiting on now, under that request's token.
+  const relayProgress = (p: Record<string, unknown>) => {
+    const leg = io ? io.leg() : ctx
+    const token = io ? leg.mcpReq._meta?.progressToken : clientToken
+    if (token === undefined) return
+    void leg.mcpReq
+      .notify({ method: 'notifications/progress', params: { ...p, progressToken: token } } as never)
+      .catch(() => undefined)
   }
   conn.inflight.add(call)
   try {
     return await conn.client.request({ method, params: out } as never, ResultSchema, {
-      signal: ctx.mcpReq.signal,
+      signal: io ? io.signal : ctx.mcpReq.signal,
       timeout,
       resetTimeoutOnProgress: true,
-      ...(clientToken !== undefined
-        ? {
-            onprogress: (p) =>
-              void ctx.mcpReq
-                .notify({
-                  method: 'notifications/progress',
-                  params: { ...p, progressToken: clientToken },
-                })
-                .catch(() => undefined),
-          }
-        : {}),
+      ...(clientToken !== undefined || io ? { onprogress: relayProgress } : {}),
     })
   } catch (err) {
     if (isTransportFailure(err)) runtime.reportFailure(err)
