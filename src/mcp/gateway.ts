@@ -89,6 +89,10 @@ export interface GatewayRouting {
   runtimes(): readonly BackendRuntime[]
   /** The view over shared catalogs plus the given per-user catalogs. */
   viewFor(userCatalogs?: ReadonlyMap<string, Catalog>): AggregatedView
+  /** Bumped whenever a backend's catalog or health changes: views built before are stale. */
+  readonly generation: number
+  /** The outbound dispatcher the raw relay uses; without it every call takes the SDK path. */
+  readonly dispatcher: Dispatcher | undefined
   /** Called with each list that changed in the shared view; returns the unsubscribe. */
   onListChanged(listener: (kind: ListKind | 'resources-all') => void): () => void
 }
@@ -109,6 +113,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   const sharedSubs = new Map<string, Map<string, Set<ClientSession>>>()
   let sharedView: AggregatedView | undefined
   let lastSignature: Record<string, string> = {}
+  let generation = 0
   let ready = false
   let starting: Promise<void> | undefined
   let closed = false
@@ -153,6 +158,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   // A backend's catalog or health changed: rebuild the shared view, tell sessions what moved.
   const onRuntimeChange = () => {
     if (closed) return
+    generation++
     sharedView = computeShared()
     const next = signature(sharedView)
     const changed = (Object.keys(next) as Array<ListKind | 'resources-all'>).filter(
@@ -255,6 +261,10 @@ export function createGateway(options: GatewayOptions): Gateway {
       runtime: (name) => byName.get(name),
       runtimes: () => runtimes,
       viewFor,
+      get generation() {
+        return generation
+      },
+      dispatcher: options.dispatcher,
       onListChanged: (listener) => {
         listChangedListeners.add(listener)
         return () => listChangedListeners.delete(listener)

@@ -31,8 +31,7 @@ import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/proto
 import type { Dispatcher } from 'undici'
 import type { z } from 'zod'
 import type { Identity } from '../auth/incoming/index.js'
-import type { HttpBackendConfig } from '../config/index.js'
-import { fingerprint, revealAll, type Logger } from '../log/index.js'
+import { fingerprint, type Logger } from '../log/index.js'
 import { routeResource, type AggregatedView } from './aggregator.js'
 import type { BackendConnection, ConnectionSink, InflightCall } from './backend-connection.js'
 import { errorText, type BackendRuntime } from './backend-runtime.js'
@@ -40,6 +39,7 @@ import type { Catalog, ListKind } from './catalog.js'
 import { discoverCatalog } from './catalog.js'
 import { HttpRelay, RELAYED_METHODS, type RelayBackend, type RelayFailure } from './relay/http-relay.js'
 import { CallTable, type ReplyChannel } from './routing/call-table.js'
+import { isRelayable, notifiedList, relayBackendFor, routeCall } from './routing/route.js'
 import {
   isResponse,
   type RpcMessage,
@@ -177,69 +177,26 @@ export class ClientSession {
    */
   #relayRoute(request: RpcRequest) {
     for (const r of this.#host.runtimes()) if (r.identityScoped && !this.userCatalogs.has(r.name)) return undefined
-    const view = this.view()
-    const params = request.params ?? {}
-    let backend: string | undefined
-    let forwarded = params
-    if (request.method === 'tools/call' || request.method === 'prompts/get') {
-      const routes = request.method === 'tools/call' ? view.toolRoutes : view.promptRoutes
-      const route = typeof params.name === 'string' ? routes.get(params.name) : undefined
-      if (!route) return undefined
-      backend = route.backend
-      forwarded = { ...params, name: route.name }
-    } else if (request.method === 'resources/read') {
-      backend = typeof params.uri === 'string' ? routeResource(view, params.uri) : undefined
-    } else {
-      const ref = params.ref as { type?: unknown; name?: unknown; uri?: unknown } | undefined
-      if (ref?.type === 'ref/prompt' && typeof ref.name === 'string') {
-        const route = view.promptRoutes.get(ref.name)
-        if (!route) return undefined
-        backend = route.backend
-        forwarded = { ...params, ref: { ...ref, name: route.name } }
-      } else if (ref?.type === 'ref/resource' && typeof ref.uri === 'string') {
-        const uri = ref.uri
-        backend = view.templateRoutes.find((t) => t.uriTemplate === uri)?.backend ?? routeResource(view, uri)
-      }
-    }
-    const runtime = backend === undefined ? undefined : this.#host.runtime(backend)
-    if (!runtime || runtime.config.transport !== 'streamable-http') return undefined
-    if (runtime.health !== 'healthy' && runtime.health !== 'per-user') return undefined
-    const name = runtime.name
-    const isTool = request.method === 'tools/call'
+    const routed = routeCall(this.view(), request.method, request.params ?? {})
+    const runtime = routed && this.#host.runtime(routed.backend)
+    if (!routed || !isRelayable(runtime)) return undefined
     return {
       backend: this.#relayBackend(runtime),
-      request: { jsonrpc: '2.0' as const, id: request.id, method: request.method, params: forwarded },
-      failure: (f: RelayFailure): RpcResponse => {
-        const text = f.kind === 'timeout' ? `backend "${name}" did not answer in time` : failureText(name, f.error)
-        // A tool that cannot be reached is a tool error, so the model sees which backend failed.
-        if (isTool) return { jsonrpc: '2.0', id: null, result: toolError(name, text) }
-        return { jsonrpc: '2.0', id: null, error: { code: ErrorCode.InternalError, message: text } }
-      },
+      request: { jsonrpc: '2.0' as const, id: request.id, method: request.method, params: routed.params },
+      failure: relayFailure(runtime.name, request.method),
     }
   }
 
   #relayBackend(runtime: BackendRuntime): RelayBackend {
     const known = this.#relayBackends.get(runtime.name)
     if (known) return known
-    const config = runtime.config as HttpBackendConfig
-    const fixed = revealAll(config.headers)
-    const backend: RelayBackend = {
-      name: runtime.name,
-      url: new URL(config.url),
-      session: async (lost) => {
-        if (lost) {
-          const entry = this.#connections.get(runtime.name)
-          const conn = entry ? await entry.conn.catch(() => undefined) : undefined
-          // Concurrent calls may all see the 404: only the first drops the connection.
-          if (!conn || conn.httpSession?.sessionId === lost.sessionId) this.#dropConnection(runtime.name, conn)
-        }
-        const conn = await this.connectionFor(runtime)
-        return conn.httpSession ?? { sessionId: undefined, protocolVersion: undefined }
-      },
-      headers: async (signal) => ({ ...fixed, ...(await runtime.auth.headers(this.identity, signal)) }),
-      reportFailure: (err) => runtime.reportFailure(err),
+    const backend = relayBackendFor(runtime, {
+      identity: () => this.identity,
+      connection: () => this.connectionFor(runtime),
+      current: async () => this.#connections.get(runtime.name)?.conn.catch(() => undefined),
+      drop: (conn) => this.#dropConnection(runtime.name, conn),
       catalogNotification: (n) => void this.#relayedCatalogNotification(runtime, n),
-    }
+    })
     this.#relayBackends.set(runtime.name, backend)
     return backend
   }
@@ -374,14 +331,8 @@ export class ClientSession {
       if (typeof uri === 'string') await this.resourceUpdated(uri)
       return
     }
-    const kind: ListKind | 'resources-all' =
-      n.method === 'notifications/tools/list_changed'
-        ? 'tools'
-        : n.method === 'notifications/prompts/list_changed'
-          ? 'prompts'
-          : 'resources-all'
     const conn = await this.connectionFor(runtime).catch(() => undefined)
-    if (conn) await this.#onBackendListChanged(kind, conn)
+    if (conn) await this.#onBackendListChanged(notifiedList(n.method), conn)
   }
 
   async #onBackendListChanged(kind: ListKind | 'resources-all', conn: BackendConnection): Promise<void> {
@@ -623,6 +574,16 @@ export function failureText(backend: string, err: unknown): string {
     return `backend "${backend}" did not answer in time`
   }
   return `backend "${backend}" failed: ${errorText(err)}`
+}
+
+/** How a relayed call that got no answer reads to the client (either era). */
+export function relayFailure(backend: string, method: string): (f: RelayFailure) => RpcResponse {
+  return (f) => {
+    const text = f.kind === 'timeout' ? `backend "${backend}" did not answer in time` : failureText(backend, f.error)
+    // A tool that cannot be reached is a tool error, so the model sees which backend failed.
+    if (method === 'tools/call') return { jsonrpc: '2.0', id: null, result: toolError(backend, text) }
+    return { jsonrpc: '2.0', id: null, error: { code: ErrorCode.InternalError, message: text } }
+  }
 }
 
 export function toolError(backend: string, err: unknown) {

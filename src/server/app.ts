@@ -176,10 +176,6 @@ export function createApp(options: CreateAppOptions): Hono {
         return withHeaders(rpcError(400, -32700, 'Parse error: body is not valid JSON'), cors)
       }
     }
-    const modern = options.modern
-    if (modern && (await classifyEra(req, body)) === 'modern') {
-      return withHeaders(await modern.handle(req, auth.identity, body), cors)
-    }
     const outgoing = (c.env as NodeEnv | undefined)?.outgoing
     const direct = outgoing
       ? {
@@ -187,6 +183,11 @@ export function createApp(options: CreateAppOptions): Hono {
           accepted: (headers: Record<string, string>) => writeAccepted(outgoing, { ...headers, ...cors }),
         }
       : undefined
+    const modern = options.modern
+    if (modern && (await classifyEra(req, body)) === 'modern') {
+      const res = await modern.handle(req, auth.identity, body, direct)
+      return res ? withHeaders(res, cors) : RESPONSE_ALREADY_SENT
+    }
     const res = await gateway.handle(req, auth.identity, body, direct)
     if (!res) return RESPONSE_ALREADY_SENT
     return withHeaders(res, cors)

@@ -187,6 +187,96 @@ describe('MCP 2026-07-28 beside 2025-11-25 on one /mcp', () => {
     })
   })
 
+  it('relays calls to Streamable HTTP backends raw, answering exactly as the SDK path does', async () => {
+    // The same backends behind a vmcp without the raw relay: every call takes the v2 SDK path.
+    const sdk = await startVmcp({ backends: gw.config.backends }, { relay: false })
+    try {
+      const requests: Array<[string, Record<string, unknown>, Record<string, string>]> = [
+        [
+          'tools/call',
+          { name: 'beta_echo', arguments: { text: 'raw' } },
+          { 'mcp-name': 'beta_echo' },
+        ],
+        [
+          'tools/call',
+          { name: 'nova_echo', arguments: { text: 'raw' } },
+          { 'mcp-name': 'nova_echo' },
+        ],
+        ['resources/read', { uri: 'nova://motd' }, { 'mcp-name': 'nova://motd' }],
+        [
+          'prompts/get',
+          { name: 'nova_greet', arguments: { who: 'Ada' } },
+          { 'mcp-name': 'nova_greet' },
+        ],
+        ['tools/list', {}, {}],
+        ['resources/templates/list', {}, {}],
+      ]
+      for (const [method, params, headers] of requests) {
+        const relayed = await postModern(gw.url, method, params, headers)
+        const viaSdk = await postModern(sdk.url, method, params, headers)
+        expect({ method, ...relayed }).toEqual({ method, ...viaSdk })
+      }
+      const call = await postModern(gw.url, ...requests[0]!)
+      expect(call.body).toMatchObject({
+        id: 1,
+        result: {
+          content: [{ type: 'text', text: 'beta: raw' }],
+          resultType: 'complete',
+          _meta: { 'io.modelcontextprotocol/serverInfo': { name: gw.config.name } },
+        },
+      })
+      // resources/read is cacheable in 2026-07-28: ttlMs and cacheScope are required.
+      const read = await postModern(gw.url, ...requests[2]!)
+      expect(read.body).toMatchObject({
+        result: { resultType: 'complete', ttlMs: 0, cacheScope: 'private' },
+      })
+      // The backend's own JSON-RPC error (a required argument missing) is its answer, verbatim.
+      const bad = await postModern(
+        gw.url,
+        'prompts/get',
+        { name: 'nova_greet' },
+        { 'mcp-name': 'nova_greet' },
+      )
+      expect(bad.body).toMatchObject({
+        error: { code: -32602, message: expect.stringMatching(/^Invalid arguments/) },
+      })
+    } finally {
+      await sdk.close()
+    }
+  })
+
+  it('cancels a relayed HTTP backend call when the modern request stream closes', async () => {
+    const client = await connectV2(gw.url, 'auto')
+    const before = JSON.parse(await callTextV2(client, 'beta_stats')) as { cancellations: number }
+    const abort = new AbortController()
+    let progressed = false
+    const call = client.callTool(
+      { name: 'beta_slow', arguments: { ms: 600_000, steps: 6000 } },
+      { signal: abort.signal, onprogress: () => (progressed = true) },
+    )
+    // Progress came back on the request stream: the call is running at the backend.
+    await vi.waitFor(() => expect(progressed).toBe(true), { timeout: 15_000, interval: 20 })
+    abort.abort()
+    await expect(call).rejects.toThrow()
+    await vi.waitFor(
+      async () => {
+        const after = JSON.parse(await callTextV2(client, 'beta_stats')) as {
+          cancellations: number
+        }
+        expect(after.cancellations).toBe(before.cancellations + 1)
+      },
+      { timeout: 15_000, interval: 100 },
+    )
+    await client.close()
+  })
+
+  it('refuses an HTTP backend elicitation on the raw relay when the modern caller did not declare it', async () => {
+    const client = await connectV2(gw.url, 'auto')
+    const res = await client.callTool({ name: 'beta_ask_user', arguments: { question: 'ok?' } })
+    expect(JSON.stringify(res)).toContain('the 2026-07-28 client did not declare elicitation')
+    await client.close()
+  })
+
   it('fails a 2025 backend elicitation at once when the modern caller did not declare elicitation', async () => {
     const client = await connectV2(gw.url, 'auto')
     const res = await client.callTool({ name: 'alpha_ask_user', arguments: { question: 'ok?' } })

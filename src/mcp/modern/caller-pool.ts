@@ -1,9 +1,13 @@
 import { identityKey, type Identity } from '../../auth/incoming/index.js'
 import type { Logger } from '../../log/index.js'
+import type { AggregatedView } from '../aggregator.js'
 import type { BackendConnection, ConnectionSink } from '../backend-connection.js'
 import { errorText, SHARED_CLIENT_CAPABILITIES, type BackendRuntime } from '../backend-runtime.js'
 import { discoverCatalog, type Catalog, type ListKind } from '../catalog.js'
 import type { GatewayRouting } from '../gateway.js'
+import type { RelayBackend } from '../relay/http-relay.js'
+import type { RpcNotification } from '../routing/json-rpc.js'
+import { notifiedList, relayBackendFor } from '../routing/route.js'
 import { BackendUnavailableError } from '../session.js'
 
 export interface CallerPoolOptions {
@@ -27,6 +31,13 @@ export class Caller {
   readonly key: string
   readonly userCatalogs = new Map<string, Catalog>()
   readonly connections = new Map<string, PooledConnection>()
+  readonly relayBackends = new Map<string, { runtime: BackendRuntime; backend: RelayBackend }>()
+  /** Relayed calls in flight: their connections are not idle, whatever their last use. */
+  relayedCalls = 0
+  /** Bumped when a per-user catalog of this caller changes. */
+  catalogsVersion = 0
+  /** The caller's view, valid while neither the gateway's nor the caller's catalogs changed. */
+  cachedView: { generation: number; catalogsVersion: number; view: AggregatedView } | undefined
 
   constructor(identity: Identity) {
     this.identity = identity
@@ -112,6 +123,42 @@ export class CallerPool {
     }
   }
 
+  /**
+   * The caller's aggregated view, built once per (gateway generation, caller catalogs): a
+   * backend or list change anywhere, or in this caller's per-user catalogs, rebuilds it.
+   */
+  view(caller: Caller): AggregatedView {
+    const { routing } = this.#options
+    const cached = caller.cachedView
+    if (
+      cached?.generation === routing.generation &&
+      cached.catalogsVersion === caller.catalogsVersion
+    )
+      return cached.view
+    const view = routing.viewFor(caller.userCatalogs)
+    caller.cachedView = {
+      generation: routing.generation,
+      catalogsVersion: caller.catalogsVersion,
+      view,
+    }
+    return view
+  }
+
+  /** The caller's way to a Streamable HTTP backend through the raw relay (see routing/route.ts). */
+  relayBackend(caller: Caller, runtime: BackendRuntime): RelayBackend {
+    const known = caller.relayBackends.get(runtime.name)
+    if (known?.runtime === runtime) return known.backend
+    const backend = relayBackendFor(runtime, {
+      identity: () => caller.identity,
+      connection: () => this.connection(caller, runtime),
+      current: async () => caller.connections.get(runtime.name)?.conn.catch(() => undefined),
+      drop: () => this.drop(caller, runtime.name),
+      catalogNotification: (n) => void this.#relayedNotification(caller, runtime, n),
+    })
+    caller.relayBackends.set(runtime.name, { runtime, backend })
+    return backend
+  }
+
   /** Closes and forgets the caller's connection to a backend (it expired or broke). */
   drop(caller: Caller, backend: string): void {
     const entry = caller.connections.get(backend)
@@ -132,6 +179,7 @@ export class CallerPool {
             timeout: this.#options.discoveryTimeout,
           })
           caller.userCatalogs.set(runtime.name, catalog)
+          caller.catalogsVersion++
         } catch (err) {
           this.#options.logger.warn(
             { backend: runtime.name, err: errorText(err) },
@@ -146,6 +194,7 @@ export class CallerPool {
   sweep(now = Date.now()): void {
     const limit = this.#options.idleTimeout
     for (const [key, caller] of this.#callers) {
+      if (caller.relayedCalls > 0) continue
       for (const [backend, entry] of caller.connections) {
         if (now - entry.lastUsed <= limit) continue
         void entry.conn.then(
@@ -170,20 +219,9 @@ export class CallerPool {
   }
 
   #sink(caller: Caller): ConnectionSink {
-    const { routing, logger } = this.#options
     return {
-      listChanged: (kind: ListKind | 'resources-all', conn) => {
-        const runtime = routing.runtime(conn.backend)
-        // A per-user catalog changes for this caller only; a shared one for everyone.
-        runtime
-          ?.refresh(kind, conn, caller.userCatalogs.get(conn.backend))
-          .catch((err: unknown) => {
-            logger.warn(
-              { backend: conn.backend, err: errorText(err) },
-              'refresh after list_changed failed',
-            )
-          })
-      },
+      listChanged: (kind: ListKind | 'resources-all', conn) =>
+        void this.#listChanged(caller, kind, conn),
       resourceUpdated: () => undefined,
       closed: (conn) => {
         const entry = caller.connections.get(conn.backend)
@@ -193,5 +231,28 @@ export class CallerPool {
         })
       },
     }
+  }
+
+  /** A backend's list changed: a per-user catalog for this caller only, a shared one for everyone. */
+  async #listChanged(caller: Caller, kind: ListKind | 'resources-all', conn: BackendConnection) {
+    const { routing, logger } = this.#options
+    const runtime = routing.runtime(conn.backend)
+    const own = caller.userCatalogs.get(conn.backend)
+    try {
+      await runtime?.refresh(kind, conn, own)
+      if (own) caller.catalogsVersion++
+    } catch (err) {
+      logger.warn(
+        { backend: conn.backend, err: errorText(err) },
+        'refresh after list_changed failed',
+      )
+    }
+  }
+
+  /** What the connection sink does with the same notifications, sent on a relayed call's stream. */
+  async #relayedNotification(caller: Caller, runtime: BackendRuntime, n: RpcNotification) {
+    if (n.method === 'notifications/resources/updated') return
+    const conn = await this.connection(caller, runtime).catch(() => undefined)
+    if (conn) await this.#listChanged(caller, notifiedList(n.method), conn)
   }
 }

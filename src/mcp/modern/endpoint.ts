@@ -1,4 +1,5 @@
 import {
+  CLIENT_CAPABILITIES_META_KEY,
   createMcpHandler,
   ProtocolError,
   ProtocolErrorCode,
@@ -15,11 +16,16 @@ import type { Logger } from '../../log/index.js'
 import { routeResource, type AggregatedView } from '../aggregator.js'
 import type { InflightCall } from '../backend-connection.js'
 import type { BackendRuntime } from '../backend-runtime.js'
-import type { GatewayRouting } from '../gateway.js'
-import { failureText, isTransportFailure, toolError } from '../session.js'
+import type { DirectReply, GatewayRouting } from '../gateway.js'
+import { HttpRelay, RELAYED_METHODS } from '../relay/http-relay.js'
+import { CallTable, type ReplyChannel } from '../routing/call-table.js'
+import { isNotification, isRequest, type RpcMessage, type RpcRequest } from '../routing/json-rpc.js'
+import { isRelayable, routeCall } from '../routing/route.js'
+import { failureText, isTransportFailure, relayFailure, toolError } from '../session.js'
 import { CallerPool, type Caller } from './caller-pool.js'
 import { Interactions, type BackendRetry, type CallIo } from './input-required.js'
 import { stripMcpHeaderMarkings } from './tool-headers.js'
+import { encodeModernAnswer, passesLadder, withoutEnvelope } from './wire.js'
 
 export interface ModernEndpointOptions {
   routing: GatewayRouting
@@ -40,8 +46,16 @@ export interface ModernEndpointOptions {
  * route to the same backends, catalogs and names as 2025 sessions do.
  */
 export interface ModernEndpoint {
-  /** Serves one authenticated request already classified `modern`; `body` is its parsed JSON. */
-  handle(request: Request, identity: Identity, body: unknown): Promise<Response>
+  /**
+   * Serves one authenticated request already classified `modern`; `body` is its parsed JSON.
+   * `undefined` when it answered through `direct`.
+   */
+  handle(
+    request: Request,
+    identity: Identity,
+    body: unknown,
+    direct?: DirectReply,
+  ): Promise<Response | undefined>
   /** Open pooled callers (identities with live backend connections or recent use). */
   readonly callers: number
   close(): Promise<void>
@@ -79,7 +93,7 @@ export function createModernEndpoint(options: ModernEndpointOptions): ModernEndp
       const caller = requestInfo ? callers.get(requestInfo) : undefined
       if (!caller) throw new Error('modern request reached the handler without a caller')
       await pool.ensureUserCatalogs(caller)
-      return buildServer(caller, routing.viewFor(caller.userCatalogs))
+      return buildServer(caller, pool.view(caller))
     },
     {
       legacy: 'reject',
@@ -157,16 +171,8 @@ export function createModernEndpoint(options: ModernEndpointOptions): ModernEndp
       throw new ResourceNotFoundError(uri)
     }
 
-    server.setRequestHandler(
-      'tools/list',
-      () => ({ tools: view.tools.map(stripMcpHeaderMarkings) }) as never,
-    )
-    server.setRequestHandler('prompts/list', () => ({ prompts: view.prompts }) as never)
-    server.setRequestHandler('resources/list', () => ({ resources: view.resources }) as never)
-    server.setRequestHandler(
-      'resources/templates/list',
-      () => ({ resourceTemplates: view.resourceTemplates }) as never,
-    )
+    for (const method of Object.keys(LISTS))
+      server.setRequestHandler(method as 'tools/list', () => listResult(view, method) as never)
 
     server.setRequestHandler('tools/call', async (req, ctx) => {
       const route = view.toolRoutes.get(req.params.name)
@@ -233,10 +239,65 @@ export function createModernEndpoint(options: ModernEndpointOptions): ModernEndp
     return server
   }
 
+  const relay = routing.dispatcher
+    ? new HttpRelay({
+        dispatcher: routing.dispatcher,
+        table: new CallTable(),
+        callTimeout: options.callTimeout,
+      })
+    : undefined
+
+  /**
+   * Answers a request that passed the entry's checks without a v2 `Server`: lists from the
+   * caller's view, and calls to Streamable HTTP backends through the raw relay, the routing
+   * core 2025 sessions use. `false` when the request is not one of those (the SDK path takes
+   * it, and produces every error).
+   */
+  async function answerDirectly(
+    caller: Caller,
+    message: RpcRequest,
+    direct: DirectReply,
+  ): Promise<boolean> {
+    if (!(message.method in LISTS) && !(relay && RELAYED_METHODS.has(message.method))) return false
+    if (!plausibleParams(message)) return false
+    if (routing.runtimes().some((r) => r.identityScoped && !caller.userCatalogs.has(r.name)))
+      await pool.ensureUserCatalogs(caller)
+    const view = pool.view(caller)
+    if (message.method in LISTS) {
+      const result = listResult(view, message.method)
+      const answer = { jsonrpc: '2.0' as const, id: message.id, result }
+      direct.channel({}).finish(encodeModernAnswer(message.method, answer, options.serverInfo))
+      return true
+    }
+    if (mayNeedInput(message)) return false
+    const routed = routeCall(view, message.method, message.params ?? {})
+    const runtime = routed && routing.runtime(routed.backend)
+    if (!relay || !routed || !isRelayable(runtime)) return false
+    caller.relayedCalls++
+    const channel = new ModernReply(direct.channel({}), message.method, options.serverInfo, {
+      refuse: (request) => relay.deliverResponse(refusal(request)),
+      done: () => caller.relayedCalls--,
+    })
+    const params = withoutEnvelope(routed.params)
+    relay.call(
+      message,
+      {
+        backend: pool.relayBackend(caller, runtime),
+        request: { jsonrpc: '2.0', id: message.id, method: message.method, params },
+        failure: relayFailure(runtime.name, message.method),
+      },
+      channel,
+    )
+    return true
+  }
+
   return {
-    async handle(request, identity, body) {
+    async handle(request, identity, body, direct) {
       await routing.whenStarted()
-      callers.set(request, pool.caller(identity))
+      const caller = pool.caller(identity)
+      const message = direct && passesLadder(request, body)
+      if (message && direct && (await answerDirectly(caller, message, direct))) return undefined
+      callers.set(request, caller)
       return handler.fetch(request, { parsedBody: body })
     },
     get callers() {
@@ -350,5 +411,147 @@ async function forwardOnce({
     throw err
   } finally {
     conn.inflight.delete(call)
+  }
+}
+
+type ListMethod = 'tools/list' | 'prompts/list' | 'resources/list' | 'resources/templates/list'
+
+/** The list methods and how each reads its view; results are built once per view. */
+const LISTS: Record<ListMethod, (view: AggregatedView) => Record<string, unknown>> = {
+  'tools/list': (view) => ({ tools: view.tools.map(modernTool) }),
+  'prompts/list': (view) => ({ prompts: view.prompts }),
+  'resources/list': (view) => ({ resources: view.resources }),
+  'resources/templates/list': (view) => ({ resourceTemplates: view.resourceTemplates }),
+}
+const listResults = new WeakMap<AggregatedView, Map<string, Record<string, unknown>>>()
+
+function listResult(view: AggregatedView, method: string): Record<string, unknown> {
+  let built = listResults.get(view)
+  if (!built) listResults.set(view, (built = new Map()))
+  let result = built.get(method)
+  if (!result) built.set(method, (result = LISTS[method as ListMethod](view)))
+  return result
+}
+
+/** A tool as 2026-07-28 lists it: no `x-mcp-header` markings, no `execution` (removed there). */
+function modernTool(tool: AggregatedView['tools'][number]) {
+  const out = stripMcpHeaderMarkings(tool)
+  if (!('execution' in out)) return out
+  const { execution: _execution, ...rest } = out
+  return rest
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v)
+
+/**
+ * Params the SDK would accept as they stand, for the methods answered directly; anything odd
+ * goes to the SDK path, whose schema validation answers it with -32602.
+ */
+function plausibleParams(message: RpcRequest): boolean {
+  const p = message.params ?? {}
+  if (!isObject(p)) return false
+  switch (message.method) {
+    case 'tools/call':
+    case 'prompts/get':
+      return typeof p.name === 'string' && (p.arguments === undefined || isObject(p.arguments))
+    case 'resources/read':
+      return typeof p.uri === 'string'
+    case 'completion/complete': {
+      const arg = p.argument
+      return (
+        isObject(p.ref) &&
+        isObject(arg) &&
+        typeof arg.name === 'string' &&
+        typeof arg.value === 'string'
+      )
+    }
+    default:
+      return p.cursor === undefined || typeof p.cursor === 'string'
+  }
+}
+
+/**
+ * A call that may take more than one round trip: a retry (it carries `requestState` or
+ * `inputResponses`), or one whose caller declared a capability a backend's request could use.
+ * Those go to input-required.ts on the SDK path, which can hold a call open between requests.
+ */
+function mayNeedInput(message: RpcRequest): boolean {
+  if (!(message.method in INTERACTIVE)) return false
+  const p = message.params ?? {}
+  if (p.requestState !== undefined || p.inputResponses !== undefined) return true
+  const meta = p._meta as Record<string, unknown> | undefined
+  const declared = meta?.[CLIENT_CAPABILITIES_META_KEY] as Record<string, unknown> | undefined
+  return Object.values(INPUT_CAPABILITY).some((c) => declared?.[c] !== undefined)
+}
+
+// The client capability each request a 2025 backend may send during a call needs.
+const INPUT_CAPABILITY: Record<string, string> = {
+  'elicitation/create': 'elicitation',
+  'sampling/createMessage': 'sampling',
+  'roots/list': 'roots',
+}
+
+// The caller declared nothing a backend's request needs (see mayNeedInput), so it fails at once,
+// as input-required.ts fails it on the SDK path.
+function refusal(request: RpcRequest) {
+  return {
+    jsonrpc: '2.0' as const,
+    id: request.id,
+    error: {
+      code: ProtocolErrorCode.InvalidRequest,
+      message: `${request.method} cannot be relayed: the 2026-07-28 client did not declare ${INPUT_CAPABILITY[request.method] ?? 'it'}`,
+    },
+  }
+}
+
+/**
+ * A relayed call's reply as a 2026-07-28 client gets it: progress on the request's own stream,
+ * the answer encoded for the revision, requests the backend sends refused (see `refusal`), and
+ * other backend notifications kept at vmcp (the client asked for none of them).
+ */
+class ModernReply implements ReplyChannel {
+  readonly #base: ReplyChannel
+  readonly #method: string
+  readonly #serverInfo: { name: string; version: string }
+  readonly #hooks: { refuse(request: RpcRequest): void; done(): void }
+  #done = false
+
+  constructor(
+    base: ReplyChannel,
+    method: string,
+    serverInfo: { name: string; version: string },
+    hooks: { refuse(request: RpcRequest): void; done(): void },
+  ) {
+    this.#base = base
+    this.#method = method
+    this.#serverInfo = serverInfo
+    this.#hooks = hooks
+    base.onClose(() => this.#end())
+  }
+
+  get closed(): boolean {
+    return this.#base.closed
+  }
+
+  onClose(listener: () => void): void {
+    this.#base.onClose(listener)
+  }
+
+  event(message: RpcMessage): void {
+    if (isRequest(message)) return this.#hooks.refuse(message)
+    if (isNotification(message) && message.method === 'notifications/progress')
+      this.#base.event(message)
+  }
+
+  finish(message: RpcMessage): void {
+    this.#end()
+    this.#base.finish(encodeModernAnswer(this.#method, message, this.#serverInfo))
+  }
+
+  #end(): void {
+    if (this.#done) return
+    this.#done = true
+    this.#hooks.done()
   }
 }

@@ -1,0 +1,105 @@
+import type { Identity } from '../../auth/incoming/index.js'
+import type { HttpBackendConfig } from '../../config/index.js'
+import { revealAll } from '../../log/index.js'
+import { routeResource, type AggregatedView } from '../aggregator.js'
+import type { BackendConnection } from '../backend-connection.js'
+import type { BackendRuntime } from '../backend-runtime.js'
+import type { ListKind } from '../catalog.js'
+import type { RelayBackend } from '../relay/http-relay.js'
+import type { RpcNotification } from './json-rpc.js'
+
+/** A request/response method routed through a view: which backend, and the params it gets. */
+export interface RoutedCall {
+  backend: string
+  /** The params as the backend names things (the tool or prompt name unprefixed). */
+  params: Record<string, unknown>
+}
+
+/**
+ * Where `tools/call`, `prompts/get`, `resources/read` or `completion/complete` goes in a view,
+ * for either protocol era: the one routing decision behind 2025 sessions and 2026-07-28
+ * callers. `undefined` when the view has no route (an unknown name, an unlisted URI, another
+ * method): the caller then answers with its own error or takes the SDK path.
+ */
+export function routeCall(
+  view: AggregatedView,
+  method: string,
+  params: Record<string, unknown>,
+): RoutedCall | undefined {
+  if (method === 'tools/call' || method === 'prompts/get') {
+    const routes = method === 'tools/call' ? view.toolRoutes : view.promptRoutes
+    const route = typeof params.name === 'string' ? routes.get(params.name) : undefined
+    return route && { backend: route.backend, params: { ...params, name: route.name } }
+  }
+  if (method === 'resources/read') {
+    const backend = typeof params.uri === 'string' ? routeResource(view, params.uri) : undefined
+    return backend === undefined ? undefined : { backend, params }
+  }
+  if (method !== 'completion/complete') return undefined
+  const ref = params.ref as { type?: unknown; name?: unknown; uri?: unknown } | undefined
+  if (ref?.type === 'ref/prompt' && typeof ref.name === 'string') {
+    const route = view.promptRoutes.get(ref.name)
+    return (
+      route && { backend: route.backend, params: { ...params, ref: { ...ref, name: route.name } } }
+    )
+  }
+  if (ref?.type === 'ref/resource' && typeof ref.uri === 'string') {
+    const uri = ref.uri
+    const backend =
+      view.templateRoutes.find((t) => t.uriTemplate === uri)?.backend ?? routeResource(view, uri)
+    return backend === undefined ? undefined : { backend, params }
+  }
+  return undefined
+}
+
+/** A backend the raw relay can serve now: Streamable HTTP and reachable (else: the SDK path). */
+export function isRelayable(runtime: BackendRuntime | undefined): runtime is BackendRuntime {
+  if (!runtime || runtime.config.transport !== 'streamable-http') return false
+  return runtime.health === 'healthy' || runtime.health === 'per-user'
+}
+
+/** How one client (a 2025 session, or a 2026-07-28 caller) reaches a backend through the relay. */
+export interface RelayLink {
+  /** The client's latest verified identity: refreshed tokens reach the backend at once. */
+  identity(): Identity
+  /** The client's connection to the backend, opened when needed. */
+  connection(): Promise<BackendConnection>
+  /** The connection the client holds now, if any (not opened for this). */
+  current(): Promise<BackendConnection | undefined>
+  /** Closes and forgets a connection whose backend session is gone. */
+  drop(conn: BackendConnection | undefined): void
+  /** A list change or resource update the backend sent on a relayed call's stream. */
+  catalogNotification(notification: RpcNotification): void
+}
+
+/** A Streamable HTTP backend as the relay sees it, for one client. */
+export function relayBackendFor(runtime: BackendRuntime, link: RelayLink): RelayBackend {
+  const config = runtime.config as HttpBackendConfig
+  const fixed = revealAll(config.headers)
+  return {
+    name: runtime.name,
+    url: new URL(config.url),
+    session: async (lost) => {
+      if (lost) {
+        const conn = await link.current()
+        // Concurrent calls may all see the 404: only the first drops the connection.
+        if (!conn || conn.httpSession?.sessionId === lost.sessionId) link.drop(conn)
+      }
+      const conn = await link.connection()
+      return conn.httpSession ?? { sessionId: undefined, protocolVersion: undefined }
+    },
+    headers: async (signal) => ({
+      ...fixed,
+      ...(await runtime.auth.headers(link.identity(), signal)),
+    }),
+    reportFailure: (err) => runtime.reportFailure(err),
+    catalogNotification: (n) => link.catalogNotification(n),
+  }
+}
+
+/** The list a backend's list_changed (or resources/updated) notification is about. */
+export function notifiedList(method: string): ListKind | 'resources-all' {
+  if (method === 'notifications/tools/list_changed') return 'tools'
+  if (method === 'notifications/prompts/list_changed') return 'prompts'
+  return 'resources-all'
+}
