@@ -12,7 +12,7 @@ import { BackendRuntime, errorText, type BackendHealth } from './backend-runtime
 import type { Catalog, ListKind } from './catalog.js'
 import { alignSessionProtocolVersion, negotiatedLegacyVersion } from './modern/era.js'
 import type { ReplyChannel } from './routing/call-table.js'
-import { isNotification, isRequest, isResponse } from './routing/json-rpc.js'
+import { INVALID_REQUEST, isJsonContentType, isNotification, isRequest, isResponse } from './routing/json-rpc.js'
 import { ClientSession, type SessionHost } from './session.js'
 
 export interface GatewayOptions {
@@ -415,12 +415,7 @@ function postDirect(
   return invalidMessage()
 }
 
-const invalidMessage = () => jsonRpcError(400, -32700, 'Parse error: Invalid JSON-RPC message')
-
-function isJsonContentType(value: string | null): boolean {
-  if (!value) return false
-  return value.split(';', 1)[0]?.trim().toLowerCase() === 'application/json'
-}
+const invalidMessage = () => jsonRpcError(400, INVALID_REQUEST.code, INVALID_REQUEST.message)
 
 /** Counts an open GET stream as activity, so a listening client's session does not expire. */
 function trackStream(session: ClientSession, response: Response): Response {

@@ -13,4 +13,12 @@ export { classifyEra, MODERN_PROTOCOL_VERSIONS, type Era } from './modern/era.js
 export { createModernEndpoint, type ModernEndpoint, type ModernEndpointOptions } from './modern/endpoint.js'
 export { isValidToolName, toValidName } from './naming.js'
 export type { ClientRequestId, ReplyChannel } from './routing/call-table.js'
-export type { RpcMessage, RpcNotification, RpcRequest, RpcResponse } from './routing/json-rpc.js'
+export {
+  INVALID_REQUEST,
+  isJsonContentType,
+  isRpcPayload,
+  type RpcMessage,
+  type RpcNotification,
+  type RpcRequest,
+  type RpcResponse,
+} from './routing/json-rpc.js'

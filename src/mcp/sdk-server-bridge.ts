@@ -1,10 +1,13 @@
 import type { Transport, TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js'
 import type { JSONRPCMessage, MessageExtraInfo } from '@modelcontextprotocol/sdk/types.js'
+import { clientError } from './request-errors.js'
 import type { CallEntry, CallTable, ReplyChannel } from './routing/call-table.js'
 import { isRequest, isResponse, REQUEST_CANCELLED, type RpcMessage, type RpcRequest } from './routing/json-rpc.js'
 
 interface BridgedCall {
   entry: CallEntry
+  /** The client's request, for the text of an error answer. */
+  request: RpcRequest
   /** The POST reply this call answers on; absent for calls that came through the SDK transport. */
   channel: ReplyChannel | undefined
 }
@@ -69,6 +72,7 @@ export class SdkServerBridge implements Transport {
       this.#calls.delete(call.entry.internalId)
       this.#table.end(call.entry)
       const answer = { ...message, id: call.entry.clientId }
+      if ('error' in answer && answer.error) answer.error = clientError(call.request, answer.error)
       if (call.channel) return call.channel.finish(answer as RpcMessage)
       return this.#inner.send(answer as JSONRPCMessage)
     }
@@ -101,7 +105,7 @@ export class SdkServerBridge implements Transport {
       if (call?.channel) call.channel.finish(error)
       else void this.#inner.send(error).catch(() => undefined)
     })
-    this.#calls.set(entry.internalId, { entry, channel })
+    this.#calls.set(entry.internalId, { entry, channel, request: message })
     this.onmessage?.({ ...message, id: entry.internalId } as JSONRPCMessage, extra)
     return entry
   }

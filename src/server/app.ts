@@ -4,7 +4,14 @@ import { Hono, type Context } from 'hono'
 import type { IncomingAuthenticator } from '../auth/incoming/index.js'
 import type { ServerConfig } from '../config/index.js'
 import { fingerprint, type Logger } from '../log/index.js'
-import { classifyEra, type Gateway, type ModernEndpoint } from '../mcp/index.js'
+import {
+  classifyEra,
+  INVALID_REQUEST,
+  isJsonContentType,
+  isRpcPayload,
+  type Gateway,
+  type ModernEndpoint,
+} from '../mcp/index.js'
 import { isLoopbackHost } from '../net/index.js'
 import { readBodyLimited, readIncomingLimited } from './body.js'
 import { NodeReplyChannel, writeAccepted } from './reply.js'
@@ -33,6 +40,7 @@ export interface CreateAppOptions {
 }
 
 export const MCP_PATH = '/mcp'
+const DOCS_URL = 'https://github.com/vmcp/vmcp#readme'
 const PRM_PATH = '/.well-known/oauth-protected-resource'
 const MCP_ALLOWED_HEADERS =
   'Authorization, Content-Type, Accept, Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID, Mcp-Method, Mcp-Name'
@@ -89,6 +97,16 @@ export function createApp(options: CreateAppOptions): Hono {
   })
   app.notFound((c) => json(c, 404, { error: 'not_found' }))
 
+  // Someone who opens the server's address in a browser (or curls it) learns where to go.
+  app.get('/', (c) =>
+    json(c, 200, {
+      name: options.name,
+      version: options.version,
+      mcp: `${options.baseUrl}${MCP_PATH}`,
+      status: `${options.baseUrl}/status`,
+      docs: DOCS_URL,
+    }),
+  )
   app.get('/health', (c) => json(c, 200, { status: 'ok' }))
   app.get('/readyz', (c) =>
     gateway.ready ? json(c, 200, { status: 'ready' }) : json(c, 503, { status: 'not_ready' }),
@@ -164,6 +182,9 @@ export function createApp(options: CreateAppOptions): Hono {
     let body: unknown
     const incoming = (c.env as NodeEnv | undefined)?.incoming
     if (req.method === 'POST') {
+      if (!isJsonContentType(req.headers.get('content-type'))) {
+        return withHeaders(rpcError(415, -32000, 'Unsupported Media Type: Content-Type must be application/json'), cors)
+      }
       const read = incoming
         ? await readIncomingLimited(incoming, server.maxBodyBytes)
         : await readBodyLimited(req, server.maxBodyBytes)
@@ -175,6 +196,7 @@ export function createApp(options: CreateAppOptions): Hono {
       } catch {
         return withHeaders(rpcError(400, -32700, 'Parse error: body is not valid JSON'), cors)
       }
+      if (!isRpcPayload(body)) return withHeaders(rpcError(400, INVALID_REQUEST.code, INVALID_REQUEST.message), cors)
     }
     const outgoing = (c.env as NodeEnv | undefined)?.outgoing
     const direct = outgoing

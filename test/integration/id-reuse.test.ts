@@ -1,34 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { startTestBackend, TEST_BACKEND, type RunningBackend } from '../support/backends.js'
-import { startVmcp, type RunningVmcp } from '../support/vmcp.js'
-
-/** A raw Streamable HTTP client: it picks its own JSON-RPC ids, as retrying clients do. */
-async function openSession(url: string): Promise<Record<string, string>> {
-  const headers: Record<string, string> = {
-    'content-type': 'application/json',
-    accept: 'application/json, text/event-stream',
-  }
-  const init = await fetch(url, {
-    method: 'POST',
-    headers,
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: 0,
-      method: 'initialize',
-      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'retry', version: '1' } },
-    }),
-  })
-  await init.text()
-  headers['mcp-session-id'] = init.headers.get('mcp-session-id') ?? ''
-  headers['mcp-protocol-version'] = '2025-06-18'
-  const ack = await fetch(url, {
-    method: 'POST',
-    headers,
-    body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
-  })
-  await ack.text()
-  return headers
-}
+import { openRawSession as openSession, startVmcp, type RunningVmcp } from '../support/vmcp.js'
 
 /** Every JSON-RPC message in a reply, JSON or SSE. */
 function messages(contentType: string | null, text: string): Array<Record<string, unknown>> {

@@ -93,3 +93,34 @@ export async function callText(client: Client, name: string, args: Record<string
   const first = (res.content as Array<{ type: string; text?: string }>)[0]
   return first?.text ?? ''
 }
+
+/**
+ * A raw Streamable HTTP session (initialize, then initialized), for tests that pick their own
+ * JSON-RPC ids or send malformed messages. Returns the headers of every later POST.
+ */
+export async function openRawSession(url: string): Promise<Record<string, string>> {
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    accept: 'application/json, text/event-stream',
+  }
+  const init = await fetch(url, {
+    method: 'POST',
+    headers,
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 0,
+      method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+    }),
+  })
+  await init.text()
+  headers['mcp-session-id'] = init.headers.get('mcp-session-id') ?? ''
+  headers['mcp-protocol-version'] = '2025-06-18'
+  const ack = await fetch(url, {
+    method: 'POST',
+    headers,
+    body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
+  })
+  await ack.text()
+  return headers
+}

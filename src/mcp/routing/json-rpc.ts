@@ -44,3 +44,23 @@ export function isResponse(m: unknown): m is RpcResponse & { id: ClientRequestId
   const r = m as { method?: unknown; result?: unknown; error?: unknown }
   return r.method === undefined && ('result' in r || 'error' in r)
 }
+
+/** JSON-RPC 2.0 §5.1: a body that is JSON but no JSON-RPC message is an Invalid Request. */
+export const INVALID_REQUEST = { code: -32600, message: 'Invalid Request: not a JSON-RPC 2.0 message' } as const
+
+/** JSON-RPC 2.0 §4 and §6: one message (request, notification, response), or a non-empty batch. */
+export function isRpcPayload(body: unknown): boolean {
+  if (Array.isArray(body)) return body.length > 0 && body.every(isRpcMessage)
+  return isRpcMessage(body)
+}
+
+function isRpcMessage(m: unknown): boolean {
+  if ((m as { jsonrpc?: unknown } | null)?.jsonrpc !== '2.0') return false
+  return isRequest(m) || isNotification(m) || isResponse(m)
+}
+
+/** Streamable HTTP §Sending Messages to the Server: a POST body is `application/json`. */
+export function isJsonContentType(value: string | null): boolean {
+  if (!value) return false
+  return value.split(';', 1)[0]?.trim().toLowerCase() === 'application/json'
+}
