@@ -13,7 +13,7 @@ const HARD_EXIT_MARGIN_MS = 1000
 const HELP = `vmcp ${readVersion()}: one MCP endpoint in front of many MCP servers
 
 Usage:
-  vmcp serve --config <file> [--host <host>] [--port <port>] [--log-level <level>]
+  vmcp serve --config <file> [--watch] [--host <host>] [--port <port>] [--log-level <level>]
   vmcp validate --config <file>
   vmcp dcr list --config <file>
   vmcp dcr forget --config <file> --upstream <name>
@@ -27,6 +27,7 @@ Usage:
 
 Options:
   -c, --config <file>     vmcp YAML configuration
+      --watch             serve: reload the configuration when the file changes (SIGHUP also reloads)
       --host <host>       listen address (overrides server.host)
       --port <port>       listen port (overrides server.port; 0 picks a free port)
       --log-level <level> fatal | error | warn | info | debug | trace (overrides operational.logLevel)
@@ -74,6 +75,7 @@ async function main(argv: string[]): Promise<void> {
         host: { type: 'string' },
         port: { type: 'string' },
         'log-level': { type: 'string' },
+        watch: { type: 'boolean' },
         upstream: { type: 'string' },
         registry: { type: 'string' },
         'no-browser': { type: 'boolean' },
@@ -160,22 +162,32 @@ async function main(argv: string[]): Promise<void> {
   }
   if (command !== 'serve') usage(`unknown command "${command}"`)
 
-  const config = load(values.config)
-  if (values.host) config.server.host = values.host
-  if (values.port !== undefined) {
-    const port = Number(values.port)
-    if (!Number.isInteger(port) || port < 0 || port > 65535) usage(`--port must be 0-65535, got "${values.port}"`)
-    config.server.port = port
+  const port = values.port === undefined ? undefined : Number(values.port)
+  if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) {
+    usage(`--port must be 0-65535, got "${values.port}"`)
   }
   const level = values['log-level']
-  if (level !== undefined) {
-    if (!LEVELS.includes(level)) usage(`--log-level must be one of ${LEVELS.join(', ')}`)
-    config.operational.logLevel = level as VmcpConfig['operational']['logLevel']
+  if (level !== undefined && !LEVELS.includes(level)) usage(`--log-level must be one of ${LEVELS.join(', ')}`)
+  // The command line wins over the file, on start and on every reload.
+  const withOverrides = (config: VmcpConfig): VmcpConfig => {
+    if (values.host) config.server.host = values.host
+    if (port !== undefined) config.server.port = port
+    if (level !== undefined) config.operational.logLevel = level as VmcpConfig['operational']['logLevel']
+    return config
   }
+  const configPath = values.config
+  const config = withOverrides(load(configPath))
   const logger = createLogger({ level: config.operational.logLevel as LogLevel })
   // Loaded only to serve: --version, --help and validate stay fast.
   const { createVmcp } = await import('../server/index.js')
+  const { createConfigReloader, watchConfigFile } = await import('./reload.js')
   const vmcp = createVmcp({ config, logger })
+  const reload = createConfigReloader({
+    load: () => withOverrides(loadConfigFile(configPath as string).config),
+    apply: (next) => vmcp.reload(next),
+    logger,
+  })
+  const watcher = values.watch ? watchConfigFile(configPath as string, () => void reload('watch'), logger) : undefined
 
   let stopping = false
   const stop = (signal: string) => {
@@ -195,6 +207,7 @@ async function main(argv: string[]): Promise<void> {
       logger.flush()
       process.exit(EXIT_RUNTIME)
     }, deadlineMs).unref()
+    watcher?.close()
     vmcp
       .close()
       .then(() => {
@@ -209,22 +222,9 @@ async function main(argv: string[]): Promise<void> {
   }
   process.on('SIGINT', () => stop('SIGINT'))
   process.on('SIGTERM', () => stop('SIGTERM'))
-  // SIGHUP (also sent when the terminal closes) must not kill vmcp and orphan its children:
-  // re-check the file and keep the running configuration.
-  process.on('SIGHUP', () => {
-    try {
-      loadConfigFile(values.config as string)
-      logger.warn(
-        { signal: 'SIGHUP' },
-        'configuration file is valid, but reloading is not supported yet: restart vmcp to apply it; the running configuration stays',
-      )
-    } catch (err) {
-      // One log line per issue ("- path: message" lines of the ConfigError).
-      const issues = (err as Error).message.split('\n').filter((l) => l.startsWith('- '))
-      const lines = issues.length > 0 ? issues.map((l) => l.slice(2)) : [(err as Error).message]
-      for (const line of lines) logger.error({ signal: 'SIGHUP' }, `new configuration rejected: ${line}`)
-    }
-  })
+  // SIGHUP (also sent when the terminal closes) must not kill vmcp and orphan its children: it
+  // reloads the configuration file, keeping the running one when the new one is invalid.
+  process.on('SIGHUP', () => void reload('SIGHUP'))
 
   try {
     await vmcp.start()

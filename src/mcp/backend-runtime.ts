@@ -36,6 +36,9 @@ export interface BackendRuntimeOptions {
 const BACKOFF_BASE_MS = 500
 const BACKOFF_MAX_MS = 30_000
 
+// Process-wide, so generations of different runtimes never collide.
+let lastGeneration = 0
+
 /**
  * The lasting state of one backend: health, its catalog, and the shared connection used for
  * discovery and health checks (and for calls, when the backend is a stdio process: one process
@@ -52,7 +55,7 @@ export class BackendRuntime {
   catalog: Catalog | undefined
   shared: BackendConnection | undefined
   /** Bumped on every (re)connect: session connections from an older generation are stale. */
-  generation = 0
+  generation = ++lastGeneration
   #connecting: Promise<void> | undefined
   #attempt = 0
   #slowPings = 0
@@ -230,7 +233,9 @@ export class BackendRuntime {
       }
       this.shared = conn
       this.catalog = catalog
-      this.generation++
+      // Unique across runtimes: a backend re-added under the same name (hot reload) never
+      // matches a connection opened to its predecessor.
+      this.generation = ++lastGeneration
       this.health = 'healthy'
       this.lastError = undefined
       this.#attempt = 0

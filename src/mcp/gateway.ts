@@ -3,7 +3,7 @@ import { isInitializeRequest, SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextp
 import { identityKey, type Identity } from '../auth/incoming/index.js'
 import type { Dispatcher } from 'undici'
 import type { OutgoingAuthStrategy } from '../auth/outgoing/index.js'
-import type { BackendConfig, VmcpConfig } from '../config/index.js'
+import type { AggregationConfig, BackendConfig, VmcpConfig } from '../config/index.js'
 import type { Logger } from '../log/index.js'
 import type { FetchLike } from '../net/index.js'
 import { buildView, type AggregatedView, type BackendCatalog } from './aggregator.js'
@@ -78,7 +78,21 @@ export interface Gateway {
   addBackend(backend: BackendConfig): Promise<void>
   /** Removes a backend added at run time (or configured): stopped, then list_changed. */
   removeBackend(name: string): Promise<boolean>
+  /**
+   * Applies a configuration change in one step (hot reload): the named backends are stopped and
+   * forgotten by every session, the new ones started, the aggregation rules replaced; then each
+   * list that moved is announced once (list_changed). Other backends and every session carry on.
+   * Returns the backends that could not be added (name taken, e.g. by a registry backend).
+   */
+  reconfigure(change: GatewayChange): Promise<Array<{ name: string; reason: string }>>
   close(): Promise<void>
+}
+
+/** One hot-reload step for the gateway; a changed backend is in both `remove` and `add`. */
+export interface GatewayChange {
+  remove?: readonly string[]
+  add?: readonly BackendConfig[]
+  aggregation?: AggregationConfig
 }
 
 /** What the 2026-07-28 path reads from the gateway: the same backends, catalogs and views. */
@@ -111,6 +125,8 @@ export function createGateway(options: GatewayOptions): Gateway {
   const byName = new Map<string, BackendRuntime>()
   // stdio processes are shared: one backend subscription per URI, fanned out to sessions.
   const sharedSubs = new Map<string, Map<string, Set<ClientSession>>>()
+  // Replaced by reconfigure (hot reload); everything else of `config` is fixed for the run.
+  let aggregation = config.aggregation
   let sharedView: AggregatedView | undefined
   let lastSignature: Record<string, string> = {}
   let generation = 0
@@ -138,7 +154,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   // again on every rebuild while it lasts.
   let reported = new Set<string>()
   const computeShared = (): AggregatedView => {
-    const { view, diagnostics } = buildView(catalogsFor(), config.aggregation)
+    const { view, diagnostics } = buildView(catalogsFor(), aggregation)
     const current = new Set<string>()
     for (const d of diagnostics) {
       const key = `${d.level} ${d.backend} ${d.message}`
@@ -174,7 +190,7 @@ export function createGateway(options: GatewayOptions): Gateway {
 
   const viewFor = (userCatalogs?: ReadonlyMap<string, Catalog>): AggregatedView => {
     if (!anyIdentityScoped()) return (sharedView ??= computeShared())
-    return buildView(catalogsFor(userCatalogs), config.aggregation).view
+    return buildView(catalogsFor(userCatalogs), aggregation).view
   }
 
   const host: SessionHost = {
@@ -238,6 +254,18 @@ export function createGateway(options: GatewayOptions): Gateway {
     return runtime
   }
   for (const backend of config.backends) addRuntime(backend)
+
+  // Stops a backend and removes every trace of it, so a successor under its name starts clean.
+  const detach = async (name: string): Promise<boolean> => {
+    const runtime = byName.get(name)
+    if (!runtime) return false
+    byName.delete(name)
+    runtimes.splice(runtimes.indexOf(runtime), 1)
+    sharedSubs.delete(name)
+    for (const session of sessions.values()) session.forgetBackend(name)
+    await runtime.stop()
+    return true
+  }
 
   const sweep = () => {
     const now = Date.now()
@@ -356,14 +384,24 @@ export function createGateway(options: GatewayOptions): Gateway {
     },
 
     async removeBackend(name) {
-      const runtime = byName.get(name)
-      if (!runtime) return false
-      byName.delete(name)
-      runtimes.splice(runtimes.indexOf(runtime), 1)
-      sharedSubs.delete(name)
-      await runtime.stop()
+      const removed = await detach(name)
+      if (removed) onRuntimeChange()
+      return removed
+    },
+
+    async reconfigure(change) {
+      if (closed) return []
+      await Promise.all((change.remove ?? []).map(detach))
+      if (change.aggregation) aggregation = change.aggregation
+      const refused: Array<{ name: string; reason: string }> = []
+      const added: BackendRuntime[] = []
+      for (const backend of change.add ?? []) {
+        if (byName.has(backend.name)) refused.push({ name: backend.name, reason: 'the name is taken by a registry backend' })
+        else added.push(addRuntime(backend))
+      }
+      if (ready || starting) await Promise.all(added.map((r) => r.start()))
       onRuntimeChange()
-      return true
+      return refused
     },
 
     async close() {

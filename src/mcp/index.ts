@@ -7,6 +7,7 @@ export {
   type Gateway,
   type GatewayOptions,
   type GatewayRouting,
+  type GatewayChange,
   type GatewayStatus,
 } from './gateway.js'
 export { classifyEra, MODERN_PROTOCOL_VERSIONS, type Era } from './modern/era.js'

@@ -206,6 +206,19 @@ export class ClientSession {
     return this.#view
   }
 
+  /**
+   * A backend was removed or replaced (hot reload, registry listing): its per-user catalog, relay
+   * route and this session's connection to it go, so a successor under the same name starts clean.
+   */
+  forgetBackend(name: string): void {
+    this.userCatalogs.delete(name)
+    this.#relayBackends.delete(name)
+    const entry = this.#connections.get(name)
+    this.#connections.delete(name)
+    void entry?.conn.then((c) => c.close()).catch(() => undefined)
+    this.invalidateView()
+  }
+
   /** Drops the cached view; the next list or call rebuilds it. */
   invalidateView(): void {
     this.#view = undefined

@@ -14,7 +14,14 @@ import {
   type AuthServerOptions,
 } from '../authserver/index.js'
 import { createOutgoingAuth, type OutgoingAuthStrategy } from '../auth/outgoing/index.js'
-import { configWarnings, type VmcpConfig } from '../config/index.js'
+import {
+  configWarnings,
+  diffConfig,
+  mergeLive,
+  sameValue,
+  strategyOf,
+  type VmcpConfig,
+} from '../config/index.js'
 import { createLogger, type Logger } from '../log/index.js'
 import { createGateway, createModernEndpoint, type Gateway, type ModernEndpoint } from '../mcp/index.js'
 import { createOutboundFetch, outboundDispatcher, type FetchLike } from '../net/index.js'
@@ -48,13 +55,35 @@ export interface Vmcp {
   readonly gateway: Gateway
   /** Backends from `registries`: their state (also in /status) and an on-demand re-list. */
   readonly registries: RegistryPoller
+  /**
+   * Applies a new configuration without a restart (SIGHUP, `serve --watch`): backends added,
+   * removed or changed (stopped, then started), aggregation rules and outgoing auth re-read.
+   * Unchanged backends and every client session carry on; sessions get list_changed for each list
+   * that moved. Settings that need a restart are logged and keep their running value. Reloads run
+   * one at a time, in order. `next` must be validated (loadConfigFile).
+   */
+  reload(next: VmcpConfig): Promise<ReloadResult>
   /** The Hono app; available after `start()` (its routes depend on the listen address). */
   readonly app: Hono | undefined
   readonly url: string | undefined
 }
 
+/** What a reload did, by backend name and YAML path. */
+export interface ReloadResult {
+  added: string[]
+  removed: string[]
+  changed: string[]
+  aggregation: boolean
+  /** Changed paths that need a restart (`server.port`, `authServer`, …); not applied. */
+  restartRequired: string[]
+  /** Backends of the new file that could not start (name taken by a registry backend). */
+  refused: Array<{ name: string; reason: string }>
+}
+
 export function createVmcp(options: VmcpOptions): Vmcp {
   const { config } = options
+  // The running configuration: reload replaces its live parts (backends, aggregation, outgoingAuth).
+  let current = config
   const logger = options.logger ?? createLogger({ level: config.operational.logLevel })
   const fetch = options.fetch ?? createOutboundFetch()
   const version = readVersion()
@@ -64,8 +93,7 @@ export function createVmcp(options: VmcpOptions): Vmcp {
   const strategyFor = (name: string): OutgoingAuthStrategy => {
     let s = strategies.get(name)
     if (!s) {
-      const strategy = config.outgoingAuth.backends[name] ?? config.outgoingAuth.default
-      s = createOutgoingAuth(strategy, { backend: name, logger, fetch })
+      s = createOutgoingAuth(strategyOf(current, name), { backend: name, logger, fetch })
       strategies.set(name, s)
     }
     return s
@@ -91,6 +119,45 @@ export function createVmcp(options: VmcpOptions): Vmcp {
     discoveryTimeout: op.discoveryTimeout,
     idleTimeout: op.sessionTtl,
   })
+
+  const applyReload = async (next: VmcpConfig): Promise<ReloadResult> => {
+    const diff = diffConfig(current, next)
+    // Registry backends are not in the file, but their outgoing auth is.
+    const configured = new Set(current.backends.map((b) => b.name))
+    for (const r of gateway.routing.runtimes()) {
+      if (configured.has(r.name) || sameValue(strategyOf(current, r.name), strategyOf(next, r.name))) continue
+      diff.changed.push(r.name)
+      diff.removed.push(r.name)
+      diff.added.push(r.config)
+    }
+    for (const w of configWarnings(next)) logger.warn({ path: w.path }, w.message)
+    for (const path of diff.restartRequired) {
+      logger.warn({ path }, `${path} changed: restart required to apply it; the running value stays`)
+    }
+    current = mergeLive(current, next)
+    // A changed backend gets a strategy made from the new outgoingAuth.
+    for (const name of diff.removed) strategies.delete(name)
+    const refused = await gateway.reconfigure({
+      remove: diff.removed,
+      add: diff.added,
+      ...(diff.aggregation ? { aggregation: diff.aggregation } : {}),
+    })
+    for (const r of refused) logger.error({ backend: r.name }, `backend ${r.name} not added: ${r.reason}`)
+    const removedOnly = diff.removed.filter((n) => !diff.changed.includes(n))
+    const addedOnly = diff.added.map((b) => b.name).filter((n) => !diff.changed.includes(n))
+    const result: ReloadResult = {
+      added: addedOnly,
+      removed: removedOnly,
+      changed: diff.changed,
+      aggregation: diff.aggregation !== undefined,
+      restartRequired: diff.restartRequired,
+      refused,
+    }
+    const { added, removed, changed, aggregation, restartRequired } = result
+    logger.info({ added, removed, changed, aggregation, restartRequired }, 'configuration reloaded')
+    return result
+  }
+  let reloading: Promise<unknown> = Promise.resolve()
 
   let app: Hono | undefined
   let server: ServerType | undefined
@@ -171,6 +238,12 @@ export function createVmcp(options: VmcpOptions): Vmcp {
         'ready',
       )
       return { url, listenUrl: `${listenBase}${MCP_PATH}` }
+    },
+
+    reload(next) {
+      const run = reloading.then(() => applyReload(next))
+      reloading = run.catch(() => undefined)
+      return run
     },
 
     async close() {

@@ -1,20 +1,18 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { freePort } from '../support/http.js'
+import { PROCESS_WAIT_MS, spawnVmcp, VMCP_CLI, VMCP_ROOT, type VmcpProcess } from '../support/vmcp.js'
 import { EVENTUALLY } from '../support/wait.js'
 
 // The CLI as users run it: the built file, in a child process, from the repository root.
-const ROOT = fileURLToPath(new URL('../../', import.meta.url))
-const CLI = `${ROOT}dist/src/cli/main.js`
+const ROOT = VMCP_ROOT
+const CLI = VMCP_CLI
 const VALID = 'fixtures/configs/valid/minimal.yaml'
 const INVALID = 'fixtures/configs/invalid/bad-port.yaml'
-// Generous: a loaded 2-core machine can take many seconds to start node and discover a backend.
-const WAIT_MS = 90_000
+const WAIT_MS = PROCESS_WAIT_MS
 
 interface Result {
   code: number | null
@@ -40,100 +38,22 @@ function run(args: string[]): Promise<Result> {
   })
 }
 
-interface LogLine {
-  level: number
-  msg: string
-  [key: string]: unknown
+let served: VmcpProcess | undefined
+
+function serve(args: string[]): VmcpProcess {
+  served = spawnVmcp(args)
+  return served
 }
 
-/** A running `vmcp serve` whose stderr JSON lines can be awaited. */
-interface Served {
-  child: ChildProcess
-  lines: LogLine[]
-  waitFor(msg: string): Promise<LogLine>
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
-}
-
-let served: Served | undefined
-
-function serve(args: string[]): Served {
-  const child = spawn(process.execPath, [CLI, 'serve', ...args], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  const lines: LogLine[] = []
-  const raw: string[] = []
-  const waiters: Array<{ msg: string; resolve: (l: LogLine) => void }> = []
-  createInterface({ input: child.stderr as NodeJS.ReadableStream }).on('line', (text) => {
-    raw.push(text)
-    let line: LogLine
-    try {
-      line = JSON.parse(text) as LogLine
-    } catch {
-      return
-    }
-    lines.push(line)
-    for (const w of waiters.filter((w) => w.msg === line.msg)) {
-      waiters.splice(waiters.indexOf(w), 1)
-      w.resolve(line)
-    }
-  })
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  )
-  const s: Served = {
-    child,
-    lines,
-    exited,
-    waitFor(msg) {
-      const seen = lines.find((l) => l.msg === msg)
-      if (seen) return Promise.resolve(seen)
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(
-          () => reject(new Error(`no "${msg}" log line within ${WAIT_MS} ms:\n${raw.join('\n')}`)),
-          WAIT_MS,
-        )
-        const done = (l: LogLine) => {
-          clearTimeout(timer)
-          resolve(l)
-        }
-        waiters.push({ msg, resolve: done })
-        void exited.then(({ code }) => {
-          clearTimeout(timer)
-          reject(new Error(`vmcp exited (${code}) before "${msg}":\n${raw.join('\n')}`))
-        })
-      })
-    },
-  }
-  served = s
-  return s
-}
-
-/** Resolves with the exit, or rejects after a bounded wait (then the afterEach kills it). */
-function exitWithin(s: Served): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`vmcp did not exit within ${WAIT_MS} ms`)),
-      WAIT_MS,
-    )
-    void s.exited.then((r) => {
-      clearTimeout(timer)
-      resolve(r)
-    })
-  })
-}
+const exitWithin = (s: VmcpProcess) => s.exitWithin()
 
 beforeAll(() => {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: build first (npm test does)`)
 })
 
 afterEach(async () => {
-  const s = served
+  await served?.kill()
   served = undefined
-  if (s && s.child.exitCode === null && s.child.signalCode === null) {
-    s.child.kill('SIGKILL')
-    await s.exited
-  }
 })
 
 describe('vmcp one-shot commands', () => {

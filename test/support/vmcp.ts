@@ -1,4 +1,7 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createInterface } from 'node:readline'
 import { Writable } from 'node:stream'
+import { fileURLToPath } from 'node:url'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import type { ClientCapabilities } from '@modelcontextprotocol/sdk/types.js'
@@ -123,4 +126,93 @@ export async function openRawSession(url: string): Promise<Record<string, string
   })
   await ack.text()
   return headers
+}
+
+// The CLI as users run it: the built file, from the repository root.
+export const VMCP_ROOT = fileURLToPath(new URL('../../', import.meta.url))
+export const VMCP_CLI = `${VMCP_ROOT}dist/src/cli/main.js`
+// Generous: a loaded 2-core machine can take many seconds to start node and discover a backend.
+export const PROCESS_WAIT_MS = 90_000
+
+export interface LogLine {
+  level: number
+  msg: string
+  [key: string]: unknown
+}
+
+/** A `vmcp serve` child process whose stderr JSON lines can be awaited. */
+export interface VmcpProcess {
+  child: ChildProcess
+  lines: LogLine[]
+  /**
+   * The first line with this `msg` (or matching the predicate) at index `from` or later of
+   * `lines`; rejects when vmcp exits first or after PROCESS_WAIT_MS.
+   */
+  waitFor(match: string | ((line: LogLine) => boolean), from?: number): Promise<LogLine>
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+  /** Resolves with the exit, or rejects after PROCESS_WAIT_MS. */
+  exitWithin(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+  /** SIGKILL unless it has exited; resolves once it is gone. */
+  kill(): Promise<void>
+}
+
+/** Starts `vmcp serve <args>` as a real process (build first: `npm test` does). */
+export function spawnVmcp(args: string[], env: NodeJS.ProcessEnv = process.env): VmcpProcess {
+  const child = spawn(process.execPath, [VMCP_CLI, 'serve', ...args], {
+    cwd: VMCP_ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  const lines: LogLine[] = []
+  const raw: string[] = []
+  const waiters = new Set<{ test: (l: LogLine) => boolean; resolve: (l: LogLine) => void }>()
+  createInterface({ input: child.stderr as NodeJS.ReadableStream }).on('line', (text) => {
+    raw.push(text)
+    let line: LogLine
+    try {
+      line = JSON.parse(text) as LogLine
+    } catch {
+      return
+    }
+    lines.push(line)
+    for (const w of waiters) {
+      if (!w.test(line)) continue
+      waiters.delete(w)
+      w.resolve(line)
+    }
+  })
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  )
+  const bounded = <T>(what: string, work: (done: (v: T) => void) => void) =>
+    new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${what} within ${PROCESS_WAIT_MS} ms:\n${raw.join('\n')}`)), PROCESS_WAIT_MS)
+      timer.unref()
+      work((v) => {
+        clearTimeout(timer)
+        resolve(v)
+      })
+    })
+  return {
+    child,
+    lines,
+    exited,
+    waitFor(match, from = 0) {
+      const test = typeof match === 'string' ? (l: LogLine) => l.msg === match : match
+      const seen = lines.slice(from).find(test)
+      if (seen) return Promise.resolve(seen)
+      const what = typeof match === 'string' ? `"${match}"` : 'the awaited line'
+      return Promise.race([
+        bounded<LogLine>(`no ${what} log line`, (done) => waiters.add({ test, resolve: done })),
+        exited.then(({ code }) => {
+          throw new Error(`vmcp exited (${code}) before ${what}:\n${raw.join('\n')}`)
+        }),
+      ])
+    },
+    exitWithin: () => bounded('vmcp did not exit', (done) => void exited.then(done)),
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+      await exited
+    },
+  }
 }
