@@ -26,7 +26,7 @@ import { createPendingLimit } from './pending-limit.js'
 import { createRateLimiter, type ClientIpResolver } from './rate-limit.js'
 import { createRegisterEndpoint } from './register-endpoint.js'
 import { createRevocationEndpoint } from './revocation-endpoint.js'
-import { createTokenEndpoint } from './token-endpoint.js'
+import { createTokenEndpoint, type TokenMetrics } from './token-endpoint.js'
 import { createUpstreamClients } from './upstreams.js'
 import { createUpstreamTokenStore } from './upstream-tokens.js'
 
@@ -42,6 +42,8 @@ export interface AuthServerOptions {
   clientIp?: ClientIpResolver
   /** Registration lifecycle knobs (clock, backoff, timeouts) and a store to use instead (tests). */
   dcr?: DcrTuning & { store?: DcrCredentialStore }
+  /** Counts token responses by grant type and refusals by error code. */
+  metrics?: TokenMetrics
 }
 
 /** The embedded authorization server: its routes plus what the rest of vmcp needs from it. */
@@ -200,7 +202,8 @@ export async function createAuthServer(options: AuthServerOptions): Promise<Auth
     '/',
     createCallbackApp({ config, upstreams, store, tokens, codeIssuer: grants, cookies, logger }),
   )
-  app.route('/', createTokenEndpoint({ config, keys, clients, grants, store, logger, ...ip }))
+  const tokenMetrics = options.metrics ? { metrics: options.metrics } : {}
+  app.route('/', createTokenEndpoint({ config, keys, clients, grants, store, logger, ...ip, ...tokenMetrics }))
   app.route('/', createRevocationEndpoint({ config, keys, clients, grants, store, logger, ...ip }))
   app.route('/', createRegisterEndpoint({ config, clients, store, logger, ...ip }))
 

@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
-import type { Context, Hono } from 'hono'
+import { Hono, type Context } from 'hono'
 import type { AuthServerConfig } from '../config/index.js'
 import { fingerprint, type Logger } from '../log/index.js'
 import type { Store } from '../storage/index.js'
@@ -24,6 +24,13 @@ export interface TokenEndpointOptions {
   clientIp?: ClientIpResolver
   /** Clock in epoch ms (default `Date.now`). */
   now?: () => number
+  metrics?: TokenMetrics
+}
+
+/** What the token endpoint reports: responses by grant type, refusals by error code. */
+export interface TokenMetrics {
+  tokenIssued(grantType: string): void
+  tokenRefused(error: string): void
 }
 
 type Params = FormParams
@@ -127,6 +134,7 @@ export function createTokenEndpoint(options: TokenEndpointOptions): Hono {
       },
       'token issued',
     )
+    options.metrics?.tokenIssued(grantType)
     return c.body(JSON.stringify(body), 200, SUCCESS_HEADERS)
   }
 
@@ -240,7 +248,7 @@ export function createTokenEndpoint(options: TokenEndpointOptions): Hono {
     return respond(c, client, 'refresh_token', result.family, scope, result.refreshToken)
   }
 
-  return createClientPostEndpoint({
+  const endpoint = createClientPostEndpoint({
     path,
     name: 'token',
     limit: config.rateLimits.token,
@@ -270,4 +278,16 @@ export function createTokenEndpoint(options: TokenEndpointOptions): Hono {
         : refreshTokenGrant(c, client, params)
     },
   })
+  const metrics = options.metrics
+  if (!metrics) return endpoint
+  // Refusals are counted by their RFC 6749 §5.2 code, read from the answer (error path only).
+  const app = new Hono()
+  app.use(path, async (c, next) => {
+    await next()
+    if (c.req.method !== 'POST' || c.res.status < 400) return
+    const body = (await c.res.clone().json().catch(() => ({}))) as { error?: unknown }
+    metrics.tokenRefused(typeof body.error === 'string' ? body.error : 'unknown')
+  })
+  app.route('/', endpoint)
+  return app
 }

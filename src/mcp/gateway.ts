@@ -5,6 +5,7 @@ import type { Dispatcher } from 'undici'
 import type { OutgoingAuthStrategy } from '../auth/outgoing/index.js'
 import type { AggregationConfig, BackendConfig, VmcpConfig } from '../config/index.js'
 import type { Logger } from '../log/index.js'
+import type { Metrics } from '../metrics/index.js'
 import type { FetchLike } from '../net/index.js'
 import { buildView, type AggregatedView, type BackendCatalog } from './aggregator.js'
 import type { BackendConnection } from './backend-connection.js'
@@ -27,6 +28,8 @@ export interface GatewayOptions {
   dispatcher?: Dispatcher
   /** Outgoing strategy per backend name (already resolved from outgoingAuth). */
   outgoingAuth: (backend: string) => OutgoingAuthStrategy
+  /** Request metrics; the gateway also feeds their session and backend gauges. */
+  metrics?: Metrics
 }
 
 export interface BackendStatus {
@@ -137,6 +140,10 @@ export function createGateway(options: GatewayOptions): Gateway {
   let sweepTimer: NodeJS.Timeout | undefined
 
   const clientInfo = { name: `vmcp:${config.name}`, version: options.version }
+  options.metrics?.setSource({
+    sessions: () => sessions.size,
+    backends: () => runtimes.map((r) => ({ name: r.name, health: r.health, restarts: r.restarts })),
+  })
   const anyIdentityScoped = () => runtimes.some((r) => r.identityScoped)
 
   const listChangedListeners = new Set<(kind: ListKind | 'resources-all') => void>()
@@ -199,6 +206,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     callTimeout: op.callTimeout,
     discoveryTimeout: op.discoveryTimeout,
     dispatcher: options.dispatcher,
+    metrics: options.metrics,
     runtime: (name) => byName.get(name),
     runtimes: () => runtimes,
     viewFor: (session) => viewFor(session.userCatalogs),
@@ -328,16 +336,19 @@ export function createGateway(options: GatewayOptions): Gateway {
         if (sessions.size >= op.maxSessions) {
           return jsonRpcError(503, -32000, 'Too many sessions; try again later')
         }
+        const started = performance.now()
         const session = new ClientSession(host, identity, owner, () => randomUUID())
         session.protocolVersion = negotiatedLegacyVersion(body)
         await session.start()
         const response = await session.transport.handleRequest(request, { parsedBody: body })
-        if (session.transport.sessionId) {
-          sessions.set(session.transport.sessionId, session)
+        const opened = session.transport.sessionId !== undefined
+        if (opened) {
+          sessions.set(session.transport.sessionId as string, session)
           logger.debug({ session: session.logId, subject: identity.subject }, 'session created')
         } else {
           await session.close()
         }
+        options.metrics?.call('initialize', '').done(opened ? 'ok' : 'error', (performance.now() - started) / 1000)
         return response
       }
       const session = sessions.get(sessionId)

@@ -18,6 +18,7 @@ export {
   INVALID_REQUEST,
   isJsonContentType,
   isRpcPayload,
+  REQUEST_CANCELLED,
   type RpcMessage,
   type RpcNotification,
   type RpcRequest,

@@ -32,6 +32,7 @@ import type { Dispatcher } from 'undici'
 import type { z } from 'zod'
 import type { Identity } from '../auth/incoming/index.js'
 import { fingerprint, type Logger } from '../log/index.js'
+import type { Metrics } from '../metrics/index.js'
 import { routeResource, type AggregatedView } from './aggregator.js'
 import type { BackendConnection, ConnectionSink, InflightCall } from './backend-connection.js'
 import { errorText, type BackendRuntime } from './backend-runtime.js'
@@ -60,6 +61,8 @@ export interface SessionHost {
   readonly discoveryTimeout: number
   /** The shared outbound dispatcher: request/response methods to HTTP backends skip the SDK. */
   readonly dispatcher: Dispatcher | undefined
+  /** Request metrics; each call's answer is recorded on its reply channel. */
+  readonly metrics?: Metrics | undefined
   runtime(name: string): BackendRuntime | undefined
   /** All backends, in config order. */
   runtimes(): readonly BackendRuntime[]
@@ -159,8 +162,26 @@ export class ClientSession {
   /** A client request of this session, answered on `channel`. */
   dispatch(request: RpcRequest, channel: ReplyChannel): void {
     const relayed = this.#relay && RELAYED_METHODS.has(request.method) ? this.#relayRoute(request) : undefined
-    if (relayed && this.#relay) this.#relay.call(request, relayed, channel)
-    else this.#bridge.request(request, channel)
+    const metrics = this.#host.metrics
+    if (relayed && this.#relay) {
+      if (metrics) channel.stat = metrics.call(request.method, relayed.backend.name)
+      this.#relay.call(request, relayed, channel)
+    } else {
+      if (metrics) channel.stat = metrics.call(request.method, this.#backendOf(request))
+      this.#bridge.request(request, channel)
+    }
+  }
+
+  /** The backend a call is for ('' when vmcp answers it itself, or the name is unknown). */
+  #backendOf(request: RpcRequest): string {
+    const params = request.params
+    if (!params) return ''
+    const view = this.view()
+    const { name, uri } = params
+    if (request.method === 'tools/call' && typeof name === 'string') return view.toolRoutes.get(name)?.backend ?? ''
+    if (request.method === 'prompts/get' && typeof name === 'string') return view.promptRoutes.get(name)?.backend ?? ''
+    if (request.method === 'resources/read' && typeof uri === 'string') return routeResource(view, uri) ?? ''
+    return ''
   }
 
   /** A client notification, or its answer to a request vmcp sent it. */

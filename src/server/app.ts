@@ -4,6 +4,7 @@ import { Hono, type Context } from 'hono'
 import type { IncomingAuthenticator } from '../auth/incoming/index.js'
 import type { ServerConfig } from '../config/index.js'
 import { fingerprint, type Logger } from '../log/index.js'
+import type { Metrics } from '../metrics/index.js'
 import {
   classifyEra,
   INVALID_REQUEST,
@@ -37,6 +38,8 @@ export interface CreateAppOptions {
   authServer?: Hono
   /** State of each configured registry, shown in /status. */
   registries?: () => unknown[]
+  /** Served at /metrics (Prometheus text), to the same callers as /status. */
+  metrics?: Metrics
 }
 
 export const MCP_PATH = '/mcp'
@@ -111,13 +114,24 @@ export function createApp(options: CreateAppOptions): Hono {
   app.get('/readyz', (c) =>
     gateway.ready ? json(c, 200, { status: 'ready' }) : json(c, 503, { status: 'not_ready' }),
   )
+  // Backend names, counts, error text and metrics are for operators: in the OIDC modes only a
+  // caller with a token /mcp would accept, or a process on this host, may read them.
+  const operatorOnly = async (c: Context): Promise<Response | undefined> => {
+    if (authenticator.type !== 'oidc' || isLocalRequest(c)) return undefined
+    const auth = await authenticator.authenticate(c.req.raw)
+    return auth.ok ? undefined : auth.response
+  }
+  const metrics = options.metrics
+  if (metrics) {
+    app.get('/metrics', async (c) => {
+      const refused = await operatorOnly(c)
+      if (refused) return refused
+      return c.body(await metrics.render(), 200, { 'content-type': metrics.contentType, 'cache-control': 'no-store' })
+    })
+  }
   app.get('/status', async (c) => {
-    // Backend names, counts and error text are for operators: in the OIDC modes only a caller
-    // with a token /mcp would accept, or a process on this host, may read them.
-    if (authenticator.type === 'oidc' && !isLocalRequest(c)) {
-      const auth = await authenticator.authenticate(c.req.raw)
-      if (!auth.ok) return auth.response
-    }
+    const refused = await operatorOnly(c)
+    if (refused) return refused
     const s = gateway.status()
     return json(c, 200, {
       name: options.name,

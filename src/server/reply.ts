@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http'
-import type { ReplyChannel, RpcMessage } from '../mcp/index.js'
+import { REQUEST_CANCELLED, type ReplyChannel, type RpcMessage } from '../mcp/index.js'
+import type { CallOutcome, CallStat } from '../metrics/index.js'
 
 const SSE_HEADERS = {
   'content-type': 'text/event-stream',
@@ -21,6 +22,8 @@ export class NodeReplyChannel implements ReplyChannel {
   #listeners: Array<() => void> = []
   readonly #res: ServerResponse
   readonly #headers: Record<string, string>
+  readonly #started = performance.now()
+  stat: CallStat | undefined = undefined
 
   constructor(res: ServerResponse, headers: Record<string, string>) {
     this.#res = res
@@ -30,9 +33,18 @@ export class NodeReplyChannel implements ReplyChannel {
       res.once('close', () => {
         if (this.#done) return
         this.#closed = true
+        this.#record('cancelled')
         for (const l of this.#listeners.splice(0)) l()
       })
     }
+  }
+
+  /** The outcome of the answer this channel carried, for metrics and the access line. */
+  outcome: CallOutcome | undefined = undefined
+
+  #record(outcome: CallOutcome): void {
+    this.outcome = outcome
+    this.stat?.done(outcome, (performance.now() - this.#started) / 1000)
   }
 
   get closed(): boolean {
@@ -62,6 +74,7 @@ export class NodeReplyChannel implements ReplyChannel {
     this.#done = true
     this.#listeners.length = 0
     if (this.#closed) return
+    this.#record(outcomeOf(message))
     if (this.#sse) {
       const last = `event: message\ndata: ${JSON.stringify(message)}\n\n`
       // SDK clients handle a notification a microtask after a response read in the same chunk,
@@ -79,6 +92,12 @@ export class NodeReplyChannel implements ReplyChannel {
     })
     this.#res.end(body)
   }
+}
+
+function outcomeOf(message: RpcMessage): CallOutcome {
+  if ('error' in message && message.error) return message.error.code === REQUEST_CANCELLED ? 'cancelled' : 'error'
+  // A tool that ran and failed is an answer, not a protocol error: counted apart.
+  return 'result' in message && message.result?.isError === true ? 'tool_error' : 'ok'
 }
 
 /** 202 Accepted with no body: the answer to notifications and responses. */

@@ -23,6 +23,7 @@ import {
   type VmcpConfig,
 } from '../config/index.js'
 import { createLogger, type Logger } from '../log/index.js'
+import { createMetrics } from '../metrics/index.js'
 import { createGateway, createModernEndpoint, type Gateway, type ModernEndpoint } from '../mcp/index.js'
 import { createOutboundFetch, outboundDispatcher, type FetchLike } from '../net/index.js'
 import { createRegistryPoller, type RegistryPoller } from '../registry/index.js'
@@ -99,11 +100,13 @@ export function createVmcp(options: VmcpOptions): Vmcp {
     return s
   }
   for (const b of config.backends) strategyFor(b.name)
+  const metrics = createMetrics()
   const gateway = createGateway({
     config,
     logger,
     fetch,
     version,
+    metrics,
     ...(options.relay !== false ? { dispatcher: outboundDispatcher(fetch) } : {}),
     outgoingAuth: strategyFor,
   })
@@ -203,7 +206,7 @@ export function createVmcp(options: VmcpOptions): Vmcp {
       if (rc) {
         const { trustedProxies, forwardedHeader } = config.server
         const clientIp = createClientIpResolver({ trustedProxies, header: forwardedHeader })
-        authServer = await createAuthServer({ config: rc, logger, fetch, clientIp, ...options.authServer })
+        authServer = await createAuthServer({ config: rc, logger, fetch, clientIp, metrics, ...options.authServer })
       }
       authenticator = createAuthenticator(config, logger, fetch, baseUrl, authServer)
       app = createApp({
@@ -214,6 +217,7 @@ export function createVmcp(options: VmcpOptions): Vmcp {
         modern,
         authenticator,
         logger,
+        metrics,
         baseUrl,
         ...(authServer ? { authServer: authServer.app } : {}),
         ...(config.registries.length > 0 ? { registries: () => registries.status() } : {}),

@@ -60,6 +60,12 @@ describe('Mode B token lifecycle (memory storage)', () => {
     const withRevokedUpstreams = await mcpStatus(stack.gw.url, first.body.access_token ?? '')
     expect(withRevokedUpstreams.status).toBe('401')
     expect(withRevokedUpstreams.challenge).toContain('error="invalid_token"')
+
+    // /metrics: the grant, the refresh and the two refusals, each counted once.
+    const metrics = await (await fetch(`${stack.gw.base}/metrics`)).text()
+    expect(metrics).toContain('vmcp_authserver_tokens_issued_total{grant_type="authorization_code"} 1')
+    expect(metrics).toContain('vmcp_authserver_tokens_issued_total{grant_type="refresh_token"} 1')
+    expect(metrics).toContain('vmcp_authserver_token_errors_total{error="invalid_grant"} 2')
   })
 
   it('RFC 7009: revoking the refresh token ends the family, the session and the upstream tokens (revoked at both IdPs)', async () => {

@@ -27,8 +27,13 @@ interface StatusBody {
   backends: Array<{ name: string }>
 }
 
-async function expectStatus(res: Response, backend: string) {
+async function expectStatus(res: Response, backend: string, path = '/status') {
   expect(res.status).toBe(200)
+  if (path === '/metrics') {
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/)
+    expect(await res.text()).toContain(`vmcp_backend_up{backend="${backend}"} 1`)
+    return
+  }
   const body = (await res.json()) as StatusBody
   expect(body.backends.map((b) => b.name)).toContain(backend)
 }
@@ -42,6 +47,7 @@ async function expectChallenge(res: Response, prmUrl: string, error?: string) {
   else expect(challenge).not.toContain('error=')
   const text = await res.text()
   expect(text).not.toContain('backends')
+  expect(text).not.toContain('vmcp_')
 }
 
 /** /health and /readyz answer anyone, with their status and nothing else. */
@@ -57,7 +63,8 @@ async function expectBareProbes(gw: RunningVmcp) {
   }
 }
 
-describe('/status in Mode A: a valid bearer token or a loopback peer', () => {
+// /metrics names the backends and their health too: the same callers as /status may read it.
+describe.each(['/status', '/metrics'])('%s in Mode A: a valid bearer token or a loopback peer', (path) => {
   let idp: Idp
   let backend: RunningBackend
   let gw: RunningVmcp
@@ -82,11 +89,11 @@ describe('/status in Mode A: a valid bearer token or a loopback peer', () => {
   })
 
   it('answers a loopback peer (a real socket on 127.0.0.1) without a token', async () => {
-    await expectStatus(await fetch(`${gw.base}/status`), 'secretive')
+    await expectStatus(await fetch(`${gw.base}${path}`), 'secretive', path)
   })
 
   it('RFC 6750 §3.1: a remote peer without a token gets 401 and the Bearer challenge', async () => {
-    await expectChallenge(await fromRemotePeer(gw, '/status'), PRM_URL)
+    await expectChallenge(await fromRemotePeer(gw, path), PRM_URL)
   })
 
   it('the peer is the socket address: forwarding headers naming loopback change nothing', async () => {
@@ -95,7 +102,7 @@ describe('/status in Mode A: a valid bearer token or a loopback peer', () => {
       { forwarded: 'for=127.0.0.1' },
       { 'x-real-ip': '127.0.0.1' },
     ]) {
-      await expectChallenge(await fromRemotePeer(gw, '/status', headers), PRM_URL)
+      await expectChallenge(await fromRemotePeer(gw, path, headers), PRM_URL)
     }
   })
 
@@ -105,16 +112,16 @@ describe('/status in Mode A: a valid bearer token or a loopback peer', () => {
       { forwarded: 'for=203.0.113.9' },
       { 'x-real-ip': '203.0.113.9' },
     ]) {
-      await expectChallenge(await fetch(`${gw.base}/status`, { headers }), PRM_URL)
+      await expectChallenge(await fetch(`${gw.base}${path}`, { headers }), PRM_URL)
     }
   })
 
   it('answers a remote peer with a valid token; an invalid one is 401 invalid_token', async () => {
     const { access_token } = await idp.getAccessToken({ resource: RESOURCE })
-    await expectStatus(await fromRemotePeer(gw, '/status', { authorization: `Bearer ${access_token}` }), 'secretive')
+    await expectStatus(await fromRemotePeer(gw, path, { authorization: `Bearer ${access_token}` }), 'secretive', path)
     const other = await idp.getAccessToken({ resource: 'https://other.example/mcp' })
     await expectChallenge(
-      await fromRemotePeer(gw, '/status', { authorization: `Bearer ${other.access_token}` }),
+      await fromRemotePeer(gw, path, { authorization: `Bearer ${other.access_token}` }),
       PRM_URL,
       'invalid_token',
     )
@@ -143,6 +150,11 @@ describe('/status in Mode B: vmcp’s own token or a loopback peer', () => {
     const token = provider.tokens()?.access_token ?? ''
     await expectStatus(await fromRemotePeer(gw, '/status', { authorization: `Bearer ${token}` }), 'corpapi')
     await expectStatus(await fetch(`${gw.base}/status`), 'corpapi')
+    await expectChallenge(await fromRemotePeer(gw, '/metrics'), `${issuer}/.well-known/oauth-protected-resource/mcp`)
+    await expectStatus(await fromRemotePeer(gw, '/metrics', { authorization: `Bearer ${token}` }), 'corpapi', '/metrics')
+    // The sign-in was one authorization_code grant: counted, by grant type.
+    const metrics = await (await fetch(`${gw.base}/metrics`)).text()
+    expect(metrics).toContain('vmcp_authserver_tokens_issued_total{grant_type="authorization_code"} 1')
     await expectBareProbes(gw)
   })
 })

@@ -1,3 +1,4 @@
+import type { CallStat } from '../../metrics/index.js'
 import type { RpcMessage } from './json-rpc.js'
 
 /** A JSON-RPC request id as the client chose it. */
@@ -17,6 +18,11 @@ export interface ReplyChannel {
   finish(message: RpcMessage): void
   /** Called once if the client disconnects before `finish`. */
   onClose(listener: () => void): void
+  /**
+   * Set by the session before the request is served: the channel records the answer (or the
+   * client's disconnect) and its latency on it.
+   */
+  stat?: CallStat | undefined
 }
 
 /** One client request in flight, whichever path (SDK or relay) serves it. */
