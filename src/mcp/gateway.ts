@@ -98,6 +98,11 @@ export interface GatewayChange {
   aggregation?: AggregationConfig
 }
 
+/** Someone told about `notifications/resources/updated` for the URIs it watches. */
+export interface ResourceWatcher {
+  resourceUpdated(uri: string): unknown
+}
+
 /** What the 2026-07-28 path reads from the gateway: the same backends, catalogs and views. */
 export interface GatewayRouting {
   /** Resolves once startup discovery has settled. */
@@ -110,6 +115,11 @@ export interface GatewayRouting {
   readonly generation: number
   /** The outbound dispatcher the raw relay uses; without it every call takes the SDK path. */
   readonly dispatcher: Dispatcher | undefined
+  /**
+   * Watches a resource of a shared (stdio) backend: the process subscribes once per URI for
+   * every session and caller watching it, and `watcher` hears its updates.
+   */
+  subscribeShared(watcher: ResourceWatcher, runtime: BackendRuntime, uri: string, on: boolean): Promise<void>
   /** Called with each list that changed in the shared view; returns the unsubscribe. */
   onListChanged(listener: (kind: ListKind | 'resources-all') => void): () => void
 }
@@ -127,7 +137,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   const runtimes: BackendRuntime[] = []
   const byName = new Map<string, BackendRuntime>()
   // stdio processes are shared: one backend subscription per URI, fanned out to sessions.
-  const sharedSubs = new Map<string, Map<string, Set<ClientSession>>>()
+  const sharedSubs = new Map<string, Map<string, Set<ResourceWatcher>>>()
   // Replaced by reconfigure (hot reload); everything else of `config` is fixed for the run.
   let aggregation = config.aggregation
   let sharedView: AggregatedView | undefined
@@ -200,6 +210,27 @@ export function createGateway(options: GatewayOptions): Gateway {
     return buildView(catalogsFor(userCatalogs), aggregation).view
   }
 
+  // A shared process subscribes once per URI at the backend, however many clients watch it.
+  const subscribeShared = async (
+    watcher: ResourceWatcher,
+    runtime: BackendRuntime,
+    uri: string,
+    on: boolean,
+  ): Promise<void> => {
+    const byUri = sharedSubs.get(runtime.name) ?? new Map<string, Set<ResourceWatcher>>()
+    sharedSubs.set(runtime.name, byUri)
+    const set = byUri.get(uri) ?? new Set<ResourceWatcher>()
+    const before = set.size
+    if (on) set.add(watcher)
+    else set.delete(watcher)
+    if (set.size > 0) byUri.set(uri, set)
+    else byUri.delete(uri)
+    const conn = runtime.shared
+    if (!conn) return
+    if (before === 0 && set.size === 1) await conn.client.subscribeResource({ uri })
+    if (before > 0 && set.size === 0) await conn.client.unsubscribeResource({ uri })
+  }
+
   const host: SessionHost = {
     logger,
     serverInfo: { name: config.name, version: options.version },
@@ -220,20 +251,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       }
       logger.debug({ session: session.logId }, 'session closed')
     },
-    subscribeShared: async (session, runtime, uri, on) => {
-      const byUri = sharedSubs.get(runtime.name) ?? new Map<string, Set<ClientSession>>()
-      sharedSubs.set(runtime.name, byUri)
-      const set = byUri.get(uri) ?? new Set<ClientSession>()
-      const before = set.size
-      if (on) set.add(session)
-      else set.delete(session)
-      if (set.size > 0) byUri.set(uri, set)
-      else byUri.delete(uri)
-      const conn = runtime.shared
-      if (!conn) return
-      if (before === 0 && set.size === 1) await conn.client.subscribeResource({ uri })
-      if (before > 0 && set.size === 0) await conn.client.unsubscribeResource({ uri })
-    },
+    subscribeShared: (session, runtime, uri, on) => subscribeShared(session, runtime, uri, on),
   }
 
   const addRuntime = (backend: BackendConfig): BackendRuntime => {
@@ -301,6 +319,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         return generation
       },
       dispatcher: options.dispatcher,
+      subscribeShared,
       onListChanged: (listener) => {
         listChangedListeners.add(listener)
         return () => listChangedListeners.delete(listener)

@@ -1,5 +1,5 @@
 import { SdkHttpError } from '@modelcontextprotocol/client'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { startTestBackend, type RunningBackend } from '../support/backends.js'
 import { startIdp, type Idp } from '../support/idp.js'
 import { startModeBStack, type ModeBStack } from '../support/mode-b.js'
@@ -192,6 +192,34 @@ describe('Mode B: vmcp-issued tokens and per-user backends serve 2026-07-28 call
     expect(
       (await stack.partner.introspect(partner.authorization.replace(/^Bearer /, ''))).active,
     ).toBe(true)
+    await client.close()
+  })
+
+  it("a per-user backend's list change reaches its user's subscriptions/listen stream", async () => {
+    const { client: signedIn, provider } = await connectWithOAuth(stack.gw.url)
+    const token = provider.tokens()?.access_token ?? ''
+    await signedIn.close()
+    const client = await connectV2(stack.gw.url, 'auto', { token })
+    let changed = 0
+    client.setNotificationHandler('notifications/tools/list_changed', async () => {
+      changed++
+    })
+    const sub = await client.listen({ toolsListChanged: true })
+    expect(sub.honoredFilter).toEqual({ toolsListChanged: true })
+    // corpapi is upstream_inject: its catalog is this user's, not in the shared view.
+    expect(await callTextV2(client, 'corpapi_add_tool', { name: 'modern_listen' })).toBe('added')
+    await vi.waitFor(() => expect(changed).toBeGreaterThan(0), { timeout: 15_000, interval: 50 })
+    await vi.waitFor(
+      async () =>
+        expect((await client.listTools()).tools.map((t) => t.name)).toContain(
+          'corpapi_modern_listen',
+        ),
+      { timeout: 15_000, interval: 100 },
+    )
+    expect(await callTextV2(client, 'corpapi_remove_tool', { name: 'modern_listen' })).toBe(
+      'removed',
+    )
+    await sub.close()
     await client.close()
   })
 

@@ -71,8 +71,8 @@ describe('MCP 2026-07-28 beside 2025-11-25 on one /mcp', () => {
       resources: {},
       completions: {},
     })
-    // No per-URI updates on subscriptions/listen yet, so no subscribe capability for modern callers.
-    expect(discover?.capabilities.resources?.subscribe).toBeUndefined()
+    // resourceSubscriptions on subscriptions/listen are fed per URI (MCP 2026-07-28 §Subscriptions).
+    expect(discover?.capabilities.resources?.subscribe).toBe(true)
     await client.close()
   })
 
@@ -299,6 +299,39 @@ describe('MCP 2026-07-28 beside 2025-11-25 on one /mcp', () => {
     await client.close()
   })
 
+  it('sends resources/updated on subscriptions/listen for the URIs the listener named, from a shared stdio backend', async () => {
+    const client = await connectV2(gw.url, 'auto')
+    const updated: string[] = []
+    let toolsChanged = 0
+    client.setNotificationHandler('notifications/resources/updated', async (n) => {
+      updated.push(n.params.uri)
+    })
+    client.setNotificationHandler('notifications/tools/list_changed', async () => {
+      toolsChanged++
+    })
+    // test://counter belongs to alpha (first in config order); no backend serves nowhere://x.
+    const sub = await client.listen({ resourceSubscriptions: ['test://counter', 'nowhere://x'] })
+    expect(sub.honoredFilter).toEqual({ resourceSubscriptions: ['test://counter'] })
+    const other = await connectV2(gw.url, 'auto')
+    const otherUpdates: string[] = []
+    other.setNotificationHandler('notifications/resources/updated', async (n) => {
+      otherUpdates.push(n.params.uri)
+    })
+    const otherSub = await other.listen({ toolsListChanged: true })
+    expect(await callTextV2(client, 'alpha_bump')).toMatch(/^\d+$/)
+    await vi.waitFor(() => expect(updated).toEqual(['test://counter']), {
+      timeout: 15_000,
+      interval: 50,
+    })
+    // A listener that did not name the URI hears nothing of it; nobody asked for list changes
+    // on the first stream, so none arrive there.
+    expect(otherUpdates).toEqual([])
+    expect(toolsChanged).toBe(0)
+    await sub.close()
+    await otherSub.close()
+    await Promise.all([client.close(), other.close()])
+  })
+
   it('answers a 2025 session that sends MCP-Protocol-Version: 2026-07-28 as its own version, logging once', async () => {
     const client = await connectClient(gw.url)
     const transport = client.transport as V1Transport
@@ -399,6 +432,35 @@ describe('sessionless callers share pooled backend connections', () => {
   afterAll(async () => {
     await gw?.close()
     await beta?.close()
+  })
+
+  it("watches a listened-for resource over the caller's own backend session while the stream is open", async () => {
+    const direct = await connectClient(beta.url)
+    const stats = async () =>
+      JSON.parse(await callText(direct, 'stats')) as { sessions: number; open: number }
+    const before = await stats()
+    const client = await connectV2(gw.url, 'auto')
+    const updated: string[] = []
+    client.setNotificationHandler('notifications/resources/updated', async (n) => {
+      updated.push(n.params.uri)
+    })
+    const sub = await client.listen({ resourceSubscriptions: ['test://counter'] })
+    expect(sub.honoredFilter).toEqual({ resourceSubscriptions: ['test://counter'] })
+    // Bumped over a connection vmcp does not see: the update comes from the backend itself.
+    await callText(direct, 'bump')
+    await vi.waitFor(() => expect(updated).toEqual(['test://counter']), {
+      timeout: 15_000,
+      interval: 50,
+    })
+    expect((await stats()).open).toBe(before.open + 1)
+    await sub.close()
+    // The stream is gone, so the caller's pooled session idles out like any other.
+    await vi.waitFor(async () => expect((await stats()).open).toBe(before.open), {
+      timeout: 15_000,
+      interval: 200,
+    })
+    await client.close()
+    await direct.close()
   })
 
   it('opens one backend session per (identity, backend), reuses it, and closes it after the idle limit', async () => {

@@ -4,7 +4,7 @@ import type { AggregatedView } from '../aggregator.js'
 import type { BackendConnection, ConnectionSink } from '../backend-connection.js'
 import { errorText, SHARED_CLIENT_CAPABILITIES, type BackendRuntime } from '../backend-runtime.js'
 import { discoverCatalog, type Catalog, type ListKind } from '../catalog.js'
-import type { GatewayRouting } from '../gateway.js'
+import type { GatewayRouting, ResourceWatcher } from '../gateway.js'
 import type { RelayBackend } from '../relay/http-relay.js'
 import type { RpcNotification } from '../routing/json-rpc.js'
 import { notifiedList, relayBackendFor } from '../routing/route.js'
@@ -16,6 +16,10 @@ export interface CallerPoolOptions {
   /** A (caller, backend) connection unused this long is closed. */
   idleTimeout: number
   discoveryTimeout: number
+  /** A per-user catalog of this caller changed: only its listeners hear about it. */
+  onUserListChanged?(caller: Caller, kind: ListKind | 'resources-all'): void
+  /** A backend updated a resource this caller watches. */
+  onResourceUpdated?(caller: Caller, uri: string): void
 }
 
 interface PooledConnection {
@@ -38,12 +42,20 @@ export class Caller {
   catalogsVersion = 0
   /** The caller's view, valid while neither the gateway's nor the caller's catalogs changed. */
   cachedView: { generation: number; catalogsVersion: number; view: AggregatedView } | undefined
+  /** Open subscriptions/listen streams: while any is open, nothing of this caller idles out. */
+  listeners = 0
+  /** Resources watched at backends for this caller's listeners: `backend\nuri` to a count. */
+  readonly watched = new Map<string, number>()
+  readonly watcher: ResourceWatcher
 
-  constructor(identity: Identity) {
+  constructor(identity: Identity, onResourceUpdated: (caller: Caller, uri: string) => void) {
     this.identity = identity
     this.key = identityKey(identity)
+    this.watcher = { resourceUpdated: (uri) => onResourceUpdated(this, uri) }
   }
 }
+
+const watchKey = (backend: string, uri: string) => `${backend}\n${uri}`
 
 /**
  * Backend connections for 2026-07-28 callers, who have no session: pooled per (identity,
@@ -74,7 +86,7 @@ export class CallerPool {
     const key = identityKey(identity)
     let caller = this.#callers.get(key)
     if (!caller) {
-      caller = new Caller(identity)
+      caller = new Caller(identity, (c, uri) => this.#options.onResourceUpdated?.(c, uri))
       this.#callers.set(key, caller)
     }
     caller.identity = identity
@@ -159,6 +171,41 @@ export class CallerPool {
     return backend
   }
 
+  /**
+   * Watches a resource for the caller's listeners: the first watch of a (backend, URI)
+   * subscribes at the backend (MCP 2025-11-25 §Resources, Subscriptions) over the caller's own
+   * connection, or once for everyone on a shared process; later ones only count.
+   */
+  async watch(caller: Caller, runtime: BackendRuntime, uri: string): Promise<void> {
+    const key = watchKey(runtime.name, uri)
+    const count = caller.watched.get(key) ?? 0
+    caller.watched.set(key, count + 1)
+    if (count > 0) return
+    try {
+      if (runtime.sharesConnection)
+        await this.#options.routing.subscribeShared(caller.watcher, runtime, uri, true)
+      else await (await this.connection(caller, runtime)).client.subscribeResource({ uri })
+    } catch (err) {
+      caller.watched.delete(key)
+      throw err
+    }
+  }
+
+  /** Ends one watch; the last one unsubscribes at the backend. */
+  async unwatch(caller: Caller, runtime: BackendRuntime, uri: string): Promise<void> {
+    const key = watchKey(runtime.name, uri)
+    const count = caller.watched.get(key) ?? 0
+    if (count > 1) return void caller.watched.set(key, count - 1)
+    caller.watched.delete(key)
+    if (count === 0) return
+    if (runtime.sharesConnection)
+      await this.#options.routing.subscribeShared(caller.watcher, runtime, uri, false)
+    else {
+      const conn = await caller.connections.get(runtime.name)?.conn.catch(() => undefined)
+      if (conn && !conn.closed) await conn.client.unsubscribeResource({ uri })
+    }
+  }
+
   /** Closes and forgets the caller's connection to a backend (it expired or broke). */
   drop(caller: Caller, backend: string): void {
     const entry = caller.connections.get(backend)
@@ -194,7 +241,7 @@ export class CallerPool {
   sweep(now = Date.now()): void {
     const limit = this.#options.idleTimeout
     for (const [key, caller] of this.#callers) {
-      if (caller.relayedCalls > 0) continue
+      if (caller.relayedCalls > 0 || caller.listeners > 0) continue
       for (const [backend, entry] of caller.connections) {
         if (now - entry.lastUsed <= limit) continue
         void entry.conn.then(
@@ -222,7 +269,7 @@ export class CallerPool {
     return {
       listChanged: (kind: ListKind | 'resources-all', conn) =>
         void this.#listChanged(caller, kind, conn),
-      resourceUpdated: () => undefined,
+      resourceUpdated: (uri, conn) => this.#resourceUpdated(caller, conn.backend, uri),
       closed: (conn) => {
         const entry = caller.connections.get(conn.backend)
         void entry?.conn.then((c) => {
@@ -240,7 +287,9 @@ export class CallerPool {
     const own = caller.userCatalogs.get(conn.backend)
     try {
       await runtime?.refresh(kind, conn, own)
-      if (own) caller.catalogsVersion++
+      if (!own) return
+      caller.catalogsVersion++
+      this.#options.onUserListChanged?.(caller, kind)
     } catch (err) {
       logger.warn(
         { backend: conn.backend, err: errorText(err) },
@@ -251,8 +300,16 @@ export class CallerPool {
 
   /** What the connection sink does with the same notifications, sent on a relayed call's stream. */
   async #relayedNotification(caller: Caller, runtime: BackendRuntime, n: RpcNotification) {
-    if (n.method === 'notifications/resources/updated') return
+    if (n.method === 'notifications/resources/updated') {
+      const uri = n.params?.uri
+      if (typeof uri === 'string') this.#resourceUpdated(caller, runtime.name, uri)
+      return
+    }
     const conn = await this.connection(caller, runtime).catch(() => undefined)
     if (conn) await this.#listChanged(caller, notifiedList(n.method), conn)
+  }
+
+  #resourceUpdated(caller: Caller, backend: string, uri: string): void {
+    if (caller.watched.has(watchKey(backend, uri))) this.#options.onResourceUpdated?.(caller, uri)
   }
 }

@@ -15,7 +15,7 @@ import type { Identity } from '../../auth/incoming/index.js'
 import type { Logger } from '../../log/index.js'
 import { routeResource, type AggregatedView } from '../aggregator.js'
 import type { InflightCall } from '../backend-connection.js'
-import type { BackendRuntime } from '../backend-runtime.js'
+import { errorText, type BackendRuntime } from '../backend-runtime.js'
 import type { DirectReply, GatewayRouting } from '../gateway.js'
 import { HttpRelay, RELAYED_METHODS } from '../relay/http-relay.js'
 import { CallTable, type ReplyChannel } from '../routing/call-table.js'
@@ -24,6 +24,7 @@ import { isRelayable, routeCall } from '../routing/route.js'
 import { failureText, isTransportFailure, relayFailure, toolError } from '../session.js'
 import { CallerPool, type Caller } from './caller-pool.js'
 import { Interactions, type BackendRetry, type CallIo } from './input-required.js'
+import { ListenHub } from './listen.js'
 import { stripMcpHeaderMarkings } from './tool-headers.js'
 import { encodeModernAnswer, passesLadder, withoutEnvelope } from './wire.js'
 
@@ -35,6 +36,8 @@ export interface ModernEndpointOptions {
   discoveryTimeout: number
   /** A pooled (caller, backend) connection unused this long is closed. */
   idleTimeout: number
+  /** Open subscriptions/listen streams at once (default 1024). */
+  maxListeners?: number
   /** Calls held open at once waiting for a caller's input (a 2025 backend asked). */
   maxHeldCalls?: number
 }
@@ -61,12 +64,12 @@ export interface ModernEndpoint {
   close(): Promise<void>
 }
 
-// MCP 2026-07-28 has no resources/subscribe: updates arrive on subscriptions/listen, which
-// vmcp does not yet feed per URI, so it does not advertise `subscribe` to modern callers.
+// MCP 2026-07-28 has no resources/subscribe: `subscribe` means resourceSubscriptions on
+// subscriptions/listen (listen.ts), which vmcp feeds per URI from the owning backend.
 const BASE_CAPABILITIES = {
   tools: { listChanged: true },
   prompts: { listChanged: true },
-  resources: { listChanged: true },
+  resources: { subscribe: true, listChanged: true },
   completions: {},
 } satisfies ServerCapabilities
 
@@ -77,6 +80,42 @@ export function createModernEndpoint(options: ModernEndpointOptions): ModernEndp
     logger,
     idleTimeout: options.idleTimeout,
     discoveryTimeout: options.discoveryTimeout,
+    onUserListChanged: (caller, kind) => listen.listChanged(kind, caller.key),
+    onResourceUpdated: (caller, uri) => listen.resourceUpdated(caller.key, uri),
+  })
+  const listen = new ListenHub({
+    logger,
+    serverInfo: options.serverInfo,
+    maxListeners: options.maxListeners ?? 1024,
+    keepAliveMs: 15_000,
+    watch: async (caller, uris) => {
+      const view = pool.view(caller)
+      const watched: Array<{ runtime: BackendRuntime; uri: string }> = []
+      await Promise.all(
+        uris.map(async (uri) => {
+          const runtime = routing.runtime(
+            resourceOwner(routing, caller, view, uri, 'subscribe') ?? '',
+          )
+          if (!runtime) return
+          try {
+            await pool.watch(caller, runtime, uri)
+            watched.push({ runtime, uri })
+          } catch (err) {
+            logger.warn(
+              { backend: runtime.name, err: errorText(err) },
+              'resource subscription failed',
+            )
+          }
+        }),
+      )
+      const stop = () => {
+        for (const w of watched)
+          pool.unwatch(caller, w.runtime, w.uri).catch((err: unknown) => {
+            logger.debug({ backend: w.runtime.name, err: errorText(err) }, 'unsubscribe failed')
+          })
+      }
+      return { uris: watched.map((w) => w.uri), stop }
+    },
   })
   const interactions = new Interactions({
     logger,
@@ -101,11 +140,7 @@ export function createModernEndpoint(options: ModernEndpointOptions): ModernEndp
     },
   )
 
-  const unsubscribe = routing.onListChanged((kind) => {
-    if (kind === 'tools') handler.notify.toolsChanged()
-    else if (kind === 'prompts') handler.notify.promptsChanged()
-    else handler.notify.resourcesChanged()
-  })
+  const unsubscribe = routing.onListChanged((kind) => listen.listChanged(kind))
 
   function buildServer(caller: Caller, view: AggregatedView): Server {
     const server = new Server(options.serverInfo, { capabilities: BASE_CAPABILITIES })
@@ -157,18 +192,9 @@ export function createModernEndpoint(options: ModernEndpointOptions): ModernEndp
       }
     }
     const ownerOf = (uri: string): string => {
-      const listed = routeResource(view, uri)
-      if (listed) return listed
-      // As for sessions: an unlisted URI goes to the only backend that serves resources.
-      const able = routing
-        .runtimes()
-        .filter(
-          (r) =>
-            (r.identityScoped ? caller.userCatalogs.get(r.name) : r.catalog)?.capabilities
-              .resources,
-        )
-      if (able.length === 1 && able[0]) return able[0].name
-      throw new ResourceNotFoundError(uri)
+      const owner = resourceOwner(routing, caller, view, uri, 'read')
+      if (owner === undefined) throw new ResourceNotFoundError(uri)
+      return owner
     }
 
     for (const method of Object.keys(LISTS))
@@ -295,7 +321,12 @@ export function createModernEndpoint(options: ModernEndpointOptions): ModernEndp
     async handle(request, identity, body, direct) {
       await routing.whenStarted()
       const caller = pool.caller(identity)
-      const message = direct && passesLadder(request, body)
+      const message = passesLadder(request, body)
+      if (message?.method === 'subscriptions/listen') {
+        // Per-user backends first: their connections carry this user's list changes.
+        await pool.ensureUserCatalogs(caller)
+        return listen.serve(caller, message, request.signal)
+      }
       if (message && direct && (await answerDirectly(caller, message, direct))) return undefined
       callers.set(request, caller)
       return handler.fetch(request, { parsedBody: body })
@@ -305,6 +336,7 @@ export function createModernEndpoint(options: ModernEndpointOptions): ModernEndp
     },
     async close() {
       unsubscribe()
+      listen.closeAll()
       interactions.close()
       await handler.close()
       await pool.close()
@@ -554,4 +586,25 @@ class ModernReply implements ReplyChannel {
     this.#done = true
     this.#hooks.done()
   }
+}
+
+/**
+ * The backend that owns a resource URI in the caller's view. As for sessions: an unlisted URI
+ * goes to the only backend that serves resources (for `subscribe`, that can subscribe).
+ */
+function resourceOwner(
+  routing: GatewayRouting,
+  caller: Caller,
+  view: AggregatedView,
+  uri: string,
+  need: 'read' | 'subscribe',
+): string | undefined {
+  const listed = routeResource(view, uri)
+  if (listed) return listed
+  const able = routing.runtimes().filter((r) => {
+    const caps = (r.identityScoped ? caller.userCatalogs.get(r.name) : r.catalog)?.capabilities
+      .resources
+    return caps && (need === 'read' || caps.subscribe)
+  })
+  return able.length === 1 ? able[0]?.name : undefined
 }
