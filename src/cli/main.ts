@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util'
-import { ConfigError, configWarnings, loadConfigFile, type VmcpConfig } from '../config/index.js'
+import { ConfigError, configWarnings, didYouMean, loadConfigFile, type VmcpConfig } from '../config/index.js'
 import { createLogger, type LogLevel } from '../log/index.js'
 import { readVersion } from '../version.js'
 
@@ -41,9 +41,41 @@ Logs are JSON lines on stderr (human-readable on a terminal).`
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace']
 
+const COMMANDS = ['serve', 'validate', 'dcr', 'registry']
+
+const OPTIONS = {
+  config: { type: 'string', short: 'c' },
+  host: { type: 'string' },
+  port: { type: 'string' },
+  'log-level': { type: 'string' },
+  watch: { type: 'boolean' },
+  upstream: { type: 'string' },
+  registry: { type: 'string' },
+  'no-browser': { type: 'boolean' },
+  issuer: { type: 'string' },
+  'client-id': { type: 'string' },
+  scopes: { type: 'string' },
+  audience: { type: 'string' },
+  version: { type: 'boolean', short: 'v' },
+  help: { type: 'boolean', short: 'h' },
+} as const
+
 function usage(message: string): never {
-  process.stderr.write(`vmcp: ${message}\n\n${HELP}\n`)
+  process.stderr.write(`vmcp: ${message}\nRun 'vmcp --help' for usage.\n`)
   process.exit(EXIT_CONFIG)
+}
+
+/** node:util's parse errors, said the way the rest of the CLI speaks (no parser internals). */
+function usageOf(err: unknown): string {
+  const e = err as NodeJS.ErrnoException
+  const option = /'(?:-\w, )?(-{1,2}[^'\s=]+)/.exec(e.message)?.[1] ?? 'an option'
+  if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+    return `unknown option ${option}${didYouMean(option, Object.keys(OPTIONS).map((o) => `--${o}`))}`
+  }
+  if (e.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+    return /does not take an argument/.test(e.message) ? `${option} takes no value` : `${option} needs a value`
+  }
+  return e.message
 }
 
 function load(path: string | undefined): VmcpConfig {
@@ -67,28 +99,9 @@ function load(path: string | undefined): VmcpConfig {
 async function main(argv: string[]): Promise<void> {
   let parsed
   try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        config: { type: 'string', short: 'c' },
-        host: { type: 'string' },
-        port: { type: 'string' },
-        'log-level': { type: 'string' },
-        watch: { type: 'boolean' },
-        upstream: { type: 'string' },
-        registry: { type: 'string' },
-        'no-browser': { type: 'boolean' },
-        issuer: { type: 'string' },
-        'client-id': { type: 'string' },
-        scopes: { type: 'string' },
-        audience: { type: 'string' },
-        version: { type: 'boolean', short: 'v' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    })
+    parsed = parseArgs({ args: argv, allowPositionals: true, options: OPTIONS })
   } catch (err) {
-    usage((err as Error).message)
+    usage(usageOf(err))
   }
   const { values, positionals } = parsed
   if (values.version) {
@@ -160,7 +173,7 @@ async function main(argv: string[]): Promise<void> {
     })
     return
   }
-  if (command !== 'serve') usage(`unknown command "${command}"`)
+  if (command !== 'serve') usage(`unknown command "${command}"${didYouMean(command, COMMANDS)}`)
 
   const port = values.port === undefined ? undefined : Number(values.port)
   if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) {

@@ -1,6 +1,7 @@
 export { ConfigError, formatIssues, type ConfigIssue } from './errors.js'
 export { diffConfig, mergeLive, sameValue, strategyOf, type ConfigDiff } from './diff.js'
 export { parseDuration } from './duration.js'
+export { closest, didYouMean } from './suggest.js'
 export { editRegistryAuth, type RegistryAuthEdit } from './edit.js'
 export { buildConfigJsonSchema } from './json-schema.js'
 export {

@@ -3,9 +3,12 @@ import { dirname, resolve } from 'node:path'
 import { LineCounter, parseDocument } from 'yaml'
 import type { z } from 'zod'
 import { ConfigError, formatPath, type ConfigIssue } from './errors.js'
+import { buildConfigJsonSchema } from './json-schema.js'
+import { didYouMean } from './suggest.js'
 import {
   createConfigSchema,
   type AuthServerConfig,
+  type IncomingAuthConfig,
   type OidcConfig,
   type UpstreamConfig,
   type VmcpConfig,
@@ -70,8 +73,14 @@ export function validateConfig(
     resolveSecrets: true,
   })
   const parsed = schema.safeParse(raw)
-  if (!parsed.success) throw new ConfigError(parsed.error.issues.flatMap((i) => toIssues(i, raw)))
-  const issues = crossCheck(parsed.data)
+  if (!parsed.success) {
+    // One round: the schema's errors and the cross-field ones of every section that is valid.
+    const issues = parsed.error.issues.flatMap((i) => toIssues(i, raw))
+    const cross = crossCheck(parseSections(schema, raw), rawBackendNames(raw))
+    const seen = new Set(issues.map((i) => `${i.path}\0${i.message}`))
+    throw new ConfigError([...issues, ...cross.filter((i) => !seen.has(`${i.path}\0${i.message}`))])
+  }
+  const issues = crossCheck({ config: parsed.data, failed: new Set() }, rawBackendNames(raw))
   if (issues.length > 0) throw new ConfigError(issues)
   // stateDir is the default home of everything vmcp keeps, the auth server's key included.
   const rc = parsed.data.authServer?.runConfig
@@ -83,7 +92,11 @@ function toIssues(issue: z.core.$ZodIssue, raw: unknown): ConfigIssue[] {
   const path = [...issue.path]
   switch (issue.code) {
     case 'unrecognized_keys':
-      return issue.keys.map((k) => ({ path: formatPath([...path, k]), message: 'unknown key' }))
+      return issue.keys.map((k) => ({
+        path: formatPath([...path, k]),
+        // A key of another branch of a union is not a typo (both env and file in a secret ref).
+        message: `unknown key${didYouMean(k, knownKeysAt(path).filter((c) => c !== k))}`,
+      }))
     case 'invalid_key':
       // A record key (a header name) failed its own check: say what the key must be.
       return issue.issues.map((i) => ({ path: formatPath(path), message: i.message }))
@@ -93,7 +106,7 @@ function toIssues(issue: z.core.$ZodIssue, raw: unknown): ConfigIssue[] {
         return [
           {
             path: formatPath(path),
-            message: `must be one of: ${options.map((o) => String(o)).join(', ')}`,
+            message: `must be one of: ${options.map((o) => String(o)).join(', ')}${nearMiss(raw, path, options)}`,
           },
         ]
       }
@@ -115,7 +128,7 @@ function toIssues(issue: z.core.$ZodIssue, raw: unknown): ConfigIssue[] {
       return [
         {
           path: formatPath(path),
-          message: `must be one of: ${issue.values.map((v) => String(v)).join(', ')}`,
+          message: `must be one of: ${issue.values.map((v) => String(v)).join(', ')}${nearMiss(raw, path, issue.values)}`,
         },
       ]
     case 'invalid_type':
@@ -137,6 +150,35 @@ function toIssues(issue: z.core.$ZodIssue, raw: unknown): ConfigIssue[] {
   }
 }
 
+/** `; did you mean "x"?` when the value written at `path` is a near miss of one of `options`. */
+function nearMiss(raw: unknown, path: readonly PropertyKey[], options: readonly unknown[]): string {
+  const written = valueAt(raw, path)
+  if (typeof written !== 'string') return ''
+  return didYouMean(written, options.map((o) => String(o)))
+}
+
+type JsonNode = Record<string, unknown>
+let jsonSchema: JsonNode | undefined
+
+/** The keys the schema allows at a path (every branch of a union), for "did you mean". */
+function knownKeysAt(path: readonly PropertyKey[]): string[] {
+  jsonSchema ??= buildConfigJsonSchema()
+  const branches = (n: JsonNode): JsonNode[] => [
+    n,
+    ...(['anyOf', 'oneOf', 'allOf'] as const).flatMap((k) => ((n[k] as JsonNode[] | undefined) ?? []).flatMap(branches)),
+  ]
+  const child = (n: JsonNode, seg: PropertyKey): JsonNode[] => {
+    if (typeof seg === 'number') return n.items ? [n.items as JsonNode] : []
+    const props = n.properties as Record<string, JsonNode> | undefined
+    const own = props?.[String(seg)]
+    if (own) return [own]
+    return typeof n.additionalProperties === 'object' ? [n.additionalProperties as JsonNode] : []
+  }
+  let nodes = [jsonSchema]
+  for (const seg of path) nodes = nodes.flatMap(branches).flatMap((n) => child(n, seg))
+  return nodes.flatMap(branches).flatMap((n) => Object.keys((n.properties as object | undefined) ?? {}))
+}
+
 function valueAt(raw: unknown, path: readonly PropertyKey[]): unknown {
   let cur: unknown = raw
   for (const seg of path) {
@@ -150,22 +192,62 @@ function article(expected: string): string {
   return /^[aeiou]/.test(expected) ? `an ${expected}` : `a ${expected}`
 }
 
-/** Rules that span fields; each message says what to change. */
-function crossCheck(config: VmcpConfig): ConfigIssue[] {
+/** The top-level sections that passed the schema, and the names of those that did not. */
+interface Sections {
+  config: { [K in keyof VmcpConfig]?: VmcpConfig[K] }
+  failed: ReadonlySet<string>
+}
+
+/**
+ * Each top-level section parsed on its own, so the cross-field rules can still run over the
+ * sections that are valid while another one is not: one round reports every error.
+ */
+function parseSections(schema: ReturnType<typeof createConfigSchema>, raw: unknown): Sections {
+  const obj = (raw !== null && typeof raw === 'object' ? raw : {}) as Record<string, unknown>
+  const config: Record<string, unknown> = {}
+  const failed = new Set<string>()
+  for (const [key, field] of Object.entries(schema.shape)) {
+    const r = (field as z.ZodType).safeParse(obj[key])
+    if (r.success) config[key] = r.data
+    else failed.add(key)
+  }
+  return { config, failed }
+}
+
+/** Backend names as written (before validation), so name rules run even when a backend is invalid. */
+function rawBackendNames(raw: unknown): Array<string | undefined> {
+  const list = valueAt(raw, ['backends'])
+  if (!Array.isArray(list)) return []
+  return list.map((b) => {
+    const n = valueAt(b, ['name'])
+    return typeof n === 'string' ? n : undefined
+  })
+}
+
+/**
+ * Rules that span fields; each message says what to change. A rule runs only when every section
+ * it reads passed the schema, so a broken section yields its own errors only.
+ */
+function crossCheck({ config, failed }: Sections, backendNames: ReadonlyArray<string | undefined>): ConfigIssue[] {
   const issues: ConfigIssue[] = []
   const names = new Set<string>()
-  config.backends.forEach((b, i) => {
-    if (names.has(b.name)) {
-      issues.push({ path: `backends[${i}].name`, message: `duplicate backend name "${b.name}"` })
+  backendNames.forEach((name, i) => {
+    if (name === undefined) return
+    if (names.has(name)) {
+      issues.push({ path: `backends[${i}].name`, message: `duplicate backend name "${name}"` })
     }
-    names.add(b.name)
+    names.add(name)
   })
   const known = (n: string) => names.has(n)
-  const knownList = () => (names.size ? [...names].join(', ') : '(no backends configured)')
+  const noBackend = (n: string) =>
+    `no backend named "${n}" (known: ${names.size ? [...names].join(', ') : '(no backends configured)'})${didYouMean(n, names)}`
+  const has = (...keys: Array<keyof VmcpConfig>) => keys.every((k) => !failed.has(k))
 
   const modeB = config.authServer?.runConfig
   const upstreamNames = modeB?.upstreams.map((u) => u.name) ?? []
   const checkStrategy = (path: string, strategy: VmcpConfig['outgoingAuth']['default']) => {
+    // Whether Mode B is on is unknown while authServer is invalid.
+    if (!has('authServer')) return
     if (strategy.type === 'token_exchange' && strategy.tokenExchange.subjectProviderName !== undefined) {
       const provider = strategy.tokenExchange.subjectProviderName
       if (!modeB) {
@@ -204,24 +286,22 @@ function crossCheck(config: VmcpConfig): ConfigIssue[] {
       })
     }
   }
-  for (const [backendName, strategy] of Object.entries(config.outgoingAuth.backends)) {
+  const outgoing = config.outgoingAuth
+  for (const [backendName, strategy] of Object.entries(outgoing?.backends ?? {})) {
     if (!known(backendName)) {
-      issues.push({
-        path: `outgoingAuth.backends.${backendName}`,
-        message: `no backend named "${backendName}" (known: ${knownList()})`,
-      })
+      issues.push({ path: `outgoingAuth.backends.${backendName}`, message: noBackend(backendName) })
     }
     checkStrategy(`outgoingAuth.backends.${backendName}`, strategy)
   }
-  checkStrategy('outgoingAuth.default', config.outgoingAuth.default)
-  if (modeB) issues.push(...checkModeB(config, modeB))
+  if (outgoing) checkStrategy('outgoingAuth.default', outgoing.default)
+  if (modeB) issues.push(...checkModeB(has('incomingAuth') ? config.incomingAuth : undefined, modeB))
 
-  const agg = config.aggregation
+  const agg = config.aggregation ?? { priorityOrder: [], conflictResolution: 'prefix', tools: [], prompts: [] }
   agg.priorityOrder.forEach((n, i) => {
     if (!known(n)) {
       issues.push({
         path: `aggregation.priorityOrder[${i}]`,
-        message: `no backend named "${n}" (known: ${knownList()})`,
+        message: noBackend(n),
       })
     }
   })
@@ -237,7 +317,7 @@ function crossCheck(config: VmcpConfig): ConfigIssue[] {
       if (!known(t.backend)) {
         issues.push({
           path: `aggregation.${kind}[${i}].backend`,
-          message: `no backend named "${t.backend}" (known: ${knownList()})`,
+          message: noBackend(t.backend),
         })
       }
       if (seen.has(t.backend)) {
@@ -259,7 +339,7 @@ function crossCheck(config: VmcpConfig): ConfigIssue[] {
   }
 
   const op = config.operational
-  if (op.healthCheckTimeout >= op.healthCheckInterval) {
+  if (op && op.healthCheckTimeout >= op.healthCheckInterval) {
     issues.push({
       path: 'operational.healthCheckTimeout',
       message: 'must be shorter than operational.healthCheckInterval',
@@ -269,7 +349,7 @@ function crossCheck(config: VmcpConfig): ConfigIssue[] {
 }
 
 /** Mode B rules that tie authServer.runConfig to the rest of the file (V-04, V-07 and friends). */
-function checkModeB(config: VmcpConfig, rc: AuthServerConfig): ConfigIssue[] {
+function checkModeB(incomingAuth: IncomingAuthConfig | undefined, rc: AuthServerConfig): ConfigIssue[] {
   const issues: ConfigIssue[] = []
   const names = new Set<string>()
   rc.upstreams.forEach((u, i) => {
@@ -286,13 +366,16 @@ function checkModeB(config: VmcpConfig, rc: AuthServerConfig): ConfigIssue[] {
       message: 'is required on the first upstream: it decides who the user is (sub), and an oauth2 provider says so only through userinfo',
     })
   }
-  if (config.incomingAuth.type !== 'oidc') {
+  // Unknown while incomingAuth is invalid: its own errors say what to fix.
+  if (incomingAuth === undefined) {
+    // nothing to compare
+  } else if (incomingAuth.type !== 'oidc') {
     issues.push({
       path: 'incomingAuth.type',
       message: `must be oidc when authServer is set (vmcp validates its own tokens): set incomingAuth.oidc.issuer to ${rc.issuer}`,
     })
   } else {
-    const oidc = config.incomingAuth.oidc
+    const oidc = incomingAuth.oidc
     // V-04
     if (oidc.issuer !== rc.issuer) {
       issues.push({
@@ -402,6 +485,12 @@ export function decodeKey(text: string): Buffer | undefined {
  */
 export function configWarnings(config: VmcpConfig): ConfigIssue[] {
   const out: ConfigIssue[] = []
+  if (config.backends.length === 0 && config.registries.length === 0) {
+    out.push({
+      path: 'backends',
+      message: 'no backends and no registries: clients will see no tools; add a backend (see vmcp.example.yaml)',
+    })
+  }
   if (config.incomingAuth.type === 'oidc') out.push(...oidcWarnings(config.incomingAuth.oidc))
   const rc = config.authServer?.runConfig
   if (!rc) return out

@@ -121,6 +121,57 @@ describe('vmcp one-shot commands', () => {
     expect(r.stderr).toContain('hint: export the variables above; for vmcp.modeb.example.yaml, `npm run demo:mode-b`')
   })
 
+  it('usage errors are one clean line and a pointer to --help, with a suggestion for a near miss', async () => {
+    const cases: Array<[string[], string]> = [
+      [['validate', '--confg', VALID], 'vmcp: unknown option --confg; did you mean "--config"?'],
+      [['validate', '--config'], 'vmcp: --config needs a value'],
+      [['serve', '--config', VALID, '--watch=yes'], 'vmcp: --watch takes no value'],
+      [['serv', '--config', VALID], 'vmcp: unknown command "serv"; did you mean "serve"?'],
+    ]
+    for (const [args, line] of cases) {
+      const r = await run(args)
+      expect({ code: r.code, stdout: r.stdout, stderr: r.stderr }).toEqual({
+        code: 2,
+        stdout: '',
+        stderr: `${line}\nRun 'vmcp --help' for usage.\n`,
+      })
+    }
+  })
+
+  it('validate reports schema and cross-field errors of a file in one round', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vmcp-cli-'))
+    const file = join(dir, 'vmcp.yaml')
+    writeFileSync(
+      file,
+      [
+        'sever: { port: 1 }',
+        'backends:',
+        '  - { name: notes, transport: stdio, comand: node }',
+        '  - { name: notes, transport: stdio, command: node }',
+        'outgoingAuth: { backends: { ntoes: { type: unauthenticated } } }',
+      ].join('\n'),
+    )
+    const r = await run(['validate', '--config', file])
+    expect(r.code).toBe(2)
+    expect(r.stderr.split('\n').filter(Boolean)).toEqual([
+      'invalid configuration:',
+      '- backends[0].command: is required',
+      '- backends[0].comand: unknown key; did you mean "command"?',
+      '- sever: unknown key; did you mean "server"?',
+      '- backends[1].name: duplicate backend name "notes"',
+      '- outgoingAuth.backends.ntoes: no backend named "ntoes" (known: notes); did you mean "notes"?',
+    ])
+  })
+
+  it('validate of a file without backends or registries warns that clients will see no tools', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vmcp-cli-'))
+    const file = join(dir, 'vmcp.yaml')
+    writeFileSync(file, 'name: empty\n')
+    const r = await run(['validate', '--config', file])
+    expect(r.code).toBe(0)
+    expect(r.stderr).toMatch(/^warning: backends: no backends and no registries: clients will see no tools/)
+  })
+
   it('validate without --config is a usage error: exit 2', async () => {
     const r = await run(['validate'])
     expect(r.code).toBe(2)

@@ -427,7 +427,7 @@ describe('errors', () => {
       '- aggregation.prefixMode: must be one of: always, on-conflict',
       '- operational.shutdownTimeout: must be a duration such as 500ms, 30s, 5m or 1h',
       '- operational.maxSessions: must be at least 1',
-      '- nmae: unknown key',
+      '- nmae: unknown key; did you mean "name"?',
     ])
   })
 
@@ -447,6 +447,45 @@ describe('errors', () => {
       '- aggregation.tools[0].backend: no backend named "nope" (known: a)',
       '- operational.healthCheckTimeout: must be shorter than operational.healthCheckInterval',
     ])
+  })
+
+  it('schema and cross-field problems arrive in one round, the cross-field ones from the valid sections', () => {
+    const text = [
+      'sever: { port: 1 }',
+      'backends:',
+      '  - { name: github, transport: stdio, comand: node }',
+      '  - { name: github, transport: stdio, command: node }',
+      '  - { name: notes, transport: stdi0, command: node }',
+      'outgoingAuth: { backends: { gihtub: { type: unauthenticated } } }',
+      'aggregation: { priorityOrder: [nots], conflictResolution: priority }',
+    ].join('\n')
+    expect(issueLines(() => parse(text))).toEqual([
+      '- backends[0].command: is required',
+      '- backends[0].comand: unknown key; did you mean "command"?',
+      '- backends[2].transport: must be one of: streamable-http, sse, stdio; did you mean "stdio"?',
+      '- sever: unknown key; did you mean "server"?',
+      '- backends[1].name: duplicate backend name "github"',
+      '- outgoingAuth.backends.gihtub: no backend named "gihtub" (known: github, notes); did you mean "github"?',
+      '- aggregation.priorityOrder[0]: no backend named "nots" (known: github, notes); did you mean "notes"?',
+    ])
+  })
+
+  it('a broken section skips only the rules that read it', () => {
+    // authServer is invalid: whether upstream_inject has its authorization server is unknown, so
+    // only authServer's own error is reported, not "authServer is not configured".
+    const text = [
+      'backends: [{ name: a, transport: stdio, command: x }]',
+      'outgoingAuth: { default: { type: upstream_inject, upstreamInject: { providerName: idp } } }',
+      'authServer: { runConfig: { isuer: nope } }',
+    ].join('\n')
+    const lines = issueLines(() => parse(text))
+    expect(lines.filter((l) => l.startsWith('- outgoingAuth'))).toEqual([])
+    expect(lines).toContain('- authServer.runConfig.isuer: unknown key; did you mean "issuer"?')
+  })
+
+  it('suggests only near misses, and never the key itself', () => {
+    expect(issueLines(() => parse('completelyunrelated: 1'))).toEqual(['- completelyunrelated: unknown key'])
+    expect(issueLines(() => parse('server: { prot: 1 }'))).toEqual(['- server.prot: unknown key; did you mean "port"?'])
   })
 
   it('aggregation.prompts is checked like aggregation.tools', () => {
@@ -482,6 +521,16 @@ describe('errors', () => {
     expect(issueLines(() => loadConfigFile('/nonexistent/vmcp.yaml', { env: {} }))).toEqual([
       '- (file): cannot read /nonexistent/vmcp.yaml (ENOENT)',
     ])
+  })
+})
+
+describe('warnings of a valid configuration', () => {
+  it('no backends and no registries: valid, with a warning that clients will see no tools', async () => {
+    const { configWarnings } = await import('../../../src/config/index.js')
+    expect(configWarnings(parse(''))).toEqual([
+      { path: 'backends', message: expect.stringContaining('no backends and no registries: clients will see no tools') },
+    ])
+    expect(configWarnings(parse('registries: [{ name: corp, url: https://registry.example.com }]'))).toEqual([])
   })
 })
 
