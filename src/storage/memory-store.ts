@@ -176,6 +176,15 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
       return next
     },
 
+    async count(kind, id) {
+      open()
+      const entry = live(entries, keyOf(kind, id))
+      if (!entry) return 0
+      const count = decodeValue<unknown>(entry.json)
+      if (!Number.isSafeInteger(count)) throw new TypeError('storage value is not a counter')
+      return count as number
+    },
+
     async ping() {
       open()
     },

@@ -243,6 +243,14 @@ export function createRedisStore(options: RedisStoreOptions): Store {
       return Number(await run(() => client.vmcpIncrement(key, window)))
     },
 
+    async count(kind, id) {
+      const value = await run(() => client.get(keyOf(kind, id)))
+      if (value === null) return 0
+      const count = Number(value)
+      if (!Number.isSafeInteger(count)) throw new TypeError('storage value is not a counter')
+      return count
+    },
+
     async ping() {
       await run(() => client.ping())
     },

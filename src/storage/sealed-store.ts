@@ -57,6 +57,7 @@ export function createSealedStore(options: SealedStoreOptions): Store {
     addToGroup: (group, kind, id, ttlMs) => inner.addToGroup(group, kind, id, ttlMs),
     deleteGroup: (group) => inner.deleteGroup(group),
     increment: (kind, id, windowMs) => inner.increment(kind, id, windowMs),
+    count: (kind, id) => inner.count(kind, id),
     ping: () => inner.ping(),
     close: () => inner.close(),
   }

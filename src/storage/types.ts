@@ -19,6 +19,8 @@ export interface Store {
   deleteGroup(group: string): Promise<void>
   /** Fixed-window counter: increments `(kind, id)` and returns the count in the current window. */
   increment(kind: string, id: string, windowMs: number): Promise<number>
+  /** Reads a counter written by `increment` without counting: 0 when absent or expired. */
+  count(kind: string, id: string): Promise<number>
   /** Resolves when the store answers; rejects with StorageUnavailableError otherwise. */
   ping(): Promise<void>
   close(): Promise<void>

@@ -205,6 +205,16 @@ function storeContract(name: string, makeStore: () => StoreHarness | Promise<Sto
       expect([...counts].sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
     })
 
+    it('count reads a counter without counting, 0 when absent or expired', async () => {
+      expect(await store.count('rate', 'ip-9')).toBe(0)
+      await store.increment('rate', 'ip-9', SHORT_TTL)
+      await store.increment('rate', 'ip-9', SHORT_TTL)
+      expect(await store.count('rate', 'ip-9')).toBe(2)
+      expect(await store.count('rate', 'ip-9')).toBe(2)
+      h.elapse(SHORT_TTL)
+      await vi.waitFor(async () => expect(await store.count('rate', 'ip-9')).toBe(0), POLL)
+    })
+
     it('increment starts again at 1 in a new window', async () => {
       expect(await store.increment('rate', 'ip-1', SHORT_TTL)).toBe(1)
       h.elapse(SHORT_TTL)

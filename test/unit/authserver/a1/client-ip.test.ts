@@ -1,6 +1,10 @@
 import { Hono } from 'hono'
 import { describe, expect, it } from 'vitest'
-import { createClientIpResolver, createRateLimiter } from '../../../../src/authserver/rate-limit.js'
+import {
+  createClientIpResolver,
+  createRateLimiter,
+  untilAllowed,
+} from '../../../../src/authserver/rate-limit.js'
 import { createLogger } from '../../../../src/log/index.js'
 import { createMemoryStore } from '../../../../src/storage/index.js'
 
@@ -41,5 +45,19 @@ describe('client address of a request (server.trustedProxies, server.forwardedHe
     // IPv6 clients share a bucket per /64.
     expect((await hit('2001:db8:1:2::1')).status).toBe(200)
     expect((await hit('2001:db8:1:2::ffff')).status).toBe(429)
+  })
+})
+
+describe('untilAllowed (sliding-window Retry-After)', () => {
+  it('waits in this window for the previous one to fade when this one alone leaves room', () => {
+    // limit 10, previous window 10 hits, this one 4: 10 × (1 − e) + 5 ≤ 10 at e = 0.5.
+    expect(untilAllowed(15_000, 60_000, 4, 10, 10)).toBe(15_000)
+  })
+  it('waits into the next window when this one is full', () => {
+    // limit 3, 4 hits now, 40 s in: 20 s to the end, then 4 × (1 − e) + 1 ≤ 3 at e = 0.5.
+    expect(untilAllowed(40_000, 60_000, 4, 0, 3)).toBe(50_000)
+  })
+  it('never returns a negative wait', () => {
+    expect(untilAllowed(59_000, 60_000, 0, 1, 1)).toBeGreaterThanOrEqual(0)
   })
 })

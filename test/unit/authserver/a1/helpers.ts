@@ -99,6 +99,7 @@ export function switchableStore(inner: Store): Store & { down: boolean } {
     'addToGroup',
     'deleteGroup',
     'increment',
+    'count',
     'ping',
     'close',
   ] as const) {

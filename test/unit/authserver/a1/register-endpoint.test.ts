@@ -283,14 +283,26 @@ describe('POST /oauth/register (RFC 7591)', () => {
       expect((await register(h, { redirect_uris: [REDIRECT_URI] })).status).toBe(201)
     const res = await register(h, { redirect_uris: [REDIRECT_URI] })
     expect(res.status).toBe(429)
-    expect(res.headers.get('retry-after')).toBe('20')
+    // Sliding window: 4 hits this window (the refused one counts) weigh 4 × (1 − e) in the next
+    // one; one more fits at e = 0.5, i.e. 20 s to the window's end plus 30 s.
+    expect(res.headers.get('retry-after')).toBe('50')
     expect(await res.json()).toEqual({
       error: 'too_many_requests',
-      error_description: 'too many requests; retry after 20 s',
+      error_description: 'too many requests; retry after 50 s',
     })
-    // The next window starts fresh.
-    h.clock.now += 20_000
+    // A client that waits as told gets in (refused requests count too: one that keeps knocking
+    // stays out).
+    h.clock.now += 50_000
     expect((await register(h, { redirect_uris: [REDIRECT_URI] })).status).toBe(201)
+  })
+
+  it('rate limit is a sliding window: the limit spent just before a window boundary is not granted again just after it', async () => {
+    const h = await createHarness({ config: { rateLimits: { ...testConfig().rateLimits, register: 3 } } })
+    h.clock.now = 1_700_000_039_000 // 59 s into a minute window
+    for (let i = 0; i < 3; i++)
+      expect((await register(h, { redirect_uris: [REDIRECT_URI] })).status).toBe(201)
+    h.clock.now += 2_000 // 1 s into the next window: a fixed window would allow 3 more here
+    expect((await register(h, { redirect_uris: [REDIRECT_URI] })).status).toBe(429)
   })
 
   it('storage down → 503 server_error, never a stack trace', async () => {

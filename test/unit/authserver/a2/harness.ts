@@ -74,6 +74,7 @@ export function createInspectableStore(): InspectableStore {
     addToGroup: (group, kind, id, ttl) => inner.addToGroup(group, kind, id, ttl),
     deleteGroup: (group) => inner.deleteGroup(group),
     increment: (kind, id, windowMs) => inner.increment(kind, id, windowMs),
+    count: (kind, id) => inner.count(kind, id),
     ping: () => inner.ping(),
     close: () => inner.close(),
     ids(kind) {
