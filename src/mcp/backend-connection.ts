@@ -26,6 +26,12 @@ import type { Logger } from '../log/index.js'
 import type { FetchLike } from '../net/index.js'
 import type { ListKind } from './catalog.js'
 import { childEnvironment } from './child-env.js'
+import {
+  connectModernLink,
+  type BackendClient,
+  type EraVerdict,
+  type ModernLink,
+} from './modern/backend-link.js'
 import { trackChild } from './children.js'
 import { OutputTail } from './output-tail.js'
 import { SHARED_SCHEMA_VALIDATOR } from './schema-validator.js'
@@ -58,6 +64,10 @@ export interface BackendConnectionOptions {
   capabilities: ClientCapabilities
   clientInfo: { name: string; version: string }
   sink: ConnectionSink
+  /** The backend's era from an earlier probe (Streamable HTTP only); absent: probe on connect. */
+  era?: EraVerdict | undefined
+  /** Told the probe's verdict, to keep for later connections. */
+  onEra?: (verdict: EraVerdict) => void
 }
 
 /**
@@ -66,7 +76,10 @@ export interface BackendConnectionOptions {
  * its owner; a shared stdio process may serve several sessions).
  */
 export class BackendConnection {
-  readonly client: Client
+  /** The v1 client, or a v2 link to a 2026-07-28 backend behind the same surface. */
+  client: BackendClient
+  readonly #legacy: Client
+  #modern: ModernLink | undefined
   readonly backend: string
   readonly inflight = new Set<InflightCall>()
   /** The last stderr lines of a stdio process: the reason shown when it dies. */
@@ -79,10 +92,11 @@ export class BackendConnection {
   constructor(options: BackendConnectionOptions) {
     this.#options = options
     this.backend = options.config.name
-    this.client = new Client(options.clientInfo, {
+    this.#legacy = new Client(options.clientInfo, {
       capabilities: options.capabilities,
       jsonSchemaValidator: SHARED_SCHEMA_VALIDATOR,
     })
+    this.client = this.#legacy as unknown as BackendClient
     this.#installHandlers()
   }
 
@@ -97,23 +111,30 @@ export class BackendConnection {
     return { sessionId: t.sessionId, protocolVersion: t.protocolVersion }
   }
 
+  /** Which revision line this connection speaks to the backend. */
+  get era(): 'legacy' | 'modern' {
+    return this.#modern ? 'modern' : 'legacy'
+  }
+
   get pid(): number | null {
     return this.#transport instanceof StdioClientTransport ? this.#transport.pid : null
   }
 
   async connect(timeoutMs: number): Promise<void> {
+    if (this.#options.config.transport === 'streamable-http' && (await this.#connectModern(timeoutMs)))
+      return
     const transport = this.#createTransport()
     this.#transport = transport
-    this.client.onclose = () => {
+    this.#legacy.onclose = () => {
       this.#forgetChild?.()
       if (this.#closed) return
       this.#closed = true
       this.#options.sink.closed(this)
     }
-    this.client.onerror = (err) => {
+    this.#legacy.onerror = (err) => {
       this.#options.logger.debug({ backend: this.backend, err: err.message }, 'backend transport error')
     }
-    await this.client.connect(transport, { timeout: timeoutMs })
+    await this.#legacy.connect(transport, { timeout: timeoutMs })
     keepProgressBeforeResponse(transport)
     // A stdio backend is a child of vmcp: it must not outlive a hard exit (children.ts).
     const pid = this.pid
@@ -123,13 +144,54 @@ export class BackendConnection {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    await this.#modern?.close()
     const transport = this.#transport
     // Streamable HTTP: DELETE the backend session so it does not linger until the backend's TTL.
     if (transport instanceof StreamableHTTPClientTransport) {
       await transport.terminateSession().catch(() => undefined)
     }
-    await this.client.close().catch(() => undefined)
+    await this.#legacy.close().catch(() => undefined)
     this.#forgetChild?.()
+  }
+
+  /**
+   * A Streamable HTTP backend is probed once with the v2 client (`auto` negotiation); a
+   * 2026-07-28 backend is then spoken to through it, a 2025 one through the v1 client as
+   * before. False when the backend is 2025.
+   */
+  async #connectModern(timeoutMs: number): Promise<boolean> {
+    const { config, sink, logger, onEra } = this.#options
+    if (config.transport !== 'streamable-http') return false
+    const { verdict, link } = await connectModernLink({
+      url: new URL(config.url),
+      fetch: this.#authedFetch(),
+      clientInfo: this.#options.clientInfo,
+      capabilities: this.#options.capabilities,
+      prior: this.#options.era,
+      timeout: timeoutMs,
+      relay: (request, signal) => this.#relay(request, signal),
+      notify: async (n) => {
+        const call = this.#claimant()
+        if (call) return call.sendNotification(n)
+        await sink.notify?.(n)
+      },
+      listChanged: (kind) => sink.listChanged(kind, this),
+      resourceUpdated: (uri) => sink.resourceUpdated(uri, this),
+      closed: () => {
+        if (this.#closed) return
+        this.#closed = true
+        sink.closed(this)
+      },
+      onerror: (err) => logger.debug({ backend: this.backend, err: err.message }, 'backend transport error'),
+    })
+    if (!this.#options.era) {
+      logger.info({ backend: this.backend, era: verdict.era }, 'backend protocol era')
+      onEra?.(verdict)
+    }
+    if (!link) return false
+    this.#modern = link
+    this.client = link
+    return true
   }
 
   /** The in-flight call that should receive traffic the backend sends now (oldest first). */
@@ -137,38 +199,42 @@ export class BackendConnection {
     return this.inflight.values().next().value
   }
 
+  /** A request the backend sends: to the call it belongs to, else to the sink. */
+  async #relay(request: Request, signal: AbortSignal): Promise<Result> {
+    const call = this.#claimant()
+    if (call) return call.sendRequest(request, signal)
+    if (this.#options.sink.request) return this.#options.sink.request(request, signal)
+    throw new McpError(ErrorCode.InvalidRequest, `no client session to relay ${request.method} to`)
+  }
+
   #installHandlers(): void {
     const { capabilities, sink } = this.#options
-    const relay = async (request: Request, signal: AbortSignal): Promise<Result> => {
-      const call = this.#claimant()
-      if (call) return call.sendRequest(request, signal)
-      if (sink.request) return sink.request(request, signal)
-      throw new McpError(ErrorCode.InvalidRequest, `no client session to relay ${request.method} to`)
-    }
+    const relay = (request: Request, signal: AbortSignal) => this.#relay(request, signal)
+    const client = this.#legacy
     if (capabilities.elicitation) {
-      this.client.setRequestHandler(ElicitRequestSchema, (req, extra) => relay(req, extra.signal) as never)
+      client.setRequestHandler(ElicitRequestSchema, (req, extra) => relay(req, extra.signal) as never)
     }
     if (capabilities.sampling) {
-      this.client.setRequestHandler(CreateMessageRequestSchema, (req, extra) => relay(req, extra.signal) as never)
+      client.setRequestHandler(CreateMessageRequestSchema, (req, extra) => relay(req, extra.signal) as never)
     }
     if (capabilities.roots) {
-      this.client.setRequestHandler(ListRootsRequestSchema, (req, extra) => relay(req, extra.signal) as never)
+      client.setRequestHandler(ListRootsRequestSchema, (req, extra) => relay(req, extra.signal) as never)
     }
-    this.client.setNotificationHandler(LoggingMessageNotificationSchema, async (n) => {
+    client.setNotificationHandler(LoggingMessageNotificationSchema, async (n) => {
       const call = this.#claimant()
       if (call) return call.sendNotification(n)
       await sink.notify?.(n)
     })
-    this.client.setNotificationHandler(ResourceUpdatedNotificationSchema, async (n) => {
+    client.setNotificationHandler(ResourceUpdatedNotificationSchema, async (n) => {
       sink.resourceUpdated(n.params.uri, this)
     })
-    this.client.setNotificationHandler(ToolListChangedNotificationSchema, async () => {
+    client.setNotificationHandler(ToolListChangedNotificationSchema, async () => {
       sink.listChanged('tools', this)
     })
-    this.client.setNotificationHandler(PromptListChangedNotificationSchema, async () => {
+    client.setNotificationHandler(PromptListChangedNotificationSchema, async () => {
       sink.listChanged('prompts', this)
     })
-    this.client.setNotificationHandler(ResourceListChangedNotificationSchema, async () => {
+    client.setNotificationHandler(ResourceListChangedNotificationSchema, async () => {
       sink.listChanged('resources-all', this)
     })
   }
@@ -190,18 +256,24 @@ export class BackendConnection {
       })
       return transport
     }
-    // Credentials are computed per request, so tokens can be refreshed during a long session.
-    const authedFetch: FetchLike = async (input, init) => {
+    const authedFetch = this.#authedFetch()
+    const url = new URL(config.url)
+    if (config.transport === 'sse') return new SSEClientTransport(url, { fetch: authedFetch })
+    return new StreamableHTTPClientTransport(url, { fetch: authedFetch })
+  }
+
+  /** Credentials are computed per request, so tokens can be refreshed during a long session. */
+  #authedFetch(): FetchLike {
+    const { config, auth, identity, fetch } = this.#options
+    const configured = config.transport === 'stdio' ? {} : config.headers
+    return async (input, init) => {
       const headers = new Headers(init?.headers)
-      for (const [k, v] of Object.entries(config.headers)) if (!headers.has(k)) headers.set(k, v.reveal())
+      for (const [k, v] of Object.entries(configured)) if (!headers.has(k)) headers.set(k, v.reveal())
       for (const [k, v] of Object.entries(await auth.headers(identity(), init?.signal ?? undefined))) {
         headers.set(k, v)
       }
       return fetch(input, { ...init, headers })
     }
-    const url = new URL(config.url)
-    if (config.transport === 'sse') return new SSEClientTransport(url, { fetch: authedFetch })
-    return new StreamableHTTPClientTransport(url, { fetch: authedFetch })
   }
 }
 

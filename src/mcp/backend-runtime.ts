@@ -9,6 +9,7 @@ import type { FetchLike } from '../net/index.js'
 import { BackendConnection, type ConnectionSink } from './backend-connection.js'
 import { discoverCatalog, listAll, type Catalog, type ListKind } from './catalog.js'
 import { Launcher } from './launcher.js'
+import type { EraVerdict } from './modern/backend-link.js'
 import { portInUse } from './output-tail.js'
 
 export type BackendHealth = 'starting' | 'healthy' | 'unhealthy' | 'per-user'
@@ -56,6 +57,8 @@ export class BackendRuntime {
   shared: BackendConnection | undefined
   /** Bumped on every (re)connect: session connections from an older generation are stale. */
   generation = ++lastGeneration
+  /** The backend's protocol era, probed on the first connection (Streamable HTTP only). */
+  eraVerdict: EraVerdict | undefined
   #connecting: Promise<void> | undefined
   #attempt = 0
   #slowPings = 0
@@ -91,6 +94,11 @@ export class BackendRuntime {
   /** vmcp owns the process (stdio, or `launch:`): it restarts it with backoff when it exits. */
   get #supervised(): boolean {
     return this.sharesConnection || this.#launcher !== undefined
+  }
+
+  /** Speaks MCP 2026-07-28: calls go through the v2 client, never the 2025 raw relay. */
+  get modern(): boolean {
+    return this.eraVerdict?.era === 'modern'
   }
 
   /** One process per backend: stdio servers are shared by all sessions. */
@@ -189,6 +197,10 @@ export class BackendRuntime {
       capabilities,
       clientInfo: this.#options.clientInfo,
       sink,
+      era: this.eraVerdict,
+      onEra: (verdict) => {
+        this.eraVerdict = verdict
+      },
     })
     try {
       await conn.connect(this.#options.operational.discoveryTimeout)

@@ -1,4 +1,3 @@
-import type { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import type {
   Implementation,
   Prompt,
@@ -7,6 +6,7 @@ import type {
   ServerCapabilities,
   Tool,
 } from '@modelcontextprotocol/sdk/types.js'
+import type { BackendClient } from './modern/backend-link.js'
 
 /** Everything one backend offers, as it names it. */
 export interface Catalog {
@@ -29,7 +29,7 @@ interface ListOptions {
 }
 
 /** Lists one kind completely, following `nextCursor` (MCP pagination). */
-export async function listAll(client: Client, kind: ListKind, options: ListOptions): Promise<unknown[]> {
+export async function listAll(client: BackendClient, kind: ListKind, options: ListOptions): Promise<unknown[]> {
   const out: unknown[] = []
   let cursor: string | undefined
   for (let page = 0; page < MAX_PAGES; page++) {
@@ -62,7 +62,7 @@ export function listableKinds(capabilities: ServerCapabilities): ListKind[] {
 }
 
 /** Discovers a connected backend's full catalog; the lists are fetched in parallel. */
-export async function discoverCatalog(client: Client, options: ListOptions): Promise<Catalog> {
+export async function discoverCatalog(client: BackendClient, options: ListOptions): Promise<Catalog> {
   const capabilities = client.getServerCapabilities() ?? {}
   const catalog: Catalog = {
     tools: [],

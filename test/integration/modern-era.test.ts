@@ -1,5 +1,5 @@
-import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import { StreamableHTTPClientTransport as V1Transport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
+import { CreateMessageRequestSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import {
   startHttpBackend,
@@ -57,6 +57,8 @@ describe('MCP 2026-07-28 beside 2025-11-25 on one /mcp', () => {
       expect(await callTextV2(client, 'alpha_echo', { text: 'a' })).toBe('alpha: a')
       expect(await callTextV2(client, 'beta_echo', { text: 'b' })).toBe('beta: b')
       expect(await callTextV2(client, 'nova_echo', { text: 'n' })).toBe('nova: n')
+      // vmcp speaks to the 2026-07-28 backend in its own era, whatever the caller's.
+      expect(await callTextV2(client, 'nova_era')).toBe('modern')
       await client.close()
     },
   )
@@ -122,16 +124,12 @@ describe('MCP 2026-07-28 beside 2025-11-25 on one /mcp', () => {
 
   it('holds a 2025 backend elicitation for a modern caller: input_required, answered on the retry', async () => {
     // The v2 client fulfils input_required through its own elicitation handler and retries.
-    const client = new Client(
-      { name: 'v2-elicit', version: '1.0.0' },
-      { versionNegotiation: { mode: 'auto' }, capabilities: { elicitation: { form: {} } } },
-    )
+    const client = await connectV2(gw.url, 'auto', { capabilities: { elicitation: { form: {} } } })
     const asked: string[] = []
     client.setRequestHandler('elicitation/create', async (req) => {
       asked.push(req.params.message)
       return { action: 'accept', content: { answer: 'yes' } }
     })
-    await client.connect(new StreamableHTTPClientTransport(new URL(gw.url)))
     expect(client.getProtocolEra()).toBe('modern')
     for (const tool of ['alpha_ask_user', 'beta_ask_user']) {
       expect(await callTextV2(client, tool, { question: `${tool}?` })).toBe('answer: yes')
@@ -281,6 +279,100 @@ describe('MCP 2026-07-28 beside 2025-11-25 on one /mcp', () => {
     const client = await connectV2(gw.url, 'auto')
     const res = await client.callTool({ name: 'alpha_ask_user', arguments: { question: 'ok?' } })
     expect(JSON.stringify(res)).toContain('the 2026-07-28 client did not declare elicitation')
+    await client.close()
+  })
+
+  it("relays a 2026 backend's input_required to a modern caller under vmcp's own requestState, and the retry back to it", async () => {
+    const caps = { elicitation: { form: {} } }
+    const call = (extra: Record<string, unknown> = {}) =>
+      postModern(
+        gw.url,
+        'tools/call',
+        { name: 'nova_confirm', arguments: { action: 'deploy' }, ...extra },
+        { 'mcp-name': 'nova_confirm' },
+        caps,
+      )
+    const asked = (await call()).body.result as {
+      resultType: string
+      inputRequests: Record<string, { method: string; params: { message: string } }>
+      requestState: string
+    }
+    expect(asked.resultType).toBe('input_required')
+    expect(asked.inputRequests.confirm).toMatchObject({
+      method: 'elicitation/create',
+      params: { message: 'deploy?' },
+    })
+    // vmcp's own state (its header), carrying the backend's state inside.
+    const [header, payload] = asked.requestState.split('.') as [string, string]
+    expect(JSON.parse(Buffer.from(header, 'base64url').toString())).toMatchObject({
+      alg: 'HS256',
+      typ: 'vmcp-request-state+jwt',
+    })
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString()) as Record<string, unknown>
+    expect(claims).toMatchObject({ b: 'nova', m: 'tools/call', n: 'confirm' })
+    expect(typeof claims.s).toBe('string')
+    const answer = { confirm: { action: 'accept', content: { ok: true } } }
+    const forged = `${header}.${Buffer.from(JSON.stringify({ ...claims, s: 'forged' })).toString('base64url')}.${asked.requestState.split('.')[2]}`
+    const tampered = await call({ inputResponses: answer, requestState: forged })
+    expect(tampered.body.error).toMatchObject({
+      code: -32602,
+      message: expect.stringContaining('requestState failed verification'),
+    })
+    const done = await call({ inputResponses: answer, requestState: asked.requestState })
+    expect(JSON.stringify(done.body.result)).toContain('nova: deploy confirmed')
+
+    // A v2 client fulfils the same round trip on its own.
+    const client = await connectV2(gw.url, 'auto', { capabilities: caps })
+    client.setRequestHandler('elicitation/create', async () => ({
+      action: 'accept',
+      content: { ok: false },
+    }))
+    expect(await callTextV2(client, 'nova_confirm', { action: 'drop' })).toBe(
+      'nova: drop refused',
+    )
+    await client.close()
+  })
+
+  it("gives a 2025 client real elicitation and sampling requests for a 2026 backend's input_required", async () => {
+    const client = await connectClient(gw.url, {
+      capabilities: { elicitation: { form: {} }, sampling: {} },
+    })
+    const seen: string[] = []
+    client.setRequestHandler(ElicitRequestSchema, async (req) => {
+      seen.push(req.params.message)
+      return { action: 'accept', content: { ok: true } }
+    })
+    client.setRequestHandler(CreateMessageRequestSchema, async () => ({
+      role: 'assistant',
+      content: { type: 'text', text: 'Paris' },
+      model: 'test-model',
+    }))
+    expect(await callText(client, 'nova_confirm', { action: 'ship' })).toBe('nova: ship confirmed')
+    expect(seen).toEqual(['ship?'])
+    expect(await callText(client, 'nova_ask_llm', { prompt: 'capital?' })).toBe(
+      'nova sampled: Paris',
+    )
+    await client.close()
+
+    // The same through a v2 client that negotiated the 2025 revision.
+    const legacy = await connectV2(gw.url, 'legacy', { capabilities: { elicitation: {} } })
+    legacy.setRequestHandler('elicitation/create', async () => ({
+      action: 'accept',
+      content: { ok: true },
+    }))
+    expect(legacy.getProtocolEra()).toBe('legacy')
+    expect(await callTextV2(legacy, 'nova_confirm', { action: 'tag' })).toBe('nova: tag confirmed')
+    await legacy.close()
+  })
+
+  it("answers a 2025 backend's sampling request through a modern caller", async () => {
+    const client = await connectV2(gw.url, 'auto', { capabilities: { sampling: {} } })
+    client.setRequestHandler('sampling/createMessage', async () => ({
+      role: 'assistant',
+      content: { type: 'text', text: 'Lyon' },
+      model: 'test-model',
+    }))
+    expect(await callTextV2(client, 'beta_ask_llm', { prompt: 'city?' })).toBe('sampled: Lyon')
     await client.close()
   })
 

@@ -1,4 +1,8 @@
-import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
+import {
+  Client,
+  StreamableHTTPClientTransport,
+  type ClientCapabilities,
+} from '@modelcontextprotocol/client'
 import { FIXTURES } from './backends.js'
 
 /** The 2026-07-28 fixture backend (v2 SDK createMcpHandler; also serves 2025 per request). */
@@ -10,11 +14,11 @@ export type NegotiationMode = 'auto' | 'legacy' | { pin: '2026-07-28' }
 export async function connectV2(
   url: string,
   mode: NegotiationMode,
-  options: { token?: string; fetch?: typeof fetch } = {},
+  options: { token?: string; fetch?: typeof fetch; capabilities?: ClientCapabilities } = {},
 ): Promise<Client> {
   const client = new Client(
     { name: 'v2-test-client', version: '1.0.0' },
-    { versionNegotiation: { mode } },
+    { versionNegotiation: { mode }, capabilities: options.capabilities ?? {} },
   )
   const headers: Record<string, string> = {}
   if (options.token) headers.authorization = `Bearer ${options.token}`

@@ -404,6 +404,10 @@ async function forwardOnce({
   delete meta.progressToken
   for (const key of Object.keys(meta))
     if (key.startsWith('io.modelcontextprotocol/')) delete meta[key]
+  // A 2026-07-28 backend asks only for what the caller can answer (it reads the caller's
+  // declared capabilities, MCP 2026-07-28 §Multi Round-Trip Requests), not vmcp's.
+  const declared = ctx.mcpReq.envelope?.[CLIENT_CAPABILITIES_META_KEY as never]
+  if (conn.era === 'modern' && declared) meta[CLIENT_CAPABILITIES_META_KEY] = declared
   if (Object.keys(meta).length > 0) out._meta = meta
   else delete out._meta
   const call: InflightCall = {
@@ -436,6 +440,9 @@ async function forwardOnce({
       signal: io ? io.signal : ctx.mcpReq.signal,
       timeout,
       resetTimeoutOnProgress: true,
+      // A 2026-07-28 backend's input_required comes back as it is, for the caller to answer
+      // (input-required.ts wraps it); the v1 client of a 2025 backend ignores this.
+      allowInputRequired: true,
       ...(clientToken !== undefined || io ? { onprogress: relayProgress } : {}),
     })
   } catch (err) {

@@ -237,7 +237,9 @@ export class Interactions {
   /** Runs one multi round-trip capable request: a fresh call, or the retry of an earlier one. */
   async run(req: InteractionRequest): Promise<Result> {
     const token = req.ctx.mcpReq.requestState<string>()
-    if (token === undefined) return this.#fresh(req)
+    const inputResponses = req.ctx.mcpReq.inputResponses
+    // Answers without state go to the backend as they are (a stateless backend's round trip).
+    if (token === undefined) return this.#fresh(req, inputResponses ? { inputResponses } : undefined)
     if (typeof token !== 'string')
       throw new RequestStateError('malformed', 'requestState is malformed')
     const claims = await this.codec.open(token, req.callerKey, req.method, req.target)
@@ -249,7 +251,7 @@ export class Interactions {
     if (claims.hold !== undefined) return this.#resume(req, claims)
     // A 2026-07-28 backend's own state: the backend checks it; vmcp only carries it.
     const retry: BackendRetry = {}
-    if (req.ctx.mcpReq.inputResponses) retry.inputResponses = req.ctx.mcpReq.inputResponses
+    if (inputResponses) retry.inputResponses = inputResponses
     if (claims.state !== undefined) retry.requestState = claims.state
     return this.#fresh(req, retry)
   }

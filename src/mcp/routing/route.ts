@@ -52,9 +52,13 @@ export function routeCall(
   return undefined
 }
 
-/** A backend the raw relay can serve now: Streamable HTTP and reachable (else: the SDK path). */
+/**
+ * A backend the raw relay can serve now: 2025 Streamable HTTP and reachable (else: the SDK path).
+ * A 2026-07-28 backend is spoken to through the v2 client (modern/backend-link.ts), which speaks
+ * its revision and turns its input_required into what the caller can answer.
+ */
 export function isRelayable(runtime: BackendRuntime | undefined): runtime is BackendRuntime {
-  if (!runtime || runtime.config.transport !== 'streamable-http') return false
+  if (!runtime || runtime.config.transport !== 'streamable-http' || runtime.modern) return false
   return runtime.health === 'healthy' || runtime.health === 'per-user'
 }
 

@@ -1,0 +1,253 @@
+import {
+  Client,
+  ProtocolError,
+  SdkError,
+  SdkErrorCode,
+  StreamableHTTPClientTransport,
+  type DiscoverResult,
+} from '@modelcontextprotocol/client'
+import type { RequestOptions } from '@modelcontextprotocol/sdk/shared/protocol.js'
+import {
+  ErrorCode,
+  McpError,
+  type ClientCapabilities,
+  type Implementation,
+  type ListPromptsResult,
+  type ListResourcesResult,
+  type ListResourceTemplatesResult,
+  type ListToolsResult,
+  type Notification,
+  type Request,
+  type Result,
+  type ServerCapabilities,
+} from '@modelcontextprotocol/sdk/types.js'
+import type { FetchLike } from '../../net/index.js'
+import type { ListKind } from '../catalog.js'
+
+/** Which revision line a backend speaks: 2025 (`initialize`, sessions) or 2026-07-28. */
+export type BackendEra = 'legacy' | 'modern'
+
+/** A backend's era, probed once and reused for every later connection to it. */
+export interface EraVerdict {
+  era: BackendEra
+  /** The backend's `server/discover` answer: later connections adopt it with no round trip. */
+  discover?: DiscoverResult
+}
+
+/** `allowInputRequired`: a 2026-07-28 backend's `input_required` is returned, not fulfilled. */
+export type BackendRequestOptions = RequestOptions & { allowInputRequired?: boolean }
+
+/** The client calls vmcp makes on a backend, whichever SDK line speaks to it. */
+export interface BackendClient {
+  request(request: Request, resultSchema: unknown, options?: BackendRequestOptions): Promise<Result>
+  ping(options?: RequestOptions): Promise<unknown>
+  setLoggingLevel(level: string, options?: RequestOptions): Promise<unknown>
+  getServerCapabilities(): ServerCapabilities | undefined
+  getServerVersion(): Implementation | undefined
+  subscribeResource(params: { uri: string }, options?: RequestOptions): Promise<unknown>
+  unsubscribeResource(params: { uri: string }, options?: RequestOptions): Promise<unknown>
+  listTools(params?: { cursor?: string }, options?: RequestOptions): Promise<ListToolsResult>
+  listPrompts(params?: { cursor?: string }, options?: RequestOptions): Promise<ListPromptsResult>
+  listResources(
+    params?: { cursor?: string },
+    options?: RequestOptions,
+  ): Promise<ListResourcesResult>
+  listResourceTemplates(
+    params?: { cursor?: string },
+    options?: RequestOptions,
+  ): Promise<ListResourceTemplatesResult>
+}
+
+export interface ModernLinkOptions {
+  url: URL
+  /** Outgoing credentials and configured headers are added here, per request. */
+  fetch: FetchLike
+  clientInfo: Implementation
+  capabilities: ClientCapabilities
+  /** The verdict of an earlier probe of this backend; absent: probe now. */
+  prior: EraVerdict | undefined
+  timeout: number
+  /** Input the backend asks for (the v2 client fulfils `input_required` through these). */
+  relay: (request: Request, signal: AbortSignal) => Promise<Result>
+  notify: (notification: Notification) => Promise<void>
+  listChanged: (kind: ListKind | 'resources-all') => void
+  resourceUpdated: (uri: string) => void
+  closed: () => void
+  onerror: (err: Error) => void
+}
+
+/**
+ * Connects to a Streamable HTTP backend with the v2 SDK client in `auto` negotiation (MCP
+ * 2026-07-28 §Versioning: a `server/discover` probe, `initialize` when the backend is 2025),
+ * or straight from an earlier verdict. A 2026-07-28 backend gets a {@link ModernLink}; for a
+ * 2025 one the probe's connection is closed and only the verdict is returned, so vmcp keeps
+ * serving it through the v1 client exactly as before.
+ */
+export async function connectModernLink(
+  options: ModernLinkOptions,
+): Promise<{ verdict: EraVerdict; link?: ModernLink }> {
+  if (options.prior?.era === 'legacy') return { verdict: options.prior }
+  const client = new Client(options.clientInfo, {
+    capabilities: options.capabilities as never,
+    versionNegotiation: { mode: 'auto' },
+  })
+  const transport = new StreamableHTTPClientTransport(options.url, {
+    fetch: options.fetch as never,
+  })
+  const prior = options.prior?.discover
+    ? { prior: { kind: 'modern' as const, discover: options.prior.discover } }
+    : {}
+  try {
+    await client.connect(transport, { timeout: options.timeout, ...prior })
+  } catch (err) {
+    // The probe's wrapper hides the network failure (ECONNREFUSED while a launched backend
+    // starts, which the runtime waits out): surface it as the v1 client does.
+    const cause = (err as { cause?: unknown; data?: { cause?: unknown } } | undefined)?.cause
+    throw err instanceof SdkError && cause instanceof Error ? cause : err
+  }
+  if (client.getProtocolEra() !== 'modern') {
+    await transport.terminateSession().catch(() => undefined)
+    await client.close().catch(() => undefined)
+    return { verdict: { era: 'legacy' } }
+  }
+  const discover = client.getDiscoverResult() ?? options.prior?.discover
+  return {
+    verdict: { era: 'modern', ...(discover ? { discover } : {}) },
+    link: new ModernLink(client, options),
+  }
+}
+
+/**
+ * A connection to a 2026-07-28 backend through the v2 client, with the call surface and error
+ * shapes of the v1 client the rest of vmcp uses: a backend's JSON-RPC error is an `McpError`
+ * with its code, a timeout or a closed link the v1 codes, so sessions and the sessionless path
+ * treat both eras alike. Calls that ask for input (`input_required`) are fulfilled through
+ * `relay` (a 2025 caller answers real requests), unless the call passes `allowInputRequired`
+ * (a 2026-07-28 caller gets the result and retries itself).
+ */
+export class ModernLink implements BackendClient {
+  readonly #client: Client
+  #closed = false
+
+  constructor(client: Client, options: ModernLinkOptions) {
+    this.#client = client
+    const { capabilities, relay } = options
+    const ask = (req: unknown, ctx: { mcpReq: { signal: AbortSignal } }) =>
+      relay(req as Request, ctx.mcpReq.signal) as never
+    if (capabilities.elicitation) client.setRequestHandler('elicitation/create', ask)
+    if (capabilities.sampling) client.setRequestHandler('sampling/createMessage', ask)
+    if (capabilities.roots) client.setRequestHandler('roots/list', ask)
+    client.setNotificationHandler('notifications/message', (n) => options.notify(n as never))
+    client.setNotificationHandler('notifications/tools/list_changed', () =>
+      options.listChanged('tools'),
+    )
+    client.setNotificationHandler('notifications/prompts/list_changed', () =>
+      options.listChanged('prompts'),
+    )
+    client.setNotificationHandler('notifications/resources/list_changed', () =>
+      options.listChanged('resources-all'),
+    )
+    client.setNotificationHandler('notifications/resources/updated', (n) =>
+      options.resourceUpdated(n.params.uri),
+    )
+    client.onclose = () => {
+      if (this.#closed) return
+      this.#closed = true
+      options.closed()
+    }
+    client.onerror = options.onerror
+  }
+
+  async request(
+    request: Request,
+    _schema: unknown,
+    options?: BackendRequestOptions,
+  ): Promise<Result> {
+    return v1Errors(() => this.#client.request(request as never, options as never))
+  }
+
+  /** 2026-07-28 has no `ping`: a `server/discover` answer shows the backend is there. */
+  async ping(options?: RequestOptions): Promise<unknown> {
+    return v1Errors(() => this.#client.discover(options as never))
+  }
+
+  /** 2026-07-28 has no `logging/setLevel` (the level rides each request's envelope). */
+  async setLoggingLevel(): Promise<unknown> {
+    return {}
+  }
+
+  /** 2026-07-28 has no `resources/subscribe`: updates come on `subscriptions/listen`. */
+  subscribeResource(): Promise<unknown> {
+    return Promise.reject(
+      new McpError(ErrorCode.MethodNotFound, 'resources/subscribe is not part of MCP 2026-07-28'),
+    )
+  }
+
+  unsubscribeResource(): Promise<unknown> {
+    return this.subscribeResource()
+  }
+
+  getServerCapabilities(): ServerCapabilities | undefined {
+    return this.#client.getServerCapabilities() as ServerCapabilities | undefined
+  }
+
+  getServerVersion(): Implementation | undefined {
+    return this.#client.getServerVersion()
+  }
+
+  // Lists always reach the backend: vmcp keeps its own catalog and refreshes it on change.
+  listTools(params?: { cursor?: string }, options?: RequestOptions) {
+    return this.#list(() => this.#client.listTools(params, fresh(options))) as Promise<ListToolsResult>
+  }
+
+  listPrompts(params?: { cursor?: string }, options?: RequestOptions) {
+    return this.#list(() =>
+      this.#client.listPrompts(params, fresh(options)),
+    ) as Promise<ListPromptsResult>
+  }
+
+  listResources(params?: { cursor?: string }, options?: RequestOptions) {
+    return this.#list(() =>
+      this.#client.listResources(params, fresh(options)),
+    ) as Promise<ListResourcesResult>
+  }
+
+  listResourceTemplates(params?: { cursor?: string }, options?: RequestOptions) {
+    return this.#list(() =>
+      this.#client.listResourceTemplates(params, fresh(options)),
+    ) as Promise<ListResourceTemplatesResult>
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    await this.#client.close().catch(() => undefined)
+  }
+
+  #list(call: () => Promise<unknown>): Promise<unknown> {
+    return v1Errors(call as () => Promise<Result>)
+  }
+}
+
+function fresh(options: RequestOptions | undefined) {
+  return { ...(options as object), cacheMode: 'bypass' } as never
+}
+
+/** Errors as the v1 client raises them, which is what sessions and the modern path inspect. */
+async function v1Errors(call: () => Promise<unknown>): Promise<Result> {
+  try {
+    return (await call()) as Result
+  } catch (err) {
+    if (err instanceof ProtocolError) {
+      // The backend's own words, as the raw relay passes them (McpError would prefix its own).
+      const own = new McpError(err.code, err.message, err.data)
+      own.message = err.message
+      throw own
+    }
+    if (err instanceof SdkError && err.code === SdkErrorCode.RequestTimeout)
+      throw new McpError(ErrorCode.RequestTimeout, err.message)
+    if (err instanceof SdkError && err.code === SdkErrorCode.ConnectionClosed)
+      throw new McpError(ErrorCode.ConnectionClosed, err.message)
+    throw err
+  }
+}
