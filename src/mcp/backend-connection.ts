@@ -111,6 +111,11 @@ export class BackendConnection {
     return { sessionId: t.sessionId, protocolVersion: t.protocolVersion }
   }
 
+  /** Hears the backend's list changes: a 2026-07-28 backend sends them only to a listener. */
+  async watchLists(): Promise<void> {
+    await this.#modern?.watchLists()
+  }
+
   /** Which revision line this connection speaks to the backend. */
   get era(): 'legacy' | 'modern' {
     return this.#modern ? 'modern' : 'legacy'

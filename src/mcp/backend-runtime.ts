@@ -245,6 +245,10 @@ export class BackendRuntime {
       }
       this.shared = conn
       this.catalog = catalog
+      // The shared connection keeps the catalog current (2026-07-28: on a listen stream).
+      await conn.watchLists().catch((err: unknown) => {
+        logger.warn({ backend: this.name, err: errorText(err) }, 'cannot listen for list changes')
+      })
       // Unique across runtimes: a backend re-added under the same name (hot reload) never
       // matches a connection opened to its predecessor.
       this.generation = ++lastGeneration

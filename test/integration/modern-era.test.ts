@@ -1,5 +1,9 @@
 import { StreamableHTTPClientTransport as V1Transport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
-import { CreateMessageRequestSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js'
+import {
+  CreateMessageRequestSchema,
+  ElicitRequestSchema,
+  ToolListChangedNotificationSchema,
+} from '@modelcontextprotocol/sdk/types.js'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import {
   startHttpBackend,
@@ -122,21 +126,29 @@ describe('MCP 2026-07-28 beside 2025-11-25 on one /mcp', () => {
     await client.close()
   })
 
-  it('holds a 2025 backend elicitation for a modern caller: input_required, answered on the retry', async () => {
-    // The v2 client fulfils input_required through its own elicitation handler and retries.
-    const client = await connectV2(gw.url, 'auto', { capabilities: { elicitation: { form: {} } } })
-    const asked: string[] = []
-    client.setRequestHandler('elicitation/create', async (req) => {
-      asked.push(req.params.message)
-      return { action: 'accept', content: { answer: 'yes' } }
-    })
-    expect(client.getProtocolEra()).toBe('modern')
-    for (const tool of ['alpha_ask_user', 'beta_ask_user']) {
-      expect(await callTextV2(client, tool, { question: `${tool}?` })).toBe('answer: yes')
-    }
-    expect(asked).toEqual(['alpha_ask_user?', 'beta_ask_user?'])
-    await client.close()
-  })
+  it.each(modes)(
+    'a v2 client in %s mode answers elicitation from a 2025 stdio, a 2025 HTTP and a 2026 backend',
+    async (_, mode, era) => {
+      const client = await connectV2(gw.url, mode, { capabilities: { elicitation: { form: {} } } })
+      expect(client.getProtocolEra()).toBe(era)
+      const asked: string[] = []
+      // A modern caller gets input_required and retries; a legacy one gets the requests pushed.
+      client.setRequestHandler('elicitation/create', async (req) => {
+        asked.push(req.params.message)
+        const schema = (req.params as { requestedSchema?: { properties?: object } }).requestedSchema
+        const content: Record<string, string | boolean> =
+          schema?.properties && 'ok' in schema.properties ? { ok: true } : { answer: 'yes' }
+        return { action: 'accept', content }
+      })
+      expect(await callTextV2(client, 'alpha_ask_user', { question: 'stdio?' })).toBe('answer: yes')
+      expect(await callTextV2(client, 'beta_ask_user', { question: 'http?' })).toBe('answer: yes')
+      expect(await callTextV2(client, 'nova_confirm', { action: 'deploy' })).toBe(
+        'nova: deploy confirmed',
+      )
+      expect(asked).toEqual(['stdio?', 'http?', 'deploy?'])
+      await client.close()
+    },
+  )
 
   it('answers the held call on the raw retry, and refuses a replayed or altered requestState', async () => {
     const caps = { elicitation: { form: {} } }
@@ -308,7 +320,10 @@ describe('MCP 2026-07-28 beside 2025-11-25 on one /mcp', () => {
       alg: 'HS256',
       typ: 'vmcp-request-state+jwt',
     })
-    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString()) as Record<string, unknown>
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString()) as Record<
+      string,
+      unknown
+    >
     expect(claims).toMatchObject({ b: 'nova', m: 'tools/call', n: 'confirm' })
     expect(typeof claims.s).toBe('string')
     const answer = { confirm: { action: 'accept', content: { ok: true } } }
@@ -327,9 +342,7 @@ describe('MCP 2026-07-28 beside 2025-11-25 on one /mcp', () => {
       action: 'accept',
       content: { ok: false },
     }))
-    expect(await callTextV2(client, 'nova_confirm', { action: 'drop' })).toBe(
-      'nova: drop refused',
-    )
+    expect(await callTextV2(client, 'nova_confirm', { action: 'drop' })).toBe('nova: drop refused')
     await client.close()
   })
 
@@ -374,6 +387,34 @@ describe('MCP 2026-07-28 beside 2025-11-25 on one /mcp', () => {
     }))
     expect(await callTextV2(client, 'beta_ask_llm', { prompt: 'city?' })).toBe('sampled: Lyon')
     await client.close()
+  })
+
+  it("hears a 2026 backend's list changes on its listen stream and tells modern listeners and 2025 sessions", async () => {
+    const modern = await connectV2(gw.url, 'auto')
+    let changed = 0
+    modern.setNotificationHandler('notifications/tools/list_changed', async () => {
+      changed++
+    })
+    const sub = await modern.listen({ toolsListChanged: true })
+    const legacy = await connectClient(gw.url)
+    let legacyChanged = 0
+    legacy.setNotificationHandler(ToolListChangedNotificationSchema, async () => {
+      legacyChanged++
+    })
+    // The 2025 session's standalone stream is open once it has answered a request.
+    await legacy.listTools()
+    expect(await callTextV2(modern, 'nova_add_tool', { name: 'late' })).toBe('added')
+    await vi.waitFor(
+      () => {
+        expect(changed).toBeGreaterThan(0)
+        expect(legacyChanged).toBeGreaterThan(0)
+      },
+      { timeout: 15_000, interval: 50 },
+    )
+    expect((await modern.listTools()).tools.map((t) => t.name)).toContain('nova_late')
+    expect(await callText(legacy, 'nova_late')).toBe('late')
+    await sub.close()
+    await Promise.all([modern.close(), legacy.close()])
   })
 
   it('tells a modern listener about list changes on subscriptions/listen', async () => {

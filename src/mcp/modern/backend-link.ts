@@ -5,6 +5,7 @@ import {
   SdkErrorCode,
   StreamableHTTPClientTransport,
   type DiscoverResult,
+  type McpSubscription,
 } from '@modelcontextprotocol/client'
 import type { RequestOptions } from '@modelcontextprotocol/sdk/shared/protocol.js'
 import {
@@ -128,9 +129,16 @@ export async function connectModernLink(
 export class ModernLink implements BackendClient {
   readonly #client: Client
   #closed = false
+  /** What this link listens for on `subscriptions/listen` (2026-07-28 has no pushed changes). */
+  #lists = false
+  readonly #uris = new Set<string>()
+  #subscription: McpSubscription | undefined
+  #relistening: Promise<void> = Promise.resolve()
+  readonly #onerror: (err: Error) => void
 
   constructor(client: Client, options: ModernLinkOptions) {
     this.#client = client
+    this.#onerror = options.onerror
     const { capabilities, relay } = options
     const ask = (req: unknown, ctx: { mcpReq: { signal: AbortSignal } }) =>
       relay(req as Request, ctx.mcpReq.signal) as never
@@ -176,15 +184,26 @@ export class ModernLink implements BackendClient {
     return {}
   }
 
-  /** 2026-07-28 has no `resources/subscribe`: updates come on `subscriptions/listen`. */
-  subscribeResource(): Promise<unknown> {
-    return Promise.reject(
-      new McpError(ErrorCode.MethodNotFound, 'resources/subscribe is not part of MCP 2026-07-28'),
-    )
+  /**
+   * Hears the backend's list changes from now on: MCP 2026-07-28 sends them only on a
+   * `subscriptions/listen` stream, which this link keeps open (and reopens if it drops).
+   */
+  watchLists(): Promise<void> {
+    this.#lists = true
+    return this.#relisten()
   }
 
-  unsubscribeResource(): Promise<unknown> {
-    return this.subscribeResource()
+  /** 2026-07-28 has no `resources/subscribe`: the URI joins this link's listen filter. */
+  async subscribeResource(params: { uri: string }): Promise<unknown> {
+    this.#uris.add(params.uri)
+    await this.#relisten()
+    return {}
+  }
+
+  async unsubscribeResource(params: { uri: string }): Promise<unknown> {
+    this.#uris.delete(params.uri)
+    await this.#relisten()
+    return {}
   }
 
   getServerCapabilities(): ServerCapabilities | undefined {
@@ -197,7 +216,9 @@ export class ModernLink implements BackendClient {
 
   // Lists always reach the backend: vmcp keeps its own catalog and refreshes it on change.
   listTools(params?: { cursor?: string }, options?: RequestOptions) {
-    return this.#list(() => this.#client.listTools(params, fresh(options))) as Promise<ListToolsResult>
+    return this.#list(() =>
+      this.#client.listTools(params, fresh(options)),
+    ) as Promise<ListToolsResult>
   }
 
   listPrompts(params?: { cursor?: string }, options?: RequestOptions) {
@@ -221,7 +242,34 @@ export class ModernLink implements BackendClient {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    await this.#subscription?.close().catch(() => undefined)
     await this.#client.close().catch(() => undefined)
+  }
+
+  /** Replaces the listen stream with one for the current filter (one change at a time). */
+  #relisten(): Promise<void> {
+    this.#relistening = this.#relistening.then(async () => {
+      const old = this.#subscription
+      this.#subscription = undefined
+      await old?.close().catch(() => undefined)
+      if (this.#closed || (!this.#lists && this.#uris.size === 0)) return
+      const sub = (await v1Errors(() =>
+        this.#client.listen({
+          ...(this.#lists
+            ? { toolsListChanged: true, promptsListChanged: true, resourcesListChanged: true }
+            : {}),
+          ...(this.#uris.size > 0 ? { resourceSubscriptions: [...this.#uris] } : {}),
+        }),
+      )) as unknown as McpSubscription
+      this.#subscription = sub
+      void sub.closed.then((how) => {
+        // A stream the backend dropped is reopened (it restarted, or a proxy timed it out).
+        if (how !== 'remote' || this.#closed || this.#subscription !== sub) return
+        const retry = setTimeout(() => void this.#relisten().catch(this.#onerror), 1000)
+        retry.unref()
+      })
+    })
+    return this.#relistening
   }
 
   #list(call: () => Promise<unknown>): Promise<unknown> {

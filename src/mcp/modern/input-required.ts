@@ -239,7 +239,8 @@ export class Interactions {
     const token = req.ctx.mcpReq.requestState<string>()
     const inputResponses = req.ctx.mcpReq.inputResponses
     // Answers without state go to the backend as they are (a stateless backend's round trip).
-    if (token === undefined) return this.#fresh(req, inputResponses ? { inputResponses } : undefined)
+    if (token === undefined)
+      return this.#fresh(req, inputResponses ? { inputResponses } : undefined)
     if (typeof token !== 'string')
       throw new RequestStateError('malformed', 'requestState is malformed')
     const claims = await this.codec.open(token, req.callerKey, req.method, req.target)
