@@ -8,6 +8,7 @@ import {
   loginRegistry,
   logoutRegistry,
   registryTokenKey,
+  type RegistryTokenStore,
 } from '../registry/index.js'
 
 export interface RegistryCommandOptions {
@@ -37,24 +38,22 @@ export async function runRegistryCommand(config: VmcpConfig, sub: string | undef
     return 2
   }
   const logger = createLogger({ level: 'warn' })
-  const store = await createRegistryTokenStoreFromConfig(config, logger)
   const fetch = createOutboundFetch()
   if (sub === 'status') {
-    if (config.registries.length === 0) out('no registries configured')
-    for (const r of config.registries) {
-      if (!r.auth) {
-        out(`${r.name}\t${r.url}\tno sign-in needed`)
-        continue
-      }
-      const t = await store.get(registryTokenKey(r.url, r.auth.issuer))
-      if (!t) {
-        out(`${r.name}\t${r.url}\tnot signed in: run 'vmcp registry login --registry ${r.name}'`)
-        continue
-      }
-      const expiry = t.expiresAt > Date.now() ? `access token valid until ${new Date(t.expiresAt).toISOString()}` : 'access token expired'
-      out(`${r.name}\t${r.url}\tsigned in as ${t.signedInAs ?? '(unknown)'}\t${expiry}${t.refreshToken ? ', refreshable' : ''}`)
+    if (config.registries.length === 0) {
+      out('no registries configured')
+      return 0
     }
-    return 0
+    const store = await createRegistryTokenStoreFromConfig(config, logger)
+    try {
+      for (const r of config.registries) out([r.name, r.url, ...(await statusOf(r, store))].join('\t'))
+      return 0
+    } catch (e) {
+      err(`vmcp: registry status failed: ${(e as Error).message}`)
+      return 1
+    } finally {
+      await store.close()
+    }
   }
   const registry = config.registries.find((r): r is RegistryConfig & { auth: NonNullable<RegistryConfig['auth']> } => r.name === options.registry && !!r.auth)
   if (!options.registry || !registry) {
@@ -63,6 +62,7 @@ export async function runRegistryCommand(config: VmcpConfig, sub: string | undef
     return 2
   }
   const o = createRegistryOAuth({ auth: registry.auth, fetch })
+  const store = await createRegistryTokenStoreFromConfig(config, logger)
   try {
     if (sub === 'logout') {
       const { found, revoked } = await logoutRegistry({ registry, oauth: o, store })
@@ -89,6 +89,20 @@ export async function runRegistryCommand(config: VmcpConfig, sub: string | undef
     err(`vmcp: registry ${sub} failed: ${(e as Error).message}`)
     return 1
   } finally {
+    await store.close()
     logger.flush()
   }
+}
+
+/** What `status` says of one registry: its sign-in, then what serve last listed. */
+async function statusOf(r: RegistryConfig, store: RegistryTokenStore): Promise<string[]> {
+  const summary = await store.getListing(r.url)
+  const listing = summary
+    ? `last listing ${summary.at}: ${summary.servers} server(s), ${summary.backends.length} backend(s)`
+    : 'not listed yet (vmcp serve lists it)'
+  if (!r.auth) return ['no sign-in needed', listing]
+  const t = await store.get(registryTokenKey(r.url, r.auth.issuer))
+  if (!t) return [`not signed in: run 'vmcp registry login --registry ${r.name}'`, listing]
+  const expiry = t.expiresAt > Date.now() ? `access token valid until ${new Date(t.expiresAt).toISOString()}` : 'access token expired'
+  return [`signed in as ${t.signedInAs ?? '(unknown)'}`, `${expiry}${t.refreshToken ? ', refreshable' : ''}`, listing]
 }

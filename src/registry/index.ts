@@ -13,10 +13,14 @@ export {
 } from './token-source.js'
 export {
   createFileRegistryTokenStore,
+  createStoreRegistryTokenStore,
   REGISTRY_KEY_FILE,
   REGISTRY_TOKENS_FILE,
+  registryListingKey,
   registryTokenKey,
   type FileRegistryTokenStoreOptions,
+  type RegistryListingSummary,
+  type StoreRegistryTokenStoreOptions,
   type RegistryTokens,
   type RegistryTokenStore,
 } from './token-store.js'

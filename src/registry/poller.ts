@@ -5,6 +5,7 @@ import { buildRegistryBackends, listRegistryServers, RegistryListError, type Reg
 import { createRegistryOAuth } from './oauth.js'
 import { createRegistryTokenStoreFromConfig } from './from-config.js'
 import { createRegistryTokenSource, type RegistryTokenSource } from './token-source.js'
+import type { RegistryTokenStore } from './token-store.js'
 
 /** Where registry backends go: the gateway's run-time add/remove. */
 export interface RegistryBackendSink {
@@ -30,7 +31,8 @@ export interface RegistryPoller {
   status(): RegistryStatus[]
   /** Lists every registry now (what the timers do), resolving when applied. */
   syncNow(): Promise<void>
-  close(): void
+  /** Stops the timers, waits for a listing in flight, closes the store (Redis). */
+  close(): Promise<void>
 }
 
 export interface RegistryPollerOptions {
@@ -52,6 +54,8 @@ export function createRegistryPoller(options: RegistryPollerOptions): RegistryPo
   const configured = new Set(config.backends.map((b) => b.name))
   const timers: NodeJS.Timeout[] = []
   let closed = false
+  // Sign-ins, and the summary of each listing for `vmcp registry status`.
+  let store: RegistryTokenStore | undefined
   const entries = config.registries.map((registry) => ({
     registry,
     status: { name: registry.name, url: registry.url, state: 'pending', servers: 0, backends: [] } as RegistryStatus,
@@ -103,14 +107,11 @@ export function createRegistryPoller(options: RegistryPollerOptions): RegistryPo
       }
     }
     if (e.status.state !== 'ok') log.info({ registry: registry.name, servers: servers.length, backends: e.current.size }, 'registry listed')
-    e.status = {
-      name: registry.name,
-      url: registry.url,
-      state: 'ok',
-      lastListing: new Date().toISOString(),
-      servers: servers.length,
-      backends: [...e.current.keys()],
-    }
+    const at = new Date().toISOString()
+    e.status = { name: registry.name, url: registry.url, state: 'ok', lastListing: at, servers: servers.length, backends: [...e.current.keys()] }
+    await store?.putListing(registry.url, { at, servers: servers.length, backends: [...e.current.keys()] }).catch((err: unknown) => {
+      log.warn({ registry: registry.name, err: (err as Error).message }, 'cannot record the listing for vmcp registry status')
+    })
   }
 
   // One sync at a time per registry; a tick that finds one running skips.
@@ -127,18 +128,19 @@ export function createRegistryPoller(options: RegistryPollerOptions): RegistryPo
   return {
     async start() {
       if (entries.length === 0) return
-      if (entries.some((e) => e.registry.auth)) {
-        const store = await createRegistryTokenStoreFromConfig(config, logger)
-        for (const e of entries) {
-          const r = e.registry
-          if (!r.auth) continue
-          e.tokens = createRegistryTokenSource({
-            registry: r as RegistryConfig & { auth: NonNullable<RegistryConfig['auth']> },
-            oauth: createRegistryOAuth({ auth: r.auth, fetch }),
-            store,
-            logger,
-          })
-        }
+      const opened = await createRegistryTokenStoreFromConfig(config, logger)
+      // Closed while the store was opening (shutdown during startup).
+      if (closed) return void (await opened.close())
+      store = opened
+      for (const e of entries) {
+        const r = e.registry
+        if (!r.auth) continue
+        e.tokens = createRegistryTokenSource({
+          registry: r as RegistryConfig & { auth: NonNullable<RegistryConfig['auth']> },
+          oauth: createRegistryOAuth({ auth: r.auth, fetch }),
+          store: opened,
+          logger,
+        })
       }
       await Promise.all(entries.map(run))
       for (const e of entries) {
@@ -153,9 +155,12 @@ export function createRegistryPoller(options: RegistryPollerOptions): RegistryPo
       await Promise.all(entries.map(run))
     },
     status: () => entries.map((e) => ({ ...e.status, backends: [...e.status.backends] })),
-    close() {
+    async close() {
       closed = true
       for (const t of timers) clearInterval(t)
+      // A listing in flight may still record its summary.
+      await Promise.all(entries.map((e) => e.running))
+      await store?.close()
     },
   }
 }

@@ -252,7 +252,7 @@ export function createVmcp(options: VmcpOptions): Vmcp {
 
     async close() {
       closing = true
-      registries.close()
+      const registriesClosed = registries.close()
       const srv = server
       if (srv) {
         const closed = new Promise<void>((resolve) => srv.close(() => resolve()))
@@ -271,6 +271,7 @@ export function createVmcp(options: VmcpOptions): Vmcp {
       }
       await authenticator?.close?.()
       await authServer?.close()
+      await registriesClosed
     },
   }
 }

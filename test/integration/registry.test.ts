@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -18,7 +19,10 @@ import {
   registryTokenKey,
   type RegistryTokenSource,
 } from '../../src/registry/index.js'
+import { createRedisStore } from '../../src/storage/index.js'
 import { followRedirectsWithCookies } from '../support/http.js'
+import { startRedis } from '../support/redis.js'
+import { EVENTUALLY } from '../support/wait.js'
 import { startIdp, type Idp } from '../support/idp.js'
 import { startRegistry, type RegistryFixture } from '../../fixtures/registry/registry.mjs'
 import { startTestBackend, type RunningBackend } from '../support/backends.js'
@@ -115,8 +119,8 @@ describe('vmcp registry login | status | logout, and the token source serve uses
   })
 
   /** Runs `login --no-browser` and plays the browser: IdP redirects, then the callback. */
-  async function login(tamper?: (callback: URL) => void) {
-    const r = run(['registry', 'login', '--config', file, '--registry', 'corp', '--no-browser'])
+  async function login(tamper?: (callback: URL) => void, configFile = file) {
+    const r = run(['registry', 'login', '--config', configFile, '--registry', 'corp', '--no-browser'])
     const url = new URL(await r.firstLine)
     const redirectUri = url.searchParams.get('redirect_uri') ?? ''
     expect(redirectUri).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/callback$/)
@@ -302,7 +306,10 @@ describe('vmcp registry login | status | logout, and the token source serve uses
     const status = run(['registry', 'status', '--config', file])
     const s = await status.done
     expect(s.code).toBe(0)
-    expect(s.stdout).toMatch(/^corp\t.*\tsigned in as alice\taccess token valid until .*, refreshable\n$/)
+    // The serve runs above recorded their last listing.
+    expect(s.stdout).toMatch(
+      /^corp\t[^\t]+\tsigned in as alice\taccess token valid until [^\t]+, refreshable\tlast listing [^\t]+: \d+ server\(s\), \d+ backend\(s\)\n$/,
+    )
     seen.push(s.stdout)
 
     // The access token has expired (as far as the source can tell): refresh, rotate, persist.
@@ -392,5 +399,63 @@ describe('vmcp registry login | status | logout, and the token source serve uses
     expect(reuse.body.error).toBe('invalid_grant')
     const s = await run(['registry', 'status', '--config', file]).done
     expect(s.stdout).toContain("not signed in: run 'vmcp registry login --registry corp'")
+  })
+
+  it('with Redis storage the sign-in and the last listing live in Redis, sealed; status reads them', async () => {
+    const redis = await startRedis()
+    const redisDir = mkdtempSync(join(tmpdir(), 'vmcp-registry-redis-'))
+    const redisFile = join(redisDir, 'vmcp.yaml')
+    writeFileSync(join(redisDir, 'storage.key'), `${randomBytes(32).toString('hex')}\n`)
+    const self = 'http://127.0.0.1:4999'
+    writeFileSync(
+      redisFile,
+      `incomingAuth: { type: oidc, oidc: { issuer: ${self}, audience: ${self}/mcp, resource: ${self}/mcp } }
+authServer:
+  runConfig:
+    issuer: ${self}
+    allowedAudiences: [${self}/mcp]
+    upstreams: [{ name: corp, type: oidc, oidc: { issuerUrl: ${idp.issuer}, clientId: vmcp } }]
+    storage: { type: redis, redis: { url: ${redis.url}, keyPrefix: 'reg-test:' }, encryptionKey: { file: storage.key } }
+${readFileSync(file, 'utf8')}`,
+    )
+    const redisConfig = loadConfigFile(redisFile).config
+    const key = registryTokenKey(REGISTRY_URL, redisConfig.registries[0]!.auth!.issuer)
+    const { logger } = memoryLogger()
+    const raw = createRedisStore({ url: redis.url, keyPrefix: 'reg-test:', logger })
+    try {
+      expect((await login(undefined, redisFile)).code).toBe(0)
+      // In Redis under the same REGISTRY_OAUTH_ key, sealed: neither the token nor the user in clear.
+      const sealed = await raw.get<string>('registry', key)
+      expect(sealed).toMatch(/^v1\./)
+      const store = await createRegistryTokenStoreFromConfig(redisConfig, logger)
+      const tokens = await store.get(key)
+      await store.close()
+      expect(tokens?.signedInAs).toBe('alice')
+      for (const secret of [tokens!.accessToken, tokens!.refreshToken!, 'alice']) expect(sealed).not.toContain(secret)
+      // Nothing of it on disk.
+      expect(readdirSync(redisDir).sort()).toEqual(['storage.key', 'vmcp.yaml'])
+
+      let st = await run(['registry', 'status', '--config', redisFile]).done
+      expect(st.code).toBe(0)
+      expect(st.stdout).toMatch(/^corp\t[^\t]+\tsigned in as alice\taccess token valid until [^\t]+, refreshable\tnot listed yet \(vmcp serve lists it\)\n$/)
+
+      // serve lists with the sign-in from Redis and records the listing there.
+      registryFixture.state.servers = [{ name: 'io.corp/jira', version: '1.0.0', remotes: [{ type: 'streamable-http', url: jira.url }] }]
+      const gw = await startVmcp(readFileSync(redisFile, 'utf8'), { baseDir: redisDir })
+      try {
+        await vi.waitFor(() => expect(gw.vmcp.registries.status()[0]?.state).toBe('ok'), EVENTUALLY)
+      } finally {
+        await gw.close()
+        registryFixture.state.servers = SERVERS
+      }
+      st = await run(['registry', 'status', '--config', redisFile]).done
+      expect(st.stdout).toMatch(/\tlast listing \d{4}-\d\d-\d\dT[^\t]+: 1 server\(s\), 1 backend\(s\)\n$/)
+      // serve kept its signing key under stateDir, and nothing of the registry.
+      const onDisk = readdirSync(redisDir, { recursive: true }).map(String)
+      expect(onDisk.filter((f) => f.includes('registry'))).toEqual([])
+    } finally {
+      await raw.close()
+      await redis.close()
+    }
   })
 })
