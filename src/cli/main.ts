@@ -15,6 +15,7 @@ const HELP = `vmcp ${readVersion()}: one MCP endpoint in front of many MCP serve
 Usage:
   vmcp serve --config <file> [--watch] [--host <host>] [--port <port>] [--log-level <level>]
   vmcp validate --config <file>
+  vmcp tools --config <file>
   vmcp dcr list --config <file>
   vmcp dcr forget --config <file> --upstream <name>
   vmcp registry login --config <file> --registry <name> [--no-browser]
@@ -118,6 +119,16 @@ async function main(argv: string[]): Promise<void> {
     const config = load(values.config)
     for (const w of configWarnings(config)) process.stderr.write(`warning: ${w.path}: ${w.message}\n`)
     process.stdout.write(`configuration is valid: ${config.backends.length} backend(s), incoming auth ${config.incomingAuth.type}\n`)
+    return
+  }
+  if (command === 'tools') {
+    const config = load(values.config)
+    const { runToolsCommand } = await import('./tools-command.js')
+    process.exitCode = await runToolsCommand(
+      config,
+      (line) => process.stdout.write(`${line}\n`),
+      (line) => process.stderr.write(`${line}\n`),
+    )
     return
   }
   if (command === 'dcr') {

@@ -44,6 +44,14 @@ export interface BackendStatus {
   error?: string
 }
 
+/** One exposed tool: the name clients call, and where it really lives. */
+export interface ExposedTool {
+  name: string
+  backend: string
+  /** The tool's name at its backend. */
+  tool: string
+}
+
 export interface GatewayStatus {
   ready: boolean
   sessions: number
@@ -73,6 +81,11 @@ export interface Gateway {
   /** Backends and views for the sessionless 2026-07-28 path (src/mcp/modern). */
   readonly routing: GatewayRouting
   status(): GatewayStatus
+  /**
+   * The tools every client sees, in list order, with their backends. Backends whose catalog is
+   * per user (identity-scoped auth) are not in it: their tools depend on who asks.
+   */
+  exposedTools(): ExposedTool[]
   readonly ready: boolean
   /**
    * Adds a backend at run time (registry listings): discovered at once when the gateway has
@@ -383,6 +396,14 @@ export function createGateway(options: GatewayOptions): Gateway {
       session.lastSeen = Date.now()
       if (request.method === 'GET' && response.body) return trackStream(session, response)
       return response
+    },
+
+    exposedTools() {
+      const view = viewFor()
+      return view.tools.map((t) => {
+        const route = view.toolRoutes.get(t.name)
+        return { name: t.name, backend: route?.backend ?? '', tool: route?.name ?? t.name }
+      })
     },
 
     status() {

@@ -4,6 +4,7 @@ export {
   createGateway,
   type BackendStatus,
   type DirectReply,
+  type ExposedTool,
   type Gateway,
   type GatewayOptions,
   type GatewayRouting,

@@ -141,6 +141,8 @@ export function createApp(options: CreateAppOptions): Hono {
       healthy: s.backends.filter((b) => b.health === 'healthy').length,
       backends: s.backends,
       ...(options.registries ? { registries: options.registries() } : {}),
+      // ?tools=1: every exposed tool name with its backend (what `vmcp tools` prints).
+      ...(c.req.query('tools') === '1' ? { tools: gateway.exposedTools() } : {}),
     })
   })
 
