@@ -14,6 +14,7 @@ import {
   type ModernEndpoint,
 } from '../mcp/index.js'
 import { isLoopbackHost } from '../net/index.js'
+import { rpcFields, type RpcNote } from './access.js'
 import { readBodyLimited, readIncomingLimited } from './body.js'
 import { NodeReplyChannel, writeAccepted } from './reply.js'
 
@@ -65,6 +66,8 @@ const rpcError = (status: number, code: number, message: string) =>
 export function createApp(options: CreateAppOptions): Hono {
   const { server, gateway, authenticator, logger } = options
   const app = new Hono()
+  // The /mcp route notes the message it served, for the access line.
+  const notes = new WeakMap<Request, RpcNote>()
   const allowedOrigins = decidedOnce(buildAllowedOrigins(server, options.baseUrl))
   const allowedHosts = decidedOnce(buildAllowedHosts(server, options.baseUrl))
   const bindIsLoopback = isLoopbackHost(server.host)
@@ -82,6 +85,7 @@ export function createApp(options: CreateAppOptions): Hono {
           ms: Math.round((performance.now() - started) * 100) / 100,
           // Whoever holds a session id can use the session: logs get its fingerprint only.
           session: sessionFingerprint(c.req.header('mcp-session-id')),
+          ...rpcFields(notes.get(c.req.raw)),
         },
         'request',
       )
@@ -215,9 +219,16 @@ export function createApp(options: CreateAppOptions): Hono {
       if (!isRpcPayload(body)) return withHeaders(rpcError(400, INVALID_REQUEST.code, INVALID_REQUEST.message), cors)
     }
     const outgoing = (c.env as NodeEnv | undefined)?.outgoing
+    // Noted only when the access line will be written: nothing to keep otherwise.
+    const note: RpcNote | undefined = body !== undefined && logger.isLevelEnabled('info') ? { body, channel: undefined } : undefined
+    if (note) notes.set(req, note)
     const direct = outgoing
       ? {
-          channel: (headers: Record<string, string>) => new NodeReplyChannel(outgoing, { ...headers, ...cors }),
+          channel: (headers: Record<string, string>) => {
+            const channel = new NodeReplyChannel(outgoing, { ...headers, ...cors })
+            if (note) note.channel = channel
+            return channel
+          },
           accepted: (headers: Record<string, string>) => writeAccepted(outgoing, { ...headers, ...cors }),
         }
       : undefined

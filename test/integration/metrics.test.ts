@@ -65,6 +65,21 @@ describe.each([true, false])('/metrics (relay %s)', (relay) => {
     expect(all['vmcp_request_duration_seconds_sum{method="tools/call",backend="s"}']).toBeGreaterThan(0)
   })
 
+  it('each access line carries the JSON-RPC method, the tool, the backend, the outcome and the duration', () => {
+    const lines = gw.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'request')
+    const call = lines.find((l) => l.tool === 'h_echo')
+    expect(call).toMatchObject({ method: 'POST', path: '/mcp', status: 200, rpc: 'tools/call', backend: 'h', outcome: 'ok' })
+    expect(typeof call?.ms).toBe('number')
+    expect(lines.find((l) => l.tool === 's_echo')).toMatchObject({ rpc: 'tools/call', backend: 's', outcome: 'ok' })
+    expect(lines.find((l) => l.tool === 'h_fail')).toMatchObject({ backend: 'h', outcome: 'tool_error' })
+    expect(lines.find((l) => l.tool === 'nope')).toMatchObject({ rpc: 'tools/call', outcome: 'error' })
+    expect(lines.find((l) => l.tool === 'nope')).not.toHaveProperty('backend')
+    expect(lines.find((l) => l.rpc === 'tools/list')).toMatchObject({ outcome: 'ok' })
+    expect(lines.find((l) => l.rpc === 'initialize')).toMatchObject({ status: 200 })
+    // Names only: no argument reaches the log.
+    expect(gw.logs.join('\n')).not.toContain('"text":"a"')
+  })
+
   it('a call the client abandons is counted as cancelled', async () => {
     const abort = new AbortController()
     const call = client.callTool({ name: 'h_slow', arguments: { ms: 60_000, steps: 2 } }, undefined, { signal: abort.signal })
