@@ -42,7 +42,7 @@ Logs are JSON lines on stderr (human-readable on a terminal).`
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace']
 
-const COMMANDS = ['serve', 'validate', 'dcr', 'registry']
+const COMMANDS = ['serve', 'validate', 'tools', 'dcr', 'registry']
 
 const OPTIONS = {
   config: { type: 'string', short: 'c' },
