@@ -43,6 +43,8 @@ export interface InteractionsOptions {
   codec?: RequestStateCodec
 }
 
+const MIN_STATE_TTL_SECONDS = 600
+
 type InputRequests = Record<string, { method: string; params?: Record<string, unknown> }>
 type Outcome =
   { kind: 'result'; result: Result } | { kind: 'error'; error: unknown } | { kind: 'input' }
@@ -225,8 +227,10 @@ export class Interactions {
 
   constructor(options: InteractionsOptions) {
     this.#options = options
-    this.codec =
-      options.codec ?? new RequestStateCodec({ ttlSeconds: Math.ceil(options.holdTimeout / 1000) })
+    // A person answers the questions: ten minutes at least (a held call still ends with its
+    // own hold; its state then names a call that is gone).
+    const ttlSeconds = Math.max(MIN_STATE_TTL_SECONDS, Math.ceil(options.holdTimeout / 1000))
+    this.codec = options.codec ?? new RequestStateCodec({ ttlSeconds })
   }
 
   /** Calls held open now (for tests and status). */

@@ -107,6 +107,33 @@ describe('held calls for 2026-07-28 callers', () => {
     expect((err as RequestStateError).message).toContain('no longer held by this server')
   })
 
+  it('passes sampling and roots requests on only when the caller declared them', async () => {
+    const calls = interactions()
+    const sampling = { method: 'sampling/createMessage', params: { messages: [], maxTokens: 5 } }
+    const seen: { refused?: unknown } = {}
+    const start = async (io: CallIo): Promise<Result> => {
+      await io.ask({ method: 'roots/list' }, io.signal).catch((err: unknown) => {
+        seen.refused = err
+      })
+      await io.ask(sampling, io.signal)
+      return { content: [] }
+    }
+    const ctx = leg()
+    ;(ctx.mcpReq.envelope as Record<string, unknown>)[
+      'io.modelcontextprotocol/clientCapabilities'
+    ] = { sampling: {} }
+    const first = (await calls.run({ ...request(ctx, asking({})), start })) as Record<
+      string,
+      unknown
+    >
+    // Roots were refused at once (not declared); sampling waits for the caller's answer.
+    expect(first.inputRequests).toEqual({
+      input_1: { method: sampling.method, params: sampling.params },
+    })
+    expect(String(seen.refused)).toContain('did not declare roots')
+    calls.close()
+  })
+
   it('re-asks what the retry left unanswered, and refuses an answered round replayed', async () => {
     const calls = interactions()
     const first = (await calls.run(request(leg(), asking({})))) as Record<string, unknown>
