@@ -17,12 +17,13 @@ import { routeResource, type AggregatedView } from '../aggregator.js'
 import type { InflightCall } from '../backend-connection.js'
 import { errorText, type BackendRuntime } from '../backend-runtime.js'
 import type { DirectReply, GatewayRouting } from '../gateway.js'
-import { HttpRelay, RELAYED_METHODS } from '../relay/http-relay.js'
+import { HttpRelay, RELAYED_METHODS, type RelayCallOptions } from '../relay/http-relay.js'
 import { CallTable, type ReplyChannel } from '../routing/call-table.js'
 import { isNotification, isRequest, type RpcMessage, type RpcRequest } from '../routing/json-rpc.js'
 import { isRelayable, routeCall } from '../routing/route.js'
 import { failureText, isTransportFailure, relayFailure, toolError } from '../session.js'
 import { CallerPool, type Caller } from './caller-pool.js'
+import { relayHeld } from './held-relay.js'
 import { Interactions, type BackendRetry, type CallIo } from './input-required.js'
 import { ListenHub } from './listen.js'
 import { stripMcpHeaderMarkings } from './tool-headers.js'
@@ -295,25 +296,43 @@ export function createModernEndpoint(options: ModernEndpointOptions): ModernEndp
       direct.channel({}).finish(encodeModernAnswer(message.method, answer, options.serverInfo))
       return true
     }
-    if (mayNeedInput(message)) return false
     const routed = routeCall(view, message.method, message.params ?? {})
     const runtime = routed && routing.runtime(routed.backend)
     if (!relay || !routed || !isRelayable(runtime)) return false
     caller.relayedCalls++
-    const channel = new ModernReply(direct.channel({}), message.method, options.serverInfo, {
+    const reply = new ModernReply(direct.channel({}), message.method, options.serverInfo, {
       refuse: (request) => relay.deliverResponse(refusal(request)),
       done: () => caller.relayedCalls--,
     })
-    const params = withoutEnvelope(routed.params)
-    relay.call(
-      message,
-      {
+    const relayOptions = (retry?: BackendRetry): RelayCallOptions => {
+      const params: Record<string, unknown> = { ...withoutEnvelope(routed.params) }
+      // Only vmcp's unwrapped retry material reaches a backend, never what the caller sent.
+      delete params.inputResponses
+      delete params.requestState
+      return {
         backend: pool.relayBackend(caller, runtime),
-        request: { jsonrpc: '2.0', id: message.id, method: message.method, params },
+        request: {
+          jsonrpc: '2.0',
+          id: message.id,
+          method: message.method,
+          params: { ...params, ...retry },
+        },
         failure: relayFailure(runtime.name, message.method),
-      },
-      channel,
-    )
+      }
+    }
+    const target = INTERACTIVE[message.method]?.(message.params ?? {})
+    if (target !== undefined && mayNeedInput(message)) {
+      relayHeld({
+        relay,
+        interactions,
+        callerKey: caller.key,
+        backend: runtime.name,
+        target,
+        message,
+        options: relayOptions,
+        reply,
+      })
+    } else relay.call(message, relayOptions(), reply)
     return true
   }
 
@@ -513,7 +532,7 @@ function plausibleParams(message: RpcRequest): boolean {
 /**
  * A call that may take more than one round trip: a retry (it carries `requestState` or
  * `inputResponses`), or one whose caller declared a capability a backend's request could use.
- * Those go to input-required.ts on the SDK path, which can hold a call open between requests.
+ * Those run under input-required.ts (held-relay.ts), which holds a call open between requests.
  */
 function mayNeedInput(message: RpcRequest): boolean {
   if (!(message.method in INTERACTIVE)) return false
@@ -532,7 +551,7 @@ const INPUT_CAPABILITY: Record<string, string> = {
 }
 
 // The caller declared nothing a backend's request needs (see mayNeedInput), so it fails at once,
-// as input-required.ts fails it on the SDK path.
+// as input-required.ts fails it.
 function refusal(request: RpcRequest) {
   return {
     jsonrpc: '2.0' as const,
