@@ -31,6 +31,12 @@ export interface RegistryPoller {
   status(): RegistryStatus[]
   /** Lists every registry now (what the timers do), resolving when applied. */
   syncNow(): Promise<void>
+  /**
+   * The configured backend names changed (hot reload): a registry backend whose name is now
+   * configured is given up (configured backends win, as at startup) and returned, for the caller to
+   * remove before it adds the configured one; a name no longer configured is free at the next listing.
+   */
+  setConfigured(names: Iterable<string>): string[]
   /** Stops the timers, waits for a listing in flight, closes the store (Redis). */
   close(): Promise<void>
 }
@@ -51,7 +57,7 @@ export interface RegistryPollerOptions {
 export function createRegistryPoller(options: RegistryPollerOptions): RegistryPoller {
   const { config, logger, fetch, sink } = options
   const log = logger.child({ component: 'registry' })
-  const configured = new Set(config.backends.map((b) => b.name))
+  let configured = new Set(config.backends.map((b) => b.name))
   const timers: NodeJS.Timeout[] = []
   let closed = false
   // Sign-ins, and the summary of each listing for `vmcp registry status`.
@@ -155,6 +161,19 @@ export function createRegistryPoller(options: RegistryPollerOptions): RegistryPo
       await Promise.all(entries.map(run))
     },
     status: () => entries.map((e) => ({ ...e.status, backends: [...e.status.backends] })),
+    setConfigured(names) {
+      configured = new Set(names)
+      const displaced: string[] = []
+      for (const e of entries) {
+        for (const name of [...e.current.keys()].filter((n) => configured.has(n))) {
+          e.current.delete(name)
+          displaced.push(name)
+          log.warn({ registry: e.registry.name, backend: name }, `registry backend ${name} gives way to the configured backend of that name`)
+        }
+        e.status = { ...e.status, backends: [...e.current.keys()] }
+      }
+      return displaced
+    },
     async close() {
       closed = true
       for (const t of timers) clearInterval(t)

@@ -125,10 +125,13 @@ export function createVmcp(options: VmcpOptions): Vmcp {
 
   const applyReload = async (next: VmcpConfig): Promise<ReloadResult> => {
     const diff = diffConfig(current, next)
+    // A registry backend holding a name the file now configures gives way to it.
+    const displaced = registries.setConfigured(next.backends.map((b) => b.name))
+    diff.removed.push(...displaced)
     // Registry backends are not in the file, but their outgoing auth is.
-    const configured = new Set(current.backends.map((b) => b.name))
+    const skip = new Set([...current.backends.map((b) => b.name), ...displaced])
     for (const r of gateway.routing.runtimes()) {
-      if (configured.has(r.name) || sameValue(strategyOf(current, r.name), strategyOf(next, r.name))) continue
+      if (skip.has(r.name) || sameValue(strategyOf(current, r.name), strategyOf(next, r.name))) continue
       diff.changed.push(r.name)
       diff.removed.push(r.name)
       diff.added.push(r.config)
@@ -146,7 +149,7 @@ export function createVmcp(options: VmcpOptions): Vmcp {
       ...(diff.aggregation ? { aggregation: diff.aggregation } : {}),
     })
     for (const r of refused) logger.error({ backend: r.name }, `backend ${r.name} not added: ${r.reason}`)
-    const removedOnly = diff.removed.filter((n) => !diff.changed.includes(n))
+    const removedOnly = diff.removed.filter((n) => !diff.changed.includes(n) && !displaced.includes(n))
     const addedOnly = diff.added.map((b) => b.name).filter((n) => !diff.changed.includes(n))
     const result: ReloadResult = {
       added: addedOnly,

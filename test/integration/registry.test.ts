@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
-import { loadConfigFile, type VmcpConfig } from '../../src/config/index.js'
+import { loadConfigFile, parseConfigText, type VmcpConfig } from '../../src/config/index.js'
 import { createOutboundFetch } from '../../src/net/index.js'
 import {
   createRegistryOAuth,
@@ -401,7 +401,7 @@ describe('vmcp registry login | status | logout, and the token source serve uses
     expect(s.stdout).toContain("not signed in: run 'vmcp registry login --registry corp'")
   })
 
-  it('with Redis storage the sign-in and the last listing live in Redis, sealed; status reads them', async () => {
+  it('with Redis storage the sign-in and the last listing live in Redis, sealed; status reads them; a reload-configured backend takes its name from a registry backend', async () => {
     const redis = await startRedis()
     const redisDir = mkdtempSync(join(tmpdir(), 'vmcp-registry-redis-'))
     const redisFile = join(redisDir, 'vmcp.yaml')
@@ -444,12 +444,28 @@ ${readFileSync(file, 'utf8')}`,
       const gw = await startVmcp(readFileSync(redisFile, 'utf8'), { baseDir: redisDir })
       try {
         await vi.waitFor(() => expect(gw.vmcp.registries.status()[0]?.state).toBe('ok'), EVENTUALLY)
+        expect(gw.vmcp.registries.status()[0]?.backends).toEqual(['jira'])
+        // Hot reload: a configured backend named jira takes the name from the registry's.
+        const next = parseConfigText(
+          `${readFileSync(redisFile, 'utf8')}\nbackends:\n  - { name: jira, transport: streamable-http, url: ${JSON.stringify(notes.url)} }\n`,
+          { baseDir: redisDir },
+        )
+        next.server = gw.config.server
+        expect(await gw.vmcp.reload(next)).toMatchObject({ added: ['jira'], removed: [], changed: [], refused: [] })
+        expect(gw.vmcp.registries.status()[0]?.backends).toEqual([])
+        const jiraRuntime = () => gw.vmcp.gateway.routing.runtime('jira')
+        expect(jiraRuntime()).toMatchObject({ health: 'healthy', config: { url: notes.url } })
+        // The next listing still names jira: it stays the configured one.
+        await gw.vmcp.registries.syncNow()
+        expect(gw.vmcp.registries.status()[0]).toMatchObject({ state: 'ok', backends: [] })
+        expect(jiraRuntime()?.config).toMatchObject({ url: notes.url })
       } finally {
         await gw.close()
         registryFixture.state.servers = SERVERS
       }
       st = await run(['registry', 'status', '--config', redisFile]).done
-      expect(st.stdout).toMatch(/\tlast listing \d{4}-\d\d-\d\dT[^\t]+: 1 server\(s\), 1 backend\(s\)\n$/)
+      // The last listing named jira, which the configured backend now holds: no registry backend.
+      expect(st.stdout).toMatch(/\tlast listing \d{4}-\d\d-\d\dT[^\t]+: 1 server\(s\), 0 backend\(s\)\n$/)
       // serve kept its signing key under stateDir, and nothing of the registry.
       const onDisk = readdirSync(redisDir, { recursive: true }).map(String)
       expect(onDisk.filter((f) => f.includes('registry'))).toEqual([])
