@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino'
+import pinoPretty from 'pino-pretty'
 
 export type { Logger } from 'pino'
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
@@ -59,17 +60,24 @@ export function createLogger(options: CreateLoggerOptions = {}): Logger {
     redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
     timestamp: pino.stdTimeFunctions.isoTime,
   }
-  if (options.destination) return pino(base, options.destination)
-  const pretty = options.pretty ?? process.stderr.isTTY === true
+  const pretty = options.pretty ?? (options.destination === undefined && process.stderr.isTTY === true)
   if (pretty) {
-    return pino({
-      ...base,
-      transport: {
-        target: 'pino-pretty',
-        options: { destination: 2, colorize: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname' },
-      },
-    })
+    // One line per event: the message, then its fields as compact JSON on the same line (not a
+    // tree of 7-8 lines per event), so a terminal reads as a list of what happened.
+    const toTerminal = options.destination === undefined
+    return pino(
+      base,
+      pinoPretty({
+        destination: options.destination ?? 2,
+        colorize: toTerminal && process.stderr.isTTY === true,
+        singleLine: true,
+        translateTime: 'SYS:HH:MM:ss',
+        ignore: 'pid,hostname',
+        sync: !toTerminal,
+      }),
+    )
   }
+  if (options.destination) return pino(base, options.destination)
   return pino(base, pino.destination({ dest: 2, sync: false }))
 }
 

@@ -241,6 +241,9 @@ export function createVmcp(options: VmcpOptions): Vmcp {
           backends: status.backends.length,
           healthy: status.backends.filter((b) => b.health === 'healthy').length,
           auth: config.incomingAuth.type,
+          // The next step: how to point a client at vmcp, and where to see what it serves.
+          connect: `claude mcp add --transport http ${/^[\w.-]+$/.test(config.name) ? config.name : 'vmcp'} ${url}`,
+          status: `${baseUrl}/status`,
         },
         'ready',
       )

@@ -196,6 +196,9 @@ describe('vmcp serve', () => {
     expect(url.hostname).toBe('127.0.0.1')
     expect(url.port).not.toBe('0')
     expect(url.pathname).toBe('/mcp')
+    // The next step is on the ready line: how to add vmcp to a client, and where /status is.
+    expect(ready.connect).toBe(`claude mcp add --transport http vmcp ${url.href}`)
+    expect(ready.status).toBe(new URL('/status', url).href)
 
     const health = await fetch(new URL('/health', url))
     expect(health.status).toBe(200)
