@@ -65,9 +65,19 @@ const MODE_B_MIN_RATIO = 0.9
 
 const MODERN_DIRECT = 'direct, 2026-07-28 stateless'
 const MODERN_VMCP = 'vmcp, 2026-07-28 stateless'
+// A 2026-07-28 caller of the 2025 HTTP backend: the raw relay, as for the 'vmcp' session row.
+const MODERN_TO_2025 = 'vmcp, 2026-07-28 stateless → 2025 backend'
 
 interface CallTarget {
-  label: 'direct' | typeof BARE | 'vmcp' | 'vmcp+jwt' | typeof MODE_B | typeof MODERN_DIRECT | typeof MODERN_VMCP
+  label:
+    | 'direct'
+    | typeof BARE
+    | 'vmcp'
+    | 'vmcp+jwt'
+    | typeof MODE_B
+    | typeof MODERN_DIRECT
+    | typeof MODERN_VMCP
+    | typeof MODERN_TO_2025
   /** 2026-07-28 callers: one stateless caller per worker instead of one session. */
   stateless?: boolean
   url: string
@@ -300,6 +310,7 @@ async function benchCalls(backend: BackendChild, modeB: ModeB) {
     { label: 'direct', url: backend.url, tool: 'echo', pid: backend.pid },
     { label: BARE, url: bare.url, tool: prefixed, pid: bare.pid },
     { label: 'vmcp', url: anon.url, tool: prefixed, pid: anon.pid },
+    { label: MODERN_TO_2025, stateless: true, url: anon.url, tool: prefixed, pid: anon.pid },
     { label: 'vmcp+jwt', url: jwt.url, tool: prefixed, headers: bearer, pid: jwt.pid },
     {
       label: MODE_B,
@@ -634,6 +645,13 @@ function report(
       CONCURRENCY.map((c) => {
         const pick = (label: string) => calls.find((r) => r.target === label && r.concurrency === c)
         return `c=${c} ${round((pick(MODERN_VMCP)?.rps ?? NaN) / (pick(MODERN_DIRECT)?.rps ?? NaN))}×`
+      }).join(', '),
+    '',
+    `2026-07-28 caller / 2025 session, server CPU per call through vmcp to the 2025 backend: ` +
+      CONCURRENCY.map((c) => {
+        const cpu = (label: string) =>
+          calls.find((r) => r.target === label && r.concurrency === c)?.serverCpuUsPerCall ?? NaN
+        return `c=${c} ${round(cpu(MODERN_TO_2025) / cpu('vmcp'))}×`
       }).join(', '),
     '',
     '### Mode B /oauth/token, refresh_token grant (rotation: one chain per worker)',
