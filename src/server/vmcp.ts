@@ -211,7 +211,7 @@ export function createVmcp(options: VmcpOptions): Vmcp {
         const clientIp = createClientIpResolver({ trustedProxies, header: forwardedHeader })
         authServer = await createAuthServer({ config: rc, logger, fetch, clientIp, metrics, ...options.authServer })
       }
-      authenticator = createAuthenticator(config, logger, fetch, baseUrl, authServer)
+      authenticator = createAuthenticator(config, logger, fetch, baseUrl, authServer, () => current.outgoingAuth)
       app = createApp({
         name: config.name,
         version,
@@ -288,6 +288,7 @@ function createAuthenticator(
   fetch: FetchLike,
   baseUrl: string,
   authServer: AuthServer | undefined,
+  outgoingAuth: () => VmcpConfig['outgoingAuth'],
 ): IncomingAuthenticator {
   const incoming = config.incomingAuth
   if (incoming.type === 'anonymous') {
@@ -306,18 +307,28 @@ function createAuthenticator(
     ...(authServer ? { localKeys: authServer.getKey } : {}),
   })
   if (!authServer) return oidc
-  const strategies = [config.outgoingAuth.default, ...Object.values(config.outgoingAuth.backends)]
-  const requiredProviders = [
-    ...new Set(
-      strategies.flatMap((s) =>
-        s.type === 'upstream_inject'
-          ? [s.upstreamInject.providerName]
-          : s.type === 'token_exchange' && s.tokenExchange.subjectProviderName !== undefined
-            ? [s.tokenExchange.subjectProviderName]
-            : [],
-      ),
-    ),
-  ]
+  // Read per request, recomputed when a reload replaced outgoingAuth.
+  let seen: VmcpConfig['outgoingAuth'] | undefined
+  let required: string[] = []
+  const requiredProviders = () => {
+    const outgoing = outgoingAuth()
+    if (outgoing !== seen) {
+      seen = outgoing
+      const strategies = [outgoing.default, ...Object.values(outgoing.backends)]
+      required = [
+        ...new Set(
+          strategies.flatMap((s) =>
+            s.type === 'upstream_inject'
+              ? [s.upstreamInject.providerName]
+              : s.type === 'token_exchange' && s.tokenExchange.subjectProviderName !== undefined
+                ? [s.tokenExchange.subjectProviderName]
+                : [],
+          ),
+        ),
+      ]
+    }
+    return required
+  }
   return withUpstreamTokens(oidc, {
     source: authServer.upstreamTokens,
     resourceMetadataUrl,

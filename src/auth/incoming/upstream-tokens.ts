@@ -8,8 +8,11 @@ export interface UpstreamTokenAuthOptions {
   resourceMetadataUrl: string
   scopes: readonly string[]
   logger: Logger
-  /** Providers that upstream_inject backends need: a request without one of them is 401. */
-  requiredProviders?: readonly string[]
+  /**
+   * Providers that upstream_inject backends need: a request without one of them is 401. A
+   * function is asked on every request (the backends can change on a configuration reload).
+   */
+  requiredProviders?: readonly string[] | (() => readonly string[])
 }
 
 const unavailable = () =>
@@ -40,7 +43,8 @@ export function withUpstreamTokens(
   options: UpstreamTokenAuthOptions,
 ): IncomingAuthenticator {
   const { source, resourceMetadataUrl, scopes, logger } = options
-  const required = options.requiredProviders ?? []
+  const { requiredProviders } = options
+  const required = typeof requiredProviders === 'function' ? requiredProviders : () => requiredProviders ?? []
   const cache = new Map<string, { tokens: Record<string, Secret>; until: number }>()
   // Bumped on every invalidation: a load that raced one must not cache what it read before it.
   let epoch = 0
@@ -86,7 +90,7 @@ export function withUpstreamTokens(
         // No token at all: the upstream session ended (grant revoked, or it outlived its
         // lifetime). The client must sign in again, however long its own JWT still lives.
         if (Object.keys(upstreamTokens).length === 0) return fail('upstream session ended; sign in again')
-        const missing = required.find((p) => !(p in upstreamTokens))
+        const missing = required().find((p) => !(p in upstreamTokens))
         if (missing) return fail(`no upstream token for provider ${missing}; sign in again`)
         return { ok: true, identity: { ...result.identity, upstreamTokens } }
       } catch (err) {

@@ -94,6 +94,22 @@ describe('withUpstreamTokens (Mode B)', () => {
     })
   })
 
+  it('upstream_inject: the required providers are read per request (a reload can add one)', async () => {
+    let required = ['corp']
+    const auth = withUpstreamTokens(verified({ sub: 'alice', tsid: 'T1' }), {
+      source: source(async () => ({ corp: new Secret('a') })),
+      resourceMetadataUrl: PRM,
+      scopes: ['mcp'],
+      logger: memoryLogger().logger,
+      requiredProviders: () => required,
+    })
+    expect((await auth.authenticate(req())).ok).toBe(true)
+    required = ['corp', 'github']
+    const r = await auth.authenticate(req())
+    if (r.ok) throw new Error('expected failure')
+    expect(r.response.status).toBe(401)
+  })
+
   it('storage down is 503, never 401', async () => {
     const r = await wrap(
       verified({ sub: 'alice', tsid: 'T1' }),
