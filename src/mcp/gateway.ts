@@ -128,6 +128,8 @@ export interface GatewayRouting {
   readonly generation: number
   /** The outbound dispatcher the raw relay uses; without it every call takes the SDK path. */
   readonly dispatcher: Dispatcher | undefined
+  /** Request metrics, shared with the 2025 sessions. */
+  readonly metrics: Metrics | undefined
   /**
    * Watches a resource of a shared (stdio) backend: the process subscribes once per URI for
    * every session and caller watching it, and `watcher` hears its updates.
@@ -322,6 +324,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     },
 
     routing: {
+      metrics: options.metrics,
       whenStarted: async () => {
         if (!ready && starting) await starting
       },

@@ -293,14 +293,18 @@ export function createModernEndpoint(options: ModernEndpointOptions): ModernEndp
     if (message.method in LISTS) {
       const result = listResult(view, message.method)
       const answer = { jsonrpc: '2.0' as const, id: message.id, result }
-      direct.channel({}).finish(encodeModernAnswer(message.method, answer, options.serverInfo))
+      const channel = direct.channel({})
+      channel.stat = routing.metrics?.call(message.method, '')
+      channel.finish(encodeModernAnswer(message.method, answer, options.serverInfo))
       return true
     }
     const routed = routeCall(view, message.method, message.params ?? {})
     const runtime = routed && routing.runtime(routed.backend)
     if (!relay || !routed || !isRelayable(runtime)) return false
     caller.relayedCalls++
-    const reply = new ModernReply(direct.channel({}), message.method, options.serverInfo, {
+    const base = direct.channel({})
+    base.stat = routing.metrics?.call(message.method, routed.backend)
+    const reply = new ModernReply(base, message.method, options.serverInfo, {
       refuse: (request) => relay.deliverResponse(refusal(request)),
       done: () => caller.relayedCalls--,
     })
