@@ -96,9 +96,14 @@ export class BackendRuntime {
     return this.sharesConnection || this.#launcher !== undefined
   }
 
-  /** Speaks MCP 2026-07-28: calls go through the v2 client, never the 2025 raw relay. */
+  /** Speaks MCP 2026-07-28: calls that may need input go through the v2 client. */
   get modern(): boolean {
     return this.eraVerdict?.era === 'modern'
+  }
+
+  /** Answers 2025 requests: a 2025 backend, or a 2026-07-28 one that serves both eras. */
+  get servesLegacy(): boolean {
+    return this.eraVerdict?.era !== 'modern' || this.eraVerdict.servesLegacy === true
   }
 
   /** One process per backend: stdio servers are shared by all sessions. */

@@ -201,6 +201,9 @@ export class ClientSession {
     const routed = routeCall(this.view(), request.method, request.params ?? {})
     const runtime = routed && this.#host.runtime(routed.backend)
     if (!routed || !isRelayable(runtime)) return undefined
+    // A 2026-07-28 backend asks for input with input_required, which only the v2 client turns
+    // into this session's elicitation and sampling requests (modern/backend-link.ts).
+    if (runtime.modern && Object.keys(this.#downstreamCapabilities()).length > 0) return undefined
     return {
       backend: this.#relayBackend(runtime),
       request: { jsonrpc: '2.0' as const, id: request.id, method: request.method, params: routed.params },

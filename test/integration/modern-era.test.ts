@@ -61,8 +61,6 @@ describe('MCP 2026-07-28 beside 2025-11-25 on one /mcp', () => {
       expect(await callTextV2(client, 'alpha_echo', { text: 'a' })).toBe('alpha: a')
       expect(await callTextV2(client, 'beta_echo', { text: 'b' })).toBe('beta: b')
       expect(await callTextV2(client, 'nova_echo', { text: 'n' })).toBe('nova: n')
-      // vmcp speaks to the 2026-07-28 backend in its own era, whatever the caller's.
-      expect(await callTextV2(client, 'nova_era')).toBe('modern')
       await client.close()
     },
   )
@@ -146,6 +144,8 @@ describe('MCP 2026-07-28 beside 2025-11-25 on one /mcp', () => {
         'nova: deploy confirmed',
       )
       expect(asked).toEqual(['stdio?', 'http?', 'deploy?'])
+      // A caller that can answer input reaches the 2026-07-28 backend in its own era.
+      expect(await callTextV2(client, 'nova_era')).toBe('modern')
       await client.close()
     },
   )
@@ -387,6 +387,26 @@ describe('MCP 2026-07-28 beside 2025-11-25 on one /mcp', () => {
     }))
     expect(await callTextV2(client, 'beta_ask_llm', { prompt: 'city?' })).toBe('sampled: Lyon')
     await client.close()
+  })
+
+  it('serves a 2026-07-28-only backend to callers of both eras through the v2 client', async () => {
+    const mono = await startHttpBackend(MODERN_BACKEND, ['--name', 'mono', '--legacy', 'reject'])
+    const solo = await startVmcp({
+      backends: [{ name: 'mono', transport: 'streamable-http', url: mono.url }],
+    })
+    try {
+      const modern = await connectV2(solo.url, 'auto')
+      expect(await callTextV2(modern, 'mono_echo', { text: 'm' })).toBe('mono: m')
+      expect(await callTextV2(modern, 'mono_era')).toBe('modern')
+      await modern.close()
+      const legacy = await connectClient(solo.url)
+      expect(await callText(legacy, 'mono_echo', { text: 'l' })).toBe('mono: l')
+      expect(await callText(legacy, 'mono_era')).toBe('modern')
+      await legacy.close()
+    } finally {
+      await solo.close()
+      await mono.close()
+    }
   })
 
   it("hears a 2026 backend's list changes on its listen stream and tells modern listeners and 2025 sessions", async () => {

@@ -3,10 +3,13 @@ import {
   ProtocolError,
   SdkError,
   SdkErrorCode,
+  SERVER_INFO_META_KEY,
   StreamableHTTPClientTransport,
   type DiscoverResult,
   type McpSubscription,
 } from '@modelcontextprotocol/client'
+import { Client as LegacyClient } from '@modelcontextprotocol/sdk/client/index.js'
+import { StreamableHTTPClientTransport as LegacyTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import type { RequestOptions } from '@modelcontextprotocol/sdk/shared/protocol.js'
 import {
   ErrorCode,
@@ -33,6 +36,11 @@ export interface EraVerdict {
   era: BackendEra
   /** The backend's `server/discover` answer: later connections adopt it with no round trip. */
   discover?: DiscoverResult
+  /**
+   * A 2026-07-28 backend that answers a 2025 `initialize` too (a dual-era server): calls that
+   * cannot need input may take vmcp's raw 2025 relay to it, the fast path.
+   */
+  servesLegacy?: boolean
 }
 
 /** `allowInputRequired`: a 2026-07-28 backend's `input_required` is returned, not fulfilled. */
@@ -112,9 +120,25 @@ export async function connectModernLink(
     return { verdict: { era: 'legacy' } }
   }
   const discover = client.getDiscoverResult() ?? options.prior?.discover
+  const servesLegacy = options.prior?.servesLegacy ?? (await answersInitialize(options))
   return {
-    verdict: { era: 'modern', ...(discover ? { discover } : {}) },
+    verdict: { era: 'modern', servesLegacy, ...(discover ? { discover } : {}) },
     link: new ModernLink(client, options),
+  }
+}
+
+/** Whether the backend also completes a 2025 `initialize` (once per backend, with the probe). */
+async function answersInitialize(options: ModernLinkOptions): Promise<boolean> {
+  const client = new LegacyClient(options.clientInfo, { capabilities: {} })
+  const transport = new LegacyTransport(options.url, { fetch: options.fetch })
+  try {
+    await client.connect(transport, { timeout: options.timeout })
+    return true
+  } catch {
+    return false
+  } finally {
+    await transport.terminateSession().catch(() => undefined)
+    await client.close().catch(() => undefined)
   }
 }
 
@@ -171,7 +195,15 @@ export class ModernLink implements BackendClient {
     _schema: unknown,
     options?: BackendRequestOptions,
   ): Promise<Result> {
-    return v1Errors(() => this.#client.request(request as never, options as never))
+    const result = await v1Errors(() => this.#client.request(request as never, options as never))
+    // The backend's identity stays behind vmcp: its callers see vmcp's serverInfo.
+    const meta = result._meta as Record<string, unknown> | undefined
+    if (meta && SERVER_INFO_META_KEY in meta) {
+      const { [SERVER_INFO_META_KEY]: _backend, ...rest } = meta
+      if (Object.keys(rest).length > 0) result._meta = rest
+      else delete result._meta
+    }
+    return result
   }
 
   /** 2026-07-28 has no `ping`: a `server/discover` answer shows the backend is there. */

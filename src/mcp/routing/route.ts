@@ -53,12 +53,13 @@ export function routeCall(
 }
 
 /**
- * A backend the raw relay can serve now: 2025 Streamable HTTP and reachable (else: the SDK path).
- * A 2026-07-28 backend is spoken to through the v2 client (modern/backend-link.ts), which speaks
- * its revision and turns its input_required into what the caller can answer.
+ * A backend the raw relay can serve now: Streamable HTTP, answering 2025 requests, and reachable
+ * (else: the SDK path). A 2026-07-28-only backend is spoken to through the v2 client
+ * (modern/backend-link.ts); so is a dual-era one whenever the call may need input.
  */
 export function isRelayable(runtime: BackendRuntime | undefined): runtime is BackendRuntime {
-  if (!runtime || runtime.config.transport !== 'streamable-http' || runtime.modern) return false
+  if (!runtime || runtime.config.transport !== 'streamable-http' || !runtime.servesLegacy)
+    return false
   return runtime.health === 'healthy' || runtime.health === 'per-user'
 }
 
