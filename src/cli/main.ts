@@ -86,10 +86,14 @@ function load(path: string | undefined): VmcpConfig {
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`)
-      if (/environment variable \S+ is not set/.test(err.message)) {
-        process.stderr.write(
-          'hint: export the variables above; for vmcp.modeb.example.yaml, `npm run demo:mode-b` sets them and starts the development IdP\n',
-        )
+      const unset = [...err.message.matchAll(/environment variable (\S+) is not set/g)].map((m) => m[1])
+      if (unset.length > 0) {
+        // The Mode B example's variable comes with the demo that sets it; any other file's are
+        // the operator's to export.
+        const how = /modeb\.example\.yaml$/.test(path)
+          ? '; for vmcp.modeb.example.yaml, `npm run demo:mode-b` sets them and starts the development IdP'
+          : `, e.g. export ${[...new Set(unset)].map((v) => `${v}=…`).join(' ')}`
+        process.stderr.write(`hint: export the variables above${how}\n`)
       }
       process.exit(EXIT_CONFIG)
     }

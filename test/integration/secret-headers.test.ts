@@ -114,6 +114,8 @@ describe('examples/: header secrets from the environment', () => {
     expect(r.stderr).toContain(
       '- backends[0].headers.DD-APPLICATION-KEY: environment variable DD_APPLICATION_KEY is not set',
     )
+    expect(r.stderr).toContain('hint: export the variables above, e.g. export DD_API_KEY=… DD_APPLICATION_KEY=…\n')
+    expect(r.stderr).not.toContain('demo:mode-b')
   })
 
   it('examples/github.yaml without GITHUB_TOKEN says which variable to set', async () => {
