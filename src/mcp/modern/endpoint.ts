@@ -338,6 +338,11 @@ export function createModernEndpoint(options: ModernEndpointOptions): ModernEndp
         message,
         options: relayOptions,
         reply,
+        // A held call outlives its first request: its pooled session must not idle out meanwhile.
+        busy: () => {
+          caller.relayedCalls++
+          return () => caller.relayedCalls--
+        },
       })
     } else relay.call(message, relayOptions(), reply)
     return true

@@ -1,4 +1,8 @@
-import { isLegacyRequest, PROTOCOL_VERSION_META_KEY } from '@modelcontextprotocol/server'
+import {
+  classifyInboundRequest,
+  PROTOCOL_VERSION_META_KEY,
+  type InboundClassificationOutcome,
+} from '@modelcontextprotocol/server'
 import {
   isInitializeRequest,
   LATEST_PROTOCOL_VERSION,
@@ -22,7 +26,33 @@ export const MODERN_PROTOCOL_VERSIONS: readonly string[] = ['2026-07-28']
  */
 export async function classifyEra(request: Request, body: unknown): Promise<Era> {
   if (request.headers.has('mcp-session-id') && !claimsEnvelope(body)) return 'legacy'
-  return (await isLegacyRequest(request, body)) ? 'legacy' : 'modern'
+  // isLegacyRequest's rule on a parsed body: no JSON body is 2025 traffic.
+  if (request.method === 'POST' && body === undefined) return 'legacy'
+  return inboundOutcome(request, body).kind === 'legacy' ? 'legacy' : 'modern'
+}
+
+const outcomes = new WeakMap<Request, InboundClassificationOutcome>()
+
+/**
+ * The SDK's classification of a request with its parsed body (what `isLegacyRequest` and the
+ * v2 entry decide on), computed once per request: the era decision and the endpoint's own
+ * checks (wire.ts) read the same outcome.
+ */
+export function inboundOutcome(request: Request, body: unknown): InboundClassificationOutcome {
+  let outcome = outcomes.get(request)
+  if (!outcome) {
+    const h = request.headers
+    const header = (name: string) => h.get(name) ?? undefined
+    outcome = classifyInboundRequest({
+      httpMethod: request.method,
+      protocolVersionHeader: header('mcp-protocol-version'),
+      mcpMethodHeader: header('mcp-method'),
+      mcpNameHeader: header('mcp-name'),
+      ...(body !== undefined ? { body } : {}),
+    })
+    outcomes.set(request, outcome)
+  }
+  return outcome
 }
 
 function claimsEnvelope(body: unknown): boolean {

@@ -35,6 +35,8 @@ export interface HeldRelayCall {
   options(retry?: BackendRetry): RelayCallOptions
   /** This request's reply (the answer, or `input_required`, ends it). */
   reply: ReplyChannel
+  /** Marks the backend call in flight (it may outlive this request); returns its release. */
+  busy(): () => void
 }
 
 /**
@@ -55,7 +57,10 @@ export function relayHeld(call: HeldRelayCall): void {
       method: message.method,
       target: call.target,
       ctx: legOf(message, reply, closed.signal),
-      start: (io, retry) => relayed(call.relay, message, call.options(retry), io),
+      start: (io, retry) => {
+        const release = call.busy()
+        return relayed(call.relay, message, call.options(retry), io).finally(release)
+      },
     })
     .then(
       (result) => reply.finish({ jsonrpc: '2.0', id: message.id, result }),

@@ -1,10 +1,6 @@
-import {
-  classifyInboundRequest,
-  isJsonContentType,
-  SERVER_INFO_META_KEY,
-} from '@modelcontextprotocol/server'
+import { isJsonContentType, SERVER_INFO_META_KEY } from '@modelcontextprotocol/server'
 import { isRequest, type RpcMessage, type RpcRequest } from '../routing/json-rpc.js'
-import { MODERN_PROTOCOL_VERSIONS } from './era.js'
+import { inboundOutcome, MODERN_PROTOCOL_VERSIONS } from './era.js'
 
 /** The body field each method's `Mcp-Name` header mirrors (MCP 2026-07-28 §Standard Request Headers). */
 const MCP_NAME_SOURCE: Readonly<Record<string, string>> = {
@@ -32,13 +28,7 @@ export function passesLadder(request: Request, body: unknown): RpcRequest | unde
   const nameField = MCP_NAME_SOURCE[body.method]
   const nameHeader = headers.get('mcp-name')
   if (nameField !== undefined && nameHeader !== body.params?.[nameField]) return undefined
-  const outcome = classifyInboundRequest({
-    httpMethod: 'POST',
-    protocolVersionHeader: version,
-    mcpMethodHeader: body.method,
-    ...(nameHeader !== null ? { mcpNameHeader: nameHeader } : {}),
-    body,
-  })
+  const outcome = inboundOutcome(request, body)
   if (outcome.kind !== 'modern' || outcome.messageKind !== 'request') return undefined
   return outcome.classification.revision === version ? body : undefined
 }
