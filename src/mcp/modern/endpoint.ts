@@ -88,6 +88,7 @@ export function createModernEndpoint(options: ModernEndpointOptions): ModernEndp
     logger,
     serverInfo: options.serverInfo,
     maxListeners: options.maxListeners ?? 1024,
+    maxListenersPerCaller: 32,
     keepAliveMs: 15_000,
     watch: async (caller, uris) => {
       const view = pool.view(caller)

@@ -17,6 +17,8 @@ export interface ListenHubOptions {
   serverInfo: { name: string; version: string }
   /** Open streams at once, in this process. */
   maxListeners: number
+  /** Open streams at once per caller, so one identity cannot take every slot. */
+  maxListenersPerCaller: number
   /** Interval of SSE comment frames that keep idle proxies from closing the stream. */
   keepAliveMs: number
   /**
@@ -48,6 +50,8 @@ const LIST_FILTER: Record<ListKind | 'resources-all', keyof ListenFilter> = {
   'resources-all': 'resourcesListChanged',
 }
 
+const MAX_WATCHED_URIS = 256
+
 const SSE_HEADERS = {
   'content-type': 'text/event-stream',
   'cache-control': 'no-cache, no-transform',
@@ -78,8 +82,12 @@ export class ListenHub {
   /** Serves one `subscriptions/listen` request: an SSE stream until the client closes it. */
   async serve(caller: Caller, message: RpcRequest, signal: AbortSignal): Promise<Response> {
     const id = message.id
-    if (this.#listeners.size >= this.#options.maxListeners) {
-      this.#options.logger.warn({ max: this.#options.maxListeners }, 'listen stream refused: limit')
+    const { maxListeners, maxListenersPerCaller, logger } = this.#options
+    if (this.#listeners.size >= maxListeners || caller.listeners >= maxListenersPerCaller) {
+      logger.warn(
+        { open: this.#listeners.size, mine: caller.listeners },
+        'listen stream refused: limit',
+      )
       return rpcError(id, -32603, 'Subscription limit reached')
     }
     const asked = parseFilter(message.params?.notifications)
@@ -88,6 +96,13 @@ export class ListenHub {
         id,
         -32602,
         "Invalid params: 'notifications' is required and must be a valid SubscriptionFilter",
+      )
+    // Each URI is a subscription at a backend: a stream may watch a bounded number of them.
+    if ((asked.resourceSubscriptions?.length ?? 0) > MAX_WATCHED_URIS)
+      return rpcError(
+        id,
+        -32602,
+        `Invalid params: at most ${MAX_WATCHED_URIS} resourceSubscriptions`,
       )
     const filter: ListenFilter = { ...asked }
     delete filter.resourceSubscriptions

@@ -40,7 +40,8 @@ function makeHub(
   return new ListenHub({
     logger: createLogger({ level: 'silent' }),
     serverInfo: { name: 'vmcp', version: '1' },
-    maxListeners: 2,
+    maxListeners: 3,
+    maxListenersPerCaller: 2,
     keepAliveMs: 60_000,
     watch: watch ?? (async (_c, uris) => ({ uris, stop: () => undefined })),
   })
@@ -78,18 +79,28 @@ describe('ListenHub', () => {
     expect(alice.listeners).toBe(0)
   })
 
-  it('refuses an invalid filter and more streams than the limit, and ends streams gracefully on close', async () => {
+  it('refuses an invalid filter, too many URIs, and streams past the per-caller and total limits', async () => {
     const h = hub()
     const never = new AbortController().signal
-    const bad = await h.serve(caller('a'), listen(1, { toolsListChanged: 'yes' }), never)
+    const a = caller('a')
+    const bad = await h.serve(a, listen(1, { toolsListChanged: 'yes' }), never)
     expect(await bad.json()).toMatchObject({ id: 1, error: { code: -32602 } })
-    const one = frames(await h.serve(caller('a'), listen(2, { toolsListChanged: true }), never))
-    await h.serve(caller('a'), listen(3, { promptsListChanged: true }), never)
-    const full = await h.serve(caller('a'), listen(4, { toolsListChanged: true }), never)
-    expect(await full.json()).toMatchObject({ id: 4, error: { code: -32603 } })
+    const uris = Array.from({ length: 257 }, (_, i) => `a://${i}`)
+    const many = await h.serve(a, listen(9, { resourceSubscriptions: uris }), never)
+    expect(await many.json()).toMatchObject({ id: 9, error: { code: -32602 } })
+    const one = frames(await h.serve(a, listen(2, { toolsListChanged: true }), never))
+    await h.serve(a, listen(3, { promptsListChanged: true }), never)
+    // Caller a holds its two streams; another caller still gets one, until the total is reached.
+    const mine = await h.serve(a, listen(4, { toolsListChanged: true }), never)
+    expect(await mine.json()).toMatchObject({ id: 4, error: { code: -32603 } })
+    await h.serve(caller('b'), listen(5, { toolsListChanged: true }), never)
+    const full = await h.serve(caller('c'), listen(6, { toolsListChanged: true }), never)
+    expect(await full.json()).toMatchObject({ id: 6, error: { code: -32603 } })
     await one()
     h.closeAll()
     expect(await one()).toMatchObject({ id: 2, result: { resultType: 'complete' } })
+    expect(h.size).toBe(0)
+    expect(a.listeners).toBe(0)
   })
 
   it('honors only the URIs it could watch, tells only listeners that named one, and stops watching', async () => {
