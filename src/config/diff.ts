@@ -1,5 +1,11 @@
 import { Secret } from '../log/secret.js'
-import type { AggregationConfig, BackendConfig, OutgoingStrategyConfig, VmcpConfig } from './schema.js'
+import type {
+  AggregationConfig,
+  BackendConfig,
+  OutgoingStrategyConfig,
+  RegistryConfig,
+  VmcpConfig,
+} from './schema.js'
 
 /** What a hot reload changes: what vmcp applies live, and what waits for a restart. */
 export interface ConfigDiff {
@@ -11,6 +17,8 @@ export interface ConfigDiff {
   changed: string[]
   /** The new aggregation rules, when they differ. */
   aggregation?: AggregationConfig
+  /** The new registries, when they differ: their backends are listed again from scratch. */
+  registries?: RegistryConfig[]
   /** YAML paths whose new value needs a restart; the running value is kept. */
   restartRequired: string[]
 }
@@ -19,7 +27,7 @@ export interface ConfigDiff {
 const BY_KEY = new Set(['server', 'operational'])
 // Applied live (or meaningless at run time, like $schema). The log level is not: child loggers
 // keep the level they were made with.
-const LIVE = new Set(['backends', 'aggregation', 'outgoingAuth', '$schema'])
+const LIVE = new Set(['backends', 'aggregation', 'outgoingAuth', 'registries', '$schema'])
 
 /**
  * Compares the running configuration with a new one. Backends are matched by name; a backend
@@ -41,6 +49,7 @@ export function diffConfig(running: VmcpConfig, next: VmcpConfig): ConfigDiff {
     }
   }
   if (!sameValue(running.aggregation, next.aggregation)) diff.aggregation = next.aggregation
+  if (!sameValue(running.registries, next.registries)) diff.registries = next.registries
   diff.restartRequired = changedPaths(running, next).filter((p) => !LIVE.has(p))
   return diff
 }
@@ -55,6 +64,7 @@ export function mergeLive(running: VmcpConfig, next: VmcpConfig): VmcpConfig {
     backends: next.backends,
     aggregation: next.aggregation,
     outgoingAuth: next.outgoingAuth,
+    registries: next.registries,
   }
 }
 

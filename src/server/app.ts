@@ -37,8 +37,8 @@ export interface CreateAppOptions {
   baseUrl: string
   /** Mode B: the embedded authorization server's routes (metadata, JWKS, /oauth/*). */
   authServer?: Hono
-  /** State of each configured registry, shown in /status. */
-  registries?: () => unknown[]
+  /** State of each configured registry, shown in /status (undefined: none configured). */
+  registries?: () => unknown[] | undefined
   /** Served at /metrics (Prometheus text), to the same callers as /status. */
   metrics?: Metrics
 }
@@ -137,6 +137,7 @@ export function createApp(options: CreateAppOptions): Hono {
     const refused = await operatorOnly(c)
     if (refused) return refused
     const s = gateway.status()
+    const registries = options.registries?.()
     return json(c, 200, {
       name: options.name,
       version: options.version,
@@ -144,7 +145,7 @@ export function createApp(options: CreateAppOptions): Hono {
       sessions: s.sessions,
       healthy: s.backends.filter((b) => b.health === 'healthy').length,
       backends: s.backends,
-      ...(options.registries ? { registries: options.registries() } : {}),
+      ...(registries ? { registries } : {}),
       // ?tools=1: every exposed tool name with its backend (what `vmcp tools` prints).
       ...(c.req.query('tools') === '1' ? { tools: gateway.exposedTools() } : {}),
     })

@@ -54,7 +54,10 @@ export interface Vmcp {
   /** Graceful: stop accepting, close sessions and backends, then force-close what remains. */
   close(): Promise<void>
   readonly gateway: Gateway
-  /** Backends from `registries`: their state (also in /status) and an on-demand re-list. */
+  /**
+   * Backends from `registries`: their state (also in /status) and an on-demand re-list. A reload
+   * that changes `registries` replaces it.
+   */
   readonly registries: RegistryPoller
   /**
    * Applies a new configuration without a restart (SIGHUP, `serve --watch`): backends added,
@@ -75,6 +78,8 @@ export interface ReloadResult {
   removed: string[]
   changed: string[]
   aggregation: boolean
+  /** The registries changed: their backends are listed again by a new poller. */
+  registries: boolean
   /** Changed paths that need a restart (`server.port`, `authServer`, …); not applied. */
   restartRequired: string[]
   /** Backends of the new file that could not start (name taken by a registry backend). */
@@ -110,7 +115,8 @@ export function createVmcp(options: VmcpOptions): Vmcp {
     ...(options.relay !== false ? { dispatcher: outboundDispatcher(fetch) } : {}),
     outgoingAuth: strategyFor,
   })
-  const registries = createRegistryPoller({ config, logger, fetch, sink: gateway })
+  let registries = createRegistryPoller({ config, logger, fetch, sink: gateway })
+  let registriesStarted = false
 
   const op = config.operational
   // Sessionless 2026-07-28 callers: their pooled backend connections idle out like sessions do.
@@ -128,8 +134,13 @@ export function createVmcp(options: VmcpOptions): Vmcp {
     // A registry backend holding a name the file now configures gives way to it.
     const displaced = registries.setConfigured(next.backends.map((b) => b.name))
     diff.removed.push(...displaced)
+    // Other registries: the old poller stops and its backends go; a new one lists the new set.
+    const retired = diff.registries ? registries : undefined
+    await retired?.close()
+    const owned = retired?.status().flatMap((r) => r.backends) ?? []
+    diff.removed.push(...owned)
     // Registry backends are not in the file, but their outgoing auth is.
-    const skip = new Set([...current.backends.map((b) => b.name), ...displaced])
+    const skip = new Set([...current.backends.map((b) => b.name), ...displaced, ...owned])
     for (const r of gateway.routing.runtimes()) {
       if (skip.has(r.name) || sameValue(strategyOf(current, r.name), strategyOf(next, r.name))) continue
       diff.changed.push(r.name)
@@ -149,6 +160,10 @@ export function createVmcp(options: VmcpOptions): Vmcp {
       ...(diff.aggregation ? { aggregation: diff.aggregation } : {}),
     })
     for (const r of refused) logger.error({ backend: r.name }, `backend ${r.name} not added: ${r.reason}`)
+    if (retired) {
+      registries = createRegistryPoller({ config: current, logger, fetch, sink: gateway })
+      if (registriesStarted && !closing) void registries.start()
+    }
     const removedOnly = diff.removed.filter((n) => !diff.changed.includes(n) && !displaced.includes(n))
     const addedOnly = diff.added.map((b) => b.name).filter((n) => !diff.changed.includes(n))
     const result: ReloadResult = {
@@ -156,11 +171,12 @@ export function createVmcp(options: VmcpOptions): Vmcp {
       removed: removedOnly,
       changed: diff.changed,
       aggregation: diff.aggregation !== undefined,
+      registries: retired !== undefined,
       restartRequired: diff.restartRequired,
       refused,
     }
     const { added, removed, changed, aggregation, restartRequired } = result
-    logger.info({ added, removed, changed, aggregation, restartRequired }, 'configuration reloaded')
+    logger.info({ added, removed, changed, aggregation, registries: result.registries, restartRequired }, 'configuration reloaded')
     return result
   }
   let reloading: Promise<unknown> = Promise.resolve()
@@ -174,7 +190,9 @@ export function createVmcp(options: VmcpOptions): Vmcp {
 
   return {
     gateway,
-    registries,
+    get registries() {
+      return registries
+    },
     get app() {
       return app
     },
@@ -223,7 +241,7 @@ export function createVmcp(options: VmcpOptions): Vmcp {
         metrics,
         baseUrl,
         ...(authServer ? { authServer: authServer.app } : {}),
-        ...(config.registries.length > 0 ? { registries: () => registries.status() } : {}),
+        registries: () => (current.registries.length > 0 ? registries.status() : undefined),
       })
       const built = app
       handler = (req, env) => built.fetch(req, env)
@@ -232,6 +250,7 @@ export function createVmcp(options: VmcpOptions): Vmcp {
       // Stopped during startup (SIGTERM while discovering): never announce ready afterwards.
       if (closing) return { url, listenUrl }
       // Registries never hold up serving: their backends join as listings arrive.
+      registriesStarted = true
       void registries.start()
       const status = gateway.status()
       logger.info(

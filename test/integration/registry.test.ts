@@ -407,17 +407,15 @@ describe('vmcp registry login | status | logout, and the token source serve uses
     const redisFile = join(redisDir, 'vmcp.yaml')
     writeFileSync(join(redisDir, 'storage.key'), `${randomBytes(32).toString('hex')}\n`)
     const self = 'http://127.0.0.1:4999'
-    writeFileSync(
-      redisFile,
-      `incomingAuth: { type: oidc, oidc: { issuer: ${self}, audience: ${self}/mcp, resource: ${self}/mcp } }
+    const modeB = `incomingAuth: { type: oidc, oidc: { issuer: ${self}, audience: ${self}/mcp, resource: ${self}/mcp } }
 authServer:
   runConfig:
     issuer: ${self}
     allowedAudiences: [${self}/mcp]
     upstreams: [{ name: corp, type: oidc, oidc: { issuerUrl: ${idp.issuer}, clientId: vmcp } }]
     storage: { type: redis, redis: { url: ${redis.url}, keyPrefix: 'reg-test:' }, encryptionKey: { file: storage.key } }
-${readFileSync(file, 'utf8')}`,
-    )
+`
+    writeFileSync(redisFile, `${modeB}${readFileSync(file, 'utf8')}`)
     const redisConfig = loadConfigFile(redisFile).config
     const key = registryTokenKey(REGISTRY_URL, redisConfig.registries[0]!.auth!.issuer)
     const { logger } = memoryLogger()
@@ -459,13 +457,24 @@ ${readFileSync(file, 'utf8')}`,
         await gw.vmcp.registries.syncNow()
         expect(gw.vmcp.registries.status()[0]).toMatchObject({ state: 'ok', backends: [] })
         expect(jiraRuntime()?.config).toMatchObject({ url: notes.url })
+        // Registries reload live too: removed, the poller stops; back, a new one lists them.
+        const reloadText = async (text: string) => {
+          const c = parseConfigText(text, { baseDir: redisDir })
+          c.server = gw.config.server
+          return gw.vmcp.reload(c)
+        }
+        expect(await reloadText(modeB)).toMatchObject({ registries: true, removed: ['jira'], restartRequired: [] })
+        expect(gw.vmcp.registries.status()).toEqual([])
+        expect(gw.vmcp.gateway.status().backends).toEqual([])
+        expect(await reloadText(readFileSync(redisFile, 'utf8'))).toMatchObject({ registries: true, removed: [] })
+        await vi.waitFor(() => expect(gw.vmcp.registries.status()[0]).toMatchObject({ state: 'ok', backends: ['jira'] }), EVENTUALLY)
+        expect(jiraRuntime()?.config).toMatchObject({ url: jira.url })
       } finally {
         await gw.close()
         registryFixture.state.servers = SERVERS
       }
       st = await run(['registry', 'status', '--config', redisFile]).done
-      // The last listing named jira, which the configured backend now holds: no registry backend.
-      expect(st.stdout).toMatch(/\tlast listing \d{4}-\d\d-\d\dT[^\t]+: 1 server\(s\), 0 backend\(s\)\n$/)
+      expect(st.stdout).toMatch(/\tlast listing \d{4}-\d\d-\d\dT[^\t]+: 1 server\(s\), 1 backend\(s\)\n$/)
       // serve kept its signing key under stateDir, and nothing of the registry.
       const onDisk = readdirSync(redisDir, { recursive: true }).map(String)
       expect(onDisk.filter((f) => f.includes('registry'))).toEqual([])

@@ -31,12 +31,21 @@ describe('diffConfig (hot reload)', () => {
     expect(diffConfig(parse(['backends:', backend('a', 1), backend('b', 2)].join('\n')), def).changed).toEqual(['a', 'b'])
   })
 
+  it('registries are live: a change hands over the new list', () => {
+    const next = parse(['registries: [{ name: corp, url: https://registry.example.com }]', 'backends:', backend('a', 1), backend('b', 2), backend('c', 3)].join('\n'))
+    const diff = diffConfig(base, next)
+    expect(diff.registries?.map((r) => r.name)).toEqual(['corp'])
+    expect(diff.restartRequired).toEqual([])
+    expect(mergeLive(base, next).registries).toHaveLength(1)
+  })
+
   it('aggregation is live; server, authServer-like sections and operational keys need a restart', () => {
     const next = parse(
       ['name: other', 'server: { port: 9999 }', 'operational: { callTimeout: 5s }', "aggregation: { prefixFormat: '{backend}.' }", 'backends:', backend('a', 1), backend('b', 2), backend('c', 3)].join('\n'),
     )
     const diff = diffConfig(base, next)
     expect(diff.aggregation?.prefixFormat).toBe('{backend}.')
+    expect(diff.registries).toBeUndefined()
     expect(diff.restartRequired.sort()).toEqual(['name', 'operational.callTimeout', 'server.port'])
     const merged = mergeLive(base, next)
     expect(merged.server.port).toBe(base.server.port)
