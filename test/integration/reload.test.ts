@@ -35,12 +35,17 @@ describe.each([
   let client: Client
   let toolsChanged = 0
 
-  // Writes the file as editors do (a new file renamed over the old one), then triggers a reload.
+  // Writes the file as editors do, alternately in place and as a new file renamed over the old
+  // one, then triggers a reload.
+  let writes = 0
   const apply = async (text: string): Promise<number> => {
     const mark = vmcp.lines.length
     const tmp = join(dir, '.vmcp.yaml.swp')
-    writeFileSync(tmp, text)
-    renameSync(tmp, file)
+    if (writes++ % 2 === 0) writeFileSync(file, text)
+    else {
+      writeFileSync(tmp, text)
+      renameSync(tmp, file)
+    }
     if (how === 'SIGHUP') vmcp.child.kill('SIGHUP')
     return mark
   }
