@@ -2,7 +2,10 @@ import { mkdtempSync, renameSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js'
-import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js'
+import {
+  PromptListChangedNotificationSchema,
+  ToolListChangedNotificationSchema,
+} from '@modelcontextprotocol/sdk/types.js'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { startTestBackend, type RunningBackend } from '../support/backends.js'
 import { callText, connectClient, spawnVmcp, type VmcpProcess } from '../support/vmcp.js'
@@ -34,6 +37,7 @@ describe.each([
   let vmcp: VmcpProcess
   let client: Client
   let toolsChanged = 0
+  let promptsChanged = 0
 
   // Writes the file as editors do, alternately in place and as a new file renamed over the old
   // one, then triggers a reload.
@@ -73,6 +77,10 @@ describe.each([
     client.setNotificationHandler(ToolListChangedNotificationSchema, async () => {
       toolsChanged++
     })
+    client.setNotificationHandler(PromptListChangedNotificationSchema, async () => {
+      promptsChanged++
+    })
+
   })
   afterAll(async () => {
     await client?.close()
@@ -80,9 +88,11 @@ describe.each([
     await Promise.all([alpha, beta, gamma].map((b) => b?.close()))
   })
 
-  it('adds a backend: the session hears tools/list_changed and calls it, alpha untouched', async () => {
+  it('adds a backend: the session hears list_changed for tools and prompts, and calls it; alpha untouched', async () => {
     expect(await callText(client, 'alpha_echo', { text: 'before' })).toBe('alpha: before')
     const line = await reloaded(yaml({ alpha: alpha.url, beta: beta.url }))
+    // beta's resources have alpha's URIs (the first backend keeps them): that list did not move.
+    await vi.waitFor(() => expect(promptsChanged).toBe(1), EVENTUALLY)
     expect(line).toMatchObject({ added: ['beta'], removed: [], changed: [], restartRequired: [] })
     expect(await toolNames()).toEqual(expect.arrayContaining(['alpha_echo', 'beta_echo']))
     // Same client, same session: no reconnect happened.
