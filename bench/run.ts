@@ -8,6 +8,8 @@
 //   BENCH_PROFILE=1   run the throughput vmcp child and the Mode B child with --cpu-prof; prints
 //   (or --profile)    where the profiles are (Mode B's covers its tools/call and /oauth/token runs)
 //                     and writes bench/profile-summary.md from the vmcp child's profile
+//   --calls           only the tools/call rows (direct, bare relay, vmcp, vmcp+jwt, Mode B):
+//                     prints each run, writes no results.json (a quick before/after of the hot path)
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -44,6 +46,7 @@ const WARMUP_MS = 1000
 const DURATION_MS = SECONDS * 1000
 const PROFILE = process.env.BENCH_PROFILE === '1' || process.argv.includes('--profile')
 const PROFILE_SUMMARY = resolve(ROOT, 'bench/profile-summary.md')
+const CALLS_ONLY = process.argv.includes('--calls')
 const CONCURRENCY = [1, 32] as const
 const TOKEN_CONCURRENCY = [1, 8] as const
 const LIST_BACKENDS = 20
@@ -710,6 +713,12 @@ async function main() {
   children.push(backend)
   const modeB = await startModeB(backend, profileArgs)
   const calls = await benchCalls(backend, modeB)
+  if (CALLS_ONLY) {
+    if (calls.profileDir && calls.pids) {
+      writeProfileSummary(calls.profileDir, calls.pids.vmcp, calls.runs, loadBefore[0] ?? 0)
+    }
+    return
+  }
   calls.runs.push(...(await benchModern()))
   const token = await benchToken(modeB)
   await stop(modeB.child)
