@@ -11,7 +11,7 @@ import { buildView, type AggregatedView, type BackendCatalog } from './aggregato
 import type { BackendConnection } from './backend-connection.js'
 import { BackendRuntime, errorText, type BackendHealth } from './backend-runtime.js'
 import type { Catalog, ListKind } from './catalog.js'
-import { alignSessionProtocolVersion, negotiatedLegacyVersion } from './modern/era.js'
+import { alignSessionProtocolVersion, MODERN_PROTOCOL_VERSIONS, negotiatedLegacyVersion } from './modern/era.js'
 import type { ReplyChannel } from './routing/call-table.js'
 import { INVALID_REQUEST, isJsonContentType, isNotification, isRequest, isResponse } from './routing/json-rpc.js'
 import { ClientSession, type SessionHost } from './session.js'
@@ -78,6 +78,17 @@ export interface Gateway {
    * (single messages of an existing session).
    */
   handle(request: Request, identity: Identity, body: unknown, direct?: DirectReply): Promise<Response | undefined>
+  /**
+   * One POSTed message of an existing session, judged on its headers alone (no web Request):
+   * answered through `direct` (`undefined`), or an error Response. `false` when only `handle`
+   * serves it: a batch, initialize, or a 2026-07-28 `MCP-Protocol-Version` on a 2025 session.
+   */
+  postMessage(
+    headers: Pick<Headers, 'get'>,
+    identity: Identity,
+    body: unknown,
+    direct: DirectReply,
+  ): Promise<Response | undefined | false>
   /** Backends and views for the sessionless 2026-07-28 path (src/mcp/modern). */
   readonly routing: GatewayRouting
   status(): GatewayStatus
@@ -144,6 +155,7 @@ const jsonRpcError = (status: number, code: number, message: string) =>
     status,
     headers: { 'content-type': 'application/json' },
   })
+const sessionNotFound = () => jsonRpcError(404, -32001, 'Session not found')
 
 export function createGateway(options: GatewayOptions): Gateway {
   const { config, logger } = options
@@ -170,6 +182,16 @@ export function createGateway(options: GatewayOptions): Gateway {
     backends: () => runtimes.map((r) => ({ name: r.name, health: r.health, restarts: r.restarts })),
   })
   const anyIdentityScoped = () => runtimes.some((r) => r.identityScoped)
+
+  /** The session with this id, if this identity owns it; marked as seen. */
+  const existingSession = (sessionId: string, identity: Identity): ClientSession | undefined => {
+    const session = sessions.get(sessionId)
+    // Another identity presenting this id learns nothing: same answer as an unknown id.
+    if (!session || session.ownerKey !== identityKey(identity)) return undefined
+    session.identity = identity
+    session.lastSeen = Date.now()
+    return session
+  }
 
   const listChangedListeners = new Set<(kind: ListKind | 'resources-all') => void>()
 
@@ -386,11 +408,8 @@ export function createGateway(options: GatewayOptions): Gateway {
         options.metrics?.call('initialize', '').done(opened ? 'ok' : 'error', (performance.now() - started) / 1000)
         return response
       }
-      const session = sessions.get(sessionId)
-      // Another identity presenting this id learns nothing: same answer as an unknown id.
-      if (!session || session.ownerKey !== owner) return jsonRpcError(404, -32001, 'Session not found')
-      session.identity = identity
-      session.lastSeen = Date.now()
+      const session = existingSession(sessionId, identity)
+      if (!session) return sessionNotFound()
       request = alignSessionProtocolVersion(request, session, logger)
       if (direct && request.method === 'POST' && !Array.isArray(body) && !isInitializeRequest(body)) {
         return postDirect(session, request.headers, body, direct)
@@ -407,6 +426,16 @@ export function createGateway(options: GatewayOptions): Gateway {
         const route = view.toolRoutes.get(t.name)
         return { name: t.name, backend: route?.backend ?? '', tool: route?.name ?? t.name }
       })
+    },
+
+    async postMessage(headers, identity, body, direct) {
+      const version = headers.get('mcp-protocol-version')
+      if (Array.isArray(body) || (body as { method?: unknown } | null)?.method === 'initialize') return false
+      if (version !== null && MODERN_PROTOCOL_VERSIONS.includes(version)) return false
+      if (!ready && starting) await starting
+      const session = existingSession(headers.get('mcp-session-id') ?? '', identity)
+      if (!session) return sessionNotFound()
+      return postDirect(session, headers, body, direct)
     },
 
     status() {
@@ -474,7 +503,7 @@ export function createGateway(options: GatewayOptions): Gateway {
  */
 function postDirect(
   session: ClientSession,
-  headers: Headers,
+  headers: Pick<Headers, 'get'>,
   body: unknown,
   direct: DirectReply,
 ): Response | undefined {

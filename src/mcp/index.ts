@@ -11,7 +11,7 @@ export {
   type GatewayChange,
   type GatewayStatus,
 } from './gateway.js'
-export { classifyEra, MODERN_PROTOCOL_VERSIONS, type Era } from './modern/era.js'
+export { claimsEnvelope, classifyEra, MODERN_PROTOCOL_VERSIONS, type Era } from './modern/era.js'
 export { createModernEndpoint, type ModernEndpoint, type ModernEndpointOptions } from './modern/endpoint.js'
 export { isValidToolName, toValidName } from './naming.js'
 export type { ClientRequestId, ReplyChannel } from './routing/call-table.js'

@@ -16,6 +16,8 @@ import {
 import { isLoopbackHost } from '../net/index.js'
 import { rpcFields, type RpcNote } from './access.js'
 import { readBodyLimited, readIncomingLimited } from './body.js'
+import { bodyTooLarge, createMcpGuard, NOT_JSON, rpcErrorBody, UNSUPPORTED_MEDIA_TYPE } from './mcp-guard.js'
+import { takePrepared } from './mcp-post.js'
 import { NodeReplyChannel, writeAccepted } from './reply.js'
 
 /** What @hono/node-server passes as env: the Node request and response behind `c.req.raw`. */
@@ -48,16 +50,12 @@ const DOCS_URL = 'https://github.com/vmcp/vmcp#readme'
 const PRM_PATH = '/.well-known/oauth-protected-resource'
 const MCP_ALLOWED_HEADERS =
   'Authorization, Content-Type, Accept, Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID, Mcp-Method, Mcp-Name'
-const MCP_EXPOSED_HEADERS = 'Mcp-Session-Id, Mcp-Protocol-Version, WWW-Authenticate'
 
 const json = (c: Context, status: number, body: unknown, headers: Record<string, string> = {}) =>
   c.body(JSON.stringify(body), status as 200, { 'content-type': 'application/json', ...headers })
 
 const rpcError = (status: number, code: number, message: string) =>
-  new Response(JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null }), {
-    status,
-    headers: { 'content-type': 'application/json' },
-  })
+  new Response(rpcErrorBody(code, message), { status, headers: { 'content-type': 'application/json' } })
 
 /**
  * The HTTP surface: `/mcp` (Streamable HTTP), health/readiness/status, and RFC 9728 metadata.
@@ -68,9 +66,7 @@ export function createApp(options: CreateAppOptions): Hono {
   const app = new Hono()
   // The /mcp route notes the message it served, for the access line.
   const notes = new WeakMap<Request, RpcNote>()
-  const allowedOrigins = decidedOnce(buildAllowedOrigins(server, options.baseUrl))
-  const allowedHosts = decidedOnce(buildAllowedHosts(server, options.baseUrl))
-  const bindIsLoopback = isLoopbackHost(server.host)
+  const guard = createMcpGuard(server, options.baseUrl)
 
   app.use('*', async (c, next) => {
     // Nothing to measure or build when the access line would be dropped anyway.
@@ -172,20 +168,9 @@ export function createApp(options: CreateAppOptions): Hono {
   app.all(MCP_PATH, async (c) => {
     const req = c.req.raw
     const origin = req.headers.get('origin')
-    // MCP transports §Security: validate Origin against DNS rebinding.
-    if (origin !== null && !allowedOrigins(origin)) {
-      return rpcError(403, -32000, 'Forbidden: Origin not allowed')
-    }
-    if (bindIsLoopback && !allowedHosts(req.headers.get('host') ?? '')) {
-      return rpcError(403, -32000, 'Forbidden: Host not allowed')
-    }
-    const cors: Record<string, string> = origin
-      ? {
-          'access-control-allow-origin': origin,
-          'access-control-expose-headers': MCP_EXPOSED_HEADERS,
-          vary: 'Origin',
-        }
-      : {}
+    const refused = guard.refuse(origin, req.headers.get('host'))
+    if (refused) return rpcError(403, -32000, refused)
+    const cors = guard.cors(origin)
     if (req.method === 'OPTIONS') {
       return c.body(null, 204, {
         ...cors,
@@ -197,25 +182,27 @@ export function createApp(options: CreateAppOptions): Hono {
     if (!['GET', 'POST', 'DELETE'].includes(req.method)) {
       return withHeaders(rpcError(405, -32000, 'Method not allowed'), { allow: 'GET, POST, DELETE', ...cors })
     }
-    const auth = await authenticator.authenticate(req)
+    const incoming = (c.env as NodeEnv | undefined)?.incoming
+    // A session POST the Node fast path authenticated and read, then handed on (see mcp-post.ts).
+    const prepared = incoming && takePrepared(incoming)
+    const auth = prepared ? prepared.auth : await authenticator.authenticate(req)
     if (!auth.ok) return withHeaders(auth.response, cors)
 
-    let body: unknown
-    const incoming = (c.env as NodeEnv | undefined)?.incoming
-    if (req.method === 'POST') {
+    let body: unknown = prepared?.body
+    if (req.method === 'POST' && !prepared) {
       if (!isJsonContentType(req.headers.get('content-type'))) {
-        return withHeaders(rpcError(415, -32000, 'Unsupported Media Type: Content-Type must be application/json'), cors)
+        return withHeaders(rpcError(415, -32000, UNSUPPORTED_MEDIA_TYPE), cors)
       }
       const read = incoming
         ? await readIncomingLimited(incoming, server.maxBodyBytes)
         : await readBodyLimited(req, server.maxBodyBytes)
       if (!read.ok) {
-        return withHeaders(rpcError(413, -32000, `Request body exceeds ${server.maxBodyBytes} bytes`), cors)
+        return withHeaders(rpcError(413, -32000, bodyTooLarge(server.maxBodyBytes)), cors)
       }
       try {
         body = JSON.parse(read.text)
       } catch {
-        return withHeaders(rpcError(400, -32700, 'Parse error: body is not valid JSON'), cors)
+        return withHeaders(rpcError(400, -32700, NOT_JSON), cors)
       }
       if (!isRpcPayload(body)) return withHeaders(rpcError(400, INVALID_REQUEST.code, INVALID_REQUEST.message), cors)
     }
@@ -280,57 +267,4 @@ function withHeaders(res: Response, headers: Record<string, string>): Response {
   // Responses built here and by the SDK transport have mutable headers: no rebuild.
   for (const k in headers) res.headers.set(k, headers[k] as string)
   return res
-}
-
-// Distinct Host and Origin values are few (the names this server is reached by).
-const DECISION_CACHE_MAX = 256
-
-/** Memoizes a check per distinct header value, bounded so junk values cannot grow it. */
-function decidedOnce(check: (value: string) => boolean): (value: string) => boolean {
-  const decided = new Map<string, boolean>()
-  return (value) => {
-    let ok = decided.get(value)
-    if (ok === undefined) {
-      ok = check(value)
-      if (decided.size >= DECISION_CACHE_MAX) decided.clear()
-      decided.set(value, ok)
-    }
-    return ok
-  }
-}
-
-function buildAllowedOrigins(server: ServerConfig, baseUrl: string): (origin: string) => boolean {
-  const exact = new Set([...server.allowedOrigins, new URL(baseUrl).origin].map((o) => o.toLowerCase()))
-  return (origin) => {
-    if (exact.has(origin.toLowerCase())) return true
-    try {
-      const u = new URL(origin)
-      // Local tools (MCP Inspector, IDEs) run on loopback origins; a rebinding attacker cannot.
-      return (u.protocol === 'http:' || u.protocol === 'https:') && isLoopbackHost(u.hostname)
-    } catch {
-      return false
-    }
-  }
-}
-
-function buildAllowedHosts(server: ServerConfig, baseUrl: string): (host: string) => boolean {
-  const names = new Set(
-    [baseUrl, ...server.allowedOrigins].flatMap((o) => {
-      try {
-        return [new URL(o).hostname.toLowerCase()]
-      } catch {
-        return []
-      }
-    }),
-  )
-  return (host) => {
-    if (!host) return false
-    let hostname: string
-    try {
-      hostname = new URL(`http://${host}`).hostname.toLowerCase()
-    } catch {
-      return false
-    }
-    return isLoopbackHost(hostname) || names.has(hostname)
-  }
 }

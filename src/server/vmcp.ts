@@ -1,3 +1,4 @@
+import { createServer, type IncomingMessage, type RequestListener, type ServerOptions, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { serve, type ServerType } from '@hono/node-server'
 import type { Hono } from 'hono'
@@ -29,6 +30,8 @@ import { createOutboundFetch, outboundDispatcher, type FetchLike } from '../net/
 import { createRegistryPoller, type RegistryPoller } from '../registry/index.js'
 import { readVersion } from '../version.js'
 import { createApp, MCP_PATH } from './app.js'
+import { createMcpGuard } from './mcp-guard.js'
+import { createMcpPostListener } from './mcp-post.js'
 
 export interface VmcpOptions {
   config: VmcpConfig
@@ -206,6 +209,9 @@ export function createVmcp(options: VmcpOptions): Vmcp {
       // limits key on. Dropping it would put every client in one 'unknown' bucket. /mcp also reads
       // POST bodies from, and answers on, the Node request/response it carries.
       let handler: ((req: Request, env: unknown) => Response | Promise<Response>) | undefined
+      // Session POSTs to /mcp (tools/call and friends) skip Hono and the web Request: mcp-post.ts.
+      let fastPost: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined
+      let appListener: RequestListener | undefined
       const listening = await new Promise<AddressInfo>((resolve, reject) => {
         server = serve(
           {
@@ -213,6 +219,12 @@ export function createVmcp(options: VmcpOptions): Vmcp {
               handler ? handler(req, env) : new Response('starting', { status: 503 }),
             hostname: host,
             port,
+            createServer: ((serverOptions: ServerOptions, listener: RequestListener) => {
+              appListener = listener
+              return createServer(serverOptions, (req, res) => {
+                if (!fastPost?.(req, res)) void listener(req, res)
+              })
+            }) as typeof createServer,
           },
           (info) => resolve(info),
         )
@@ -245,6 +257,16 @@ export function createVmcp(options: VmcpOptions): Vmcp {
       })
       const built = app
       handler = (req, env) => built.fetch(req, env)
+      fastPost = createMcpPostListener({
+        path: MCP_PATH,
+        guard: createMcpGuard(config.server, baseUrl),
+        authenticator,
+        gateway,
+        logger,
+        maxBodyBytes: config.server.maxBodyBytes,
+        modern: true,
+        fallback: (req, res) => void appListener?.(req, res),
+      })
       await gateway.start()
       const listenUrl = `${listenBase}${MCP_PATH}`
       // Stopped during startup (SIGTERM while discovering): never announce ready afterwards.

@@ -12,7 +12,7 @@ const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/
  * (`access_token` query parameter) are deliberately not supported: tokens in URLs end up in logs
  * and histories, so a token there is treated as no token at all.
  */
-export function extractBearerToken(headers: Headers): BearerExtraction {
+export function extractBearerToken(headers: Pick<Headers, 'get'>): BearerExtraction {
   const value = headers.get('authorization')
   if (value === null || value === '') return { kind: 'missing' }
   const space = value.indexOf(' ')

@@ -21,7 +21,7 @@ export { createOidcAuthenticator } from './oidc.js'
 export type { OidcAuthenticatorOptions } from './oidc.js'
 
 /** The authenticator contract and its per-request outcome. */
-export type { AuthResult, IncomingAuthenticator } from './types.js'
+export type { AuthRequest, AuthResult, IncomingAuthenticator } from './types.js'
 
 /** Who is calling; tokens inside are `Secret`s and never print. */
 export type { Identity } from './identity.js'

@@ -19,7 +19,7 @@ import type { Identity } from './identity.js'
 import { buildProtectedResourceMetadata } from './resource-metadata.js'
 import { findMissingScopes, readTokenScopes } from './scopes.js'
 import { createTokenCache } from './token-cache.js'
-import type { AuthResult, IncomingAuthenticator } from './types.js'
+import type { AuthRequest, AuthResult, IncomingAuthenticator } from './types.js'
 
 export interface OidcAuthenticatorOptions {
   config: OidcConfig
@@ -405,7 +405,7 @@ export function createOidcAuthenticator(options: OidcAuthenticatorOptions): Inco
   return {
     type: 'oidc',
 
-    async authenticate(request: Request): Promise<AuthResult> {
+    async authenticate(request: AuthRequest): Promise<AuthResult> {
       const extracted = extractBearerToken(request.headers)
       if (extracted.kind === 'missing') {
         log.debug('no bearer token')

@@ -1,5 +1,14 @@
 import type { Identity } from './identity.js'
 
+/**
+ * What authentication reads of a request: its headers, and a signal that aborts work nobody waits
+ * for any more (the client went away). A web Request is one; /mcp's Node fast path passes its own.
+ */
+export interface AuthRequest {
+  readonly headers: Pick<Headers, 'get'>
+  readonly signal?: AbortSignal
+}
+
 /** Outcome of authenticating one HTTP request. */
 export type AuthResult = { ok: true; identity: Identity } | { ok: false; response: Response }
 
@@ -9,7 +18,7 @@ export type AuthResult = { ok: true; identity: Identity } | { ok: false; respons
  */
 export interface IncomingAuthenticator {
   readonly type: 'anonymous' | 'oidc'
-  authenticate(request: Request): Promise<AuthResult>
+  authenticate(request: AuthRequest): Promise<AuthResult>
   /** RFC 9728 document, or undefined when no protected-resource metadata applies (anonymous). */
   protectedResourceMetadata(): Record<string, unknown> | undefined
   close?(): Promise<void>

@@ -1,7 +1,7 @@
 import { UpstreamRefreshError, type UpstreamTokenSource } from '../../authserver/index.js'
 import { fingerprint, type Logger, type Secret } from '../../log/index.js'
 import { buildBearerErrorResponse } from './challenge.js'
-import type { IncomingAuthenticator } from './types.js'
+import type { AuthRequest, IncomingAuthenticator } from './types.js'
 
 export interface UpstreamTokenAuthOptions {
   source: UpstreamTokenSource
@@ -54,12 +54,13 @@ export function withUpstreamTokens(
   }
   source.onRevoke(drop)
   source.onTokensChanged?.(drop)
-  const load = async (tsid: string, signal: AbortSignal) => {
+  const load = async (tsid: string, request: AuthRequest) => {
     const hit = cache.get(tsid)
     const now = Date.now()
     if (hit && hit.until > now) return hit.tokens
     const started = epoch
-    const tokens = await source.tokensFor(tsid, signal)
+    // The signal is read only here: a fast-path request builds it only when storage is asked.
+    const tokens = await source.tokensFor(tsid, request.signal)
     if (Object.keys(tokens).length > 0 && started === epoch) {
       if (cache.size >= TOKEN_CACHE_MAX) cache.delete(cache.keys().next().value as string)
       cache.set(tsid, { tokens, until: now + TOKEN_CACHE_MS })
@@ -86,7 +87,7 @@ export function withUpstreamTokens(
       // Only vmcp's own tokens carry tsid; a token without one has no upstream session.
       if (typeof tsid !== 'string' || tsid === '') return fail('token has no upstream session')
       try {
-        const upstreamTokens = await load(tsid, request.signal)
+        const upstreamTokens = await load(tsid, request)
         // No token at all: the upstream session ended (grant revoked, or it outlived its
         // lifetime). The client must sign in again, however long its own JWT still lives.
         if (Object.keys(upstreamTokens).length === 0) return fail('upstream session ended; sign in again')

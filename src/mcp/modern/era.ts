@@ -55,7 +55,8 @@ export function inboundOutcome(request: Request, body: unknown): InboundClassifi
   return outcome
 }
 
-function claimsEnvelope(body: unknown): boolean {
+/** The body claims a revision in `_meta` (2026-07-28 §Versioning): it is not a 2025 session's message. */
+export function claimsEnvelope(body: unknown): boolean {
   const messages = Array.isArray(body) ? body : [body]
   return messages.some((m) => {
     const meta = (m as { params?: { _meta?: unknown } } | null)?.params?._meta
