@@ -35,8 +35,11 @@ export interface RelayBackend {
    * answered 404 for (Streamable HTTP §Session Management): drop it and open a fresh one.
    */
   session(lost?: RelayBackendSession): Promise<RelayBackendSession>
-  /** Outgoing credentials and configured headers, computed per request. */
-  headers(signal: AbortSignal): Promise<Record<string, string>>
+  /**
+   * Outgoing credentials and configured headers, computed per request. Relayed calls pass no
+   * signal (no AbortController per call): a call stopped while this waits ends when it returns.
+   */
+  headers(signal?: AbortSignal): Promise<Record<string, string>>
   /** A call could not reach the backend: let its health check look now. */
   reportFailure(err: unknown): void
   /** List changes and resource updates the backend sent on a call's stream: vmcp's, not the client's. */
@@ -171,7 +174,7 @@ export class HttpRelay {
 async function postHeaders(
   backend: RelayBackend,
   session: RelayBackendSession,
-  signal: AbortSignal,
+  signal?: AbortSignal,
 ): Promise<Record<string, string>> {
   const headers: Record<string, string> = {
     ...(await backend.headers(signal)),
@@ -189,18 +192,61 @@ class SessionLostError extends Error {
   }
 }
 
+// How often call deadlines are checked: a call times out between callTimeout and this later.
+const DEADLINE_TICK_MS = 100
+
+interface Deadline {
+  deadline: number
+  expire(): void
+}
+
+/**
+ * The deadlines of every relayed call in the process, checked by one timer: a call sets a
+ * number instead of arming and clearing a timer of its own (progress moves it the same way).
+ * The timer runs while calls are in flight and stops at the first check that finds none.
+ */
+const deadlines = new (class {
+  readonly #calls = new Set<Deadline>()
+  #timer: NodeJS.Timeout | undefined
+
+  add(call: Deadline): void {
+    this.#calls.add(call)
+    if (this.#timer) return
+    this.#timer = setInterval(() => this.#check(), DEADLINE_TICK_MS)
+    this.#timer.unref()
+  }
+
+  delete(call: Deadline): void {
+    this.#calls.delete(call)
+  }
+
+  #check(): void {
+    if (this.#calls.size === 0) {
+      clearInterval(this.#timer)
+      this.#timer = undefined
+      return
+    }
+    const now = Date.now()
+    for (const call of this.#calls) {
+      if (call.deadline > now) continue
+      this.#calls.delete(call)
+      call.expire()
+    }
+  }
+})()
+
 /** One client call on its way through the relay. */
-class RelayedCall {
+class RelayedCall implements Deadline {
   entry: CallEntry | undefined
+  deadline = 0
   readonly #relay: HttpRelay
   readonly #clientId: string | number
   readonly #options: RelayCallOptions
   readonly #channel: ReplyChannel
-  readonly #abort = new AbortController()
   readonly #serverRequests = new Set<string>()
   #backendId = ''
   #session: RelayBackendSession | undefined
-  #timer: NodeJS.Timeout | undefined
+  #post: BackendPost | undefined
   #done = false
 
   constructor(relay: HttpRelay, clientId: string | number, options: RelayCallOptions, channel: ReplyChannel) {
@@ -208,6 +254,11 @@ class RelayedCall {
     this.#clientId = clientId
     this.#options = options
     this.#channel = channel
+  }
+
+  /** Answered, failed or stopped: whatever the backend still sends is read and dropped. */
+  get done(): boolean {
+    return this.#done
   }
 
   async run(): Promise<void> {
@@ -241,43 +292,34 @@ class RelayedCall {
     }
   }
 
+  /** The deadline passed (see {@link deadlines}). */
+  expire(): void {
+    if (this.#done) return
+    this.#stop('timed out')
+    this.#channel.finish({ ...this.#options.failure({ kind: 'timeout' }), id: this.#clientId })
+  }
+
   async #exchange(lost: RelayBackendSession | undefined): Promise<void> {
     const { backend, request } = this.#options
     const session = await backend.session(lost)
     if (this.#done) return
     this.#session = session
     this.#backendId = `vmcp-${(this.entry as CallEntry).internalId}${lost ? 'r' : ''}`
-    const headers = await postHeaders(backend, session, this.#abort.signal)
-    const res = await this.#relay.dispatcher.request({
+    const headers = await postHeaders(backend, session)
+    if (this.#done) return
+    const post = new BackendPost(this, session)
+    this.#post = post
+    await post.send(this.#relay.dispatcher, {
       origin: backend.url.origin,
       path: backend.url.pathname + backend.url.search,
       method: 'POST',
       headers,
       body: JSON.stringify({ ...request, id: this.#backendId }),
-      signal: this.#abort.signal,
     })
-    if (res.statusCode === 404 && session.sessionId) {
-      await res.body.dump()
-      throw new SessionLostError(session)
-    }
-    if (res.statusCode < 200 || res.statusCode >= 300) {
-      const text = (await res.body.text()).slice(0, 200)
-      throw new Error(`HTTP ${res.statusCode}${text ? `: ${text}` : ''}`)
-    }
-    const type = String(res.headers['content-type'] ?? '')
-    if (type.startsWith('text/event-stream')) {
-      const parser = new SseParser((data) => this.#onMessage(JSON.parse(data) as RpcMessage))
-      // Read to the end even once answered: the backend closes the stream after its answer, and
-      // breaking out early would destroy the connection (and build an AbortError) for nothing.
-      for await (const chunk of res.body) if (!this.#done) parser.push(chunk as Buffer)
-      if (!this.#done) throw new Error('backend closed the event stream before answering')
-      return
-    }
-    this.#onMessage(JSON.parse(await res.body.text()) as RpcMessage)
-    if (!this.#done) throw new Error('backend reply did not answer the request')
   }
 
-  #onMessage(message: RpcMessage): void {
+  /** One JSON-RPC message from the backend (a JSON body, or one SSE event's data). */
+  onMessage(message: RpcMessage): void {
     if (this.#done) return
     if (isResponse(message)) {
       if (message.id !== this.#backendId) return
@@ -306,18 +348,14 @@ class RelayedCall {
   }
 
   #armTimer(): void {
-    clearTimeout(this.#timer)
-    this.#timer = setTimeout(() => {
-      if (this.#done) return
-      this.#stop('timed out')
-      this.#channel.finish({ ...this.#options.failure({ kind: 'timeout' }), id: this.#clientId })
-    }, this.#relay.callTimeout)
+    this.deadline = Date.now() + this.#relay.callTimeout
+    deadlines.add(this)
   }
 
   #finish(answer: RpcResponse): void {
     if (this.#done) return
     this.#done = true
-    clearTimeout(this.#timer)
+    deadlines.delete(this)
     this.#relay.forgetServerRequests(this.#serverRequests)
     if (this.entry) this.#relay.end(this.entry)
     this.#channel.finish({ ...answer, id: this.#clientId })
@@ -326,10 +364,10 @@ class RelayedCall {
   /** Stops the backend call: abort the HTTP exchange and tell the backend (MCP cancellation). */
   #stop(reason: string): void {
     this.#done = true
-    clearTimeout(this.#timer)
+    deadlines.delete(this)
     this.#relay.forgetServerRequests(this.#serverRequests)
     if (this.entry) this.#relay.end(this.entry)
-    this.#abort.abort()
+    this.#post?.abort()
     const session = this.#session
     if (session && this.#backendId) {
       void this.#relay.notify(this.#options.backend, session, {
@@ -338,5 +376,104 @@ class RelayedCall {
         params: { requestId: this.#backendId, reason },
       })
     }
+  }
+}
+
+// Enough of an error body to say what went wrong.
+const ERROR_TEXT_MAX = 200
+
+/**
+ * One POST to the backend, read through undici's handler callbacks: no Readable body, no
+ * AbortSignal, no promise per chunk. An `application/json` body is parsed when complete; an
+ * event stream is parsed as it arrives, each event handed to the call at once.
+ */
+class BackendPost implements Dispatcher.DispatchHandler {
+  readonly #call: RelayedCall
+  readonly #session: RelayBackendSession
+  #controller: Dispatcher.DispatchController | undefined
+  #aborted = false
+  #status = 0
+  #parser: SseParser | undefined
+  #chunks: Buffer[] = []
+  #resolve: () => void = () => undefined
+  #reject: (err: unknown) => void = () => undefined
+
+  constructor(call: RelayedCall, session: RelayBackendSession) {
+    this.#call = call
+    this.#session = session
+  }
+
+  send(dispatcher: Dispatcher, options: Dispatcher.DispatchOptions): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#resolve = resolve
+      this.#reject = reject
+      dispatcher.dispatch(options, this)
+    })
+  }
+
+  /** Stops the exchange (the connection is closed; undici reports the abort, which is ignored). */
+  abort(): void {
+    if (this.#aborted) return
+    this.#aborted = true
+    this.#controller?.abort(new Error('relayed call stopped'))
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller
+    if (this.#aborted) controller.abort(new Error('relayed call stopped'))
+  }
+
+  onResponseStart(_c: Dispatcher.DispatchController, status: number, headers: Record<string, unknown>): void {
+    this.#status = status
+    const type = headers['content-type']
+    if (status >= 200 && status < 300 && typeof type === 'string' && type.startsWith('text/event-stream')) {
+      this.#parser = new SseParser((data) => this.#call.onMessage(JSON.parse(data) as RpcMessage))
+    }
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    const parser = this.#parser
+    if (!parser) {
+      this.#chunks.push(chunk)
+      return
+    }
+    // Read to the end even once answered: the backend closes the stream after its answer, and
+    // stopping early would close the connection for nothing.
+    if (this.#call.done) return
+    try {
+      parser.push(chunk)
+    } catch (err) {
+      this.#reject(err)
+      controller.abort(err as Error)
+    }
+  }
+
+  onResponseEnd(): void {
+    const status = this.#status
+    if (status === 404 && this.#session.sessionId) return this.#reject(new SessionLostError(this.#session))
+    if (status < 200 || status >= 300) {
+      const text = this.#text().slice(0, ERROR_TEXT_MAX)
+      return this.#reject(new Error(`HTTP ${status}${text ? `: ${text}` : ''}`))
+    }
+    if (this.#parser) {
+      if (this.#call.done) return this.#resolve()
+      return this.#reject(new Error('backend closed the event stream before answering'))
+    }
+    try {
+      this.#call.onMessage(JSON.parse(this.#text()) as RpcMessage)
+    } catch (err) {
+      return this.#reject(err)
+    }
+    if (this.#call.done) this.#resolve()
+    else this.#reject(new Error('backend reply did not answer the request'))
+  }
+
+  onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
+    this.#reject(err)
+  }
+
+  #text(): string {
+    const chunks = this.#chunks
+    return (chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)).toString('utf8')
   }
 }
