@@ -1,5 +1,7 @@
 import { decodeJwt, decodeProtectedHeader } from 'jose'
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { postForm } from '../support/http.js'
 import { startModeBStack, type ModeBStack } from '../support/mode-b.js'
 import { connectWithOAuth } from '../support/oauth-client.js'
 import { callText } from '../support/vmcp.js'
@@ -65,6 +67,37 @@ describe('Mode B end to end: two real upstream IdPs, a real SDK OAuth client, up
     const jwks = (await (await fetch(`${gw.base}/.well-known/jwks.json`)).json()) as { keys: Array<Record<string, unknown>> }
     expect(jwks.keys.length).toBeGreaterThanOrEqual(1)
     for (const k of jwks.keys) expect(k.d).toBeUndefined()
+  })
+
+  it('RFC 7009: a revoked session is refused on its very next tools/call, its token and upstream tokens cached a moment before', async () => {
+    const { client, provider } = await connectWithOAuth(gw.url)
+    const transport = client.transport as StreamableHTTPClientTransport
+    const access = provider.tokens()?.access_token ?? ''
+    const call = () =>
+      fetch(gw.url, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${access}`,
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          'mcp-session-id': transport.sessionId ?? '',
+          'mcp-protocol-version': transport.protocolVersion ?? '2025-06-18',
+        },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'corpapi_echo', arguments: { text: 'x' } } }),
+      })
+    // Twice: the second request is answered from the caches (verified token, upstream tokens).
+    for (let i = 0; i < 2; i++) {
+      const ok = await call()
+      expect(ok.status).toBe(200)
+      expect(await ok.text()).toContain('corp')
+    }
+    const revoked = await postForm(`${issuer}/oauth/revoke`, { token: access, client_id: provider.clientInformation()?.client_id ?? '' })
+    expect(revoked.status).toBe(200)
+    const refused = await call()
+    expect(refused.status).toBe(401)
+    expect(refused.headers.get('www-authenticate')).toContain('error="invalid_token"')
+    await refused.body?.cancel()
+    await client.close().catch(() => undefined)
   })
 })
 

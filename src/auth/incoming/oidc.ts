@@ -49,8 +49,14 @@ const JWT_CACHE_MS = 5 * 60_000
 // Descriptions sent to clients: fixed strings, never token content.
 const UNAVAILABLE = 'token verification unavailable'
 
+/** A verified JWT as cached: its claims, and its identity once a request passed the scope check. */
+interface VerifiedJwt {
+  claims: JWTPayload
+  identity?: Identity
+}
+
 type Verdict =
-  | { ok: true; claims: Record<string, unknown> }
+  | { ok: true; claims: Record<string, unknown>; cached?: VerifiedJwt }
   | { ok: false; description: string }
 
 const reject = (description: string): Verdict => ({ ok: false, description })
@@ -244,15 +250,18 @@ export function createOidcAuthenticator(options: OidcAuthenticatorOptions): Inco
 
   // Verified JWTs, so a session's every request does not redo the signature check. Entries live
   // until the token's exp (never longer than JWT_CACHE_MS, bounding how long a key removed from
-  // the JWKS keeps working); keys are SHA-256 of the token.
-  const jwtCache = createTokenCache<JWTPayload>({ maxEntries: JWT_CACHE_ENTRIES })
+  // the JWKS keeps working); keys are SHA-256 of the token. The identity built for a token is
+  // kept with it: a session's next request costs one hash and a lookup.
+  const jwtCache = createTokenCache<VerifiedJwt>({ maxEntries: JWT_CACHE_ENTRIES })
 
   async function verifyJwt(token: string): Promise<Verdict> {
     const cached = jwtCache.get(token)
-    if (cached) return { ok: true, claims: cached }
+    if (cached) return { ok: true, claims: cached.claims, cached }
     const verdict = await verifyJwtUncached(token)
     if (verdict.ok && typeof verdict.claims.exp === 'number') {
-      jwtCache.set(token, verdict.claims as JWTPayload, Math.min(verdict.claims.exp * 1000, Date.now() + JWT_CACHE_MS))
+      const entry: VerifiedJwt = { claims: verdict.claims as JWTPayload }
+      jwtCache.set(token, entry, Math.min(verdict.claims.exp * 1000, Date.now() + JWT_CACHE_MS))
+      return { ...verdict, cached: entry }
     }
     return verdict
   }
@@ -420,12 +429,17 @@ export function createOidcAuthenticator(options: OidcAuthenticatorOptions): Inco
         return fail('invalid_request', 'malformed authorization header')
       }
       const { token } = extracted
-      const tokenFingerprint = fingerprint(token)
       // RFC 7519 §3 / RFC 7515 §7.1: a JWS compact serialization has exactly three parts.
       const verdict =
-        token.split('.').length === 3
-          ? await verifyJwt(token)
-          : await introspect(token, tokenFingerprint)
+        token.split('.').length === 3 ? await verifyJwt(token) : await introspect(token, fingerprint(token))
+      if (verdict.ok && verdict.cached?.identity) {
+        const { identity } = verdict.cached
+        if (log.isLevelEnabled('debug')) {
+          log.debug({ tokenFingerprint: fingerprint(token), sub: identity.subject }, 'bearer token accepted')
+        }
+        return { ok: true, identity }
+      }
+      const tokenFingerprint = fingerprint(token)
       if (!verdict.ok && verdict.description === UNAVAILABLE) {
         // The IdP is unreachable, not the token bad: a 401 would make clients throw away good
         // tokens and send users through sign-in again during an outage.
@@ -458,6 +472,7 @@ export function createOidcAuthenticator(options: OidcAuthenticatorOptions): Inco
         token: new Secret(token),
         upstreamTokens: Object.freeze({}),
       }
+      if (verdict.cached) verdict.cached.identity = identity
       log.debug({ tokenFingerprint, sub: identity.subject }, 'bearer token accepted')
       return { ok: true, identity }
     },

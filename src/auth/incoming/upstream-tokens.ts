@@ -1,6 +1,7 @@
 import { UpstreamRefreshError, type UpstreamTokenSource } from '../../authserver/index.js'
 import { fingerprint, type Logger, type Secret } from '../../log/index.js'
 import { buildBearerErrorResponse } from './challenge.js'
+import type { Identity } from './identity.js'
 import type { AuthRequest, IncomingAuthenticator } from './types.js'
 
 export interface UpstreamTokenAuthOptions {
@@ -52,6 +53,8 @@ export function withUpstreamTokens(
     epoch++
     cache.delete(tsid)
   }
+  // Keyed by the inner identity (cached per token by the OIDC authenticator): no copy per request.
+  const built = new WeakMap<Identity, Identity>()
   source.onRevoke(drop)
   source.onTokensChanged?.(drop)
   const load = async (tsid: string, request: AuthRequest) => {
@@ -88,12 +91,17 @@ export function withUpstreamTokens(
       if (typeof tsid !== 'string' || tsid === '') return fail('token has no upstream session')
       try {
         const upstreamTokens = await load(tsid, request)
+        // The same verified identity with the same cached tokens: the identity built last time.
+        const known = built.get(result.identity)
+        if (known?.upstreamTokens === upstreamTokens) return { ok: true, identity: known }
         // No token at all: the upstream session ended (grant revoked, or it outlived its
         // lifetime). The client must sign in again, however long its own JWT still lives.
         if (Object.keys(upstreamTokens).length === 0) return fail('upstream session ended; sign in again')
         const missing = required().find((p) => !(p in upstreamTokens))
         if (missing) return fail(`no upstream token for provider ${missing}; sign in again`)
-        return { ok: true, identity: { ...result.identity, upstreamTokens } }
+        const identity = { ...result.identity, upstreamTokens }
+        built.set(result.identity, identity)
+        return { ok: true, identity }
       } catch (err) {
         if (err instanceof UpstreamRefreshError) {
           logger.info({ upstream: err.upstream, tsid: fingerprint(tsid) }, 'upstream token refresh failed')
