@@ -21,31 +21,28 @@ export function readIncomingLimited(incoming: IncomingMessage, maxBytes: number)
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
     let size = 0
-    const done = () => {
-      incoming.off('data', onData)
-      incoming.off('end', onEnd)
-      incoming.off('error', onError)
-    }
-    const onData = (chunk: Buffer) => {
+    // Listeners stay (removing them costs more than the request): past the limit, or after an
+    // error, the rest is read and dropped until the answer closes the connection.
+    let over = false
+    incoming.on('data', (chunk: Buffer) => {
+      if (over) return
       size += chunk.length
       if (size > maxBytes) {
-        done()
+        over = true
+        chunks.length = 0
         resolve({ ok: false })
         return
       }
       chunks.push(chunk)
-    }
-    const onEnd = () => {
-      done()
+    })
+    incoming.on('end', () => {
+      if (over) return
       const buf = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size)
       resolve({ ok: true, text: buf.toString('utf8') })
-    }
-    const onError = (err: Error) => {
-      done()
+    })
+    incoming.on('error', (err: Error) => {
+      over = true
       reject(err)
-    }
-    incoming.on('data', onData)
-    incoming.on('end', onEnd)
-    incoming.on('error', onError)
+    })
   })
 }

@@ -22,6 +22,14 @@ export interface McpGuard {
   cors(origin: string | null): Record<string, string>
 }
 
+// Spread into reply headers, never written to.
+const NO_CORS: Record<string, string> = Object.freeze({}) as Record<string, string>
+
+/** Reply headers with CORS added (the same object when there is none to add). */
+export function withCors(headers: Record<string, string>, cors: Record<string, string>): Record<string, string> {
+  return cors === NO_CORS ? headers : { ...headers, ...cors }
+}
+
 export function createMcpGuard(server: ServerConfig, baseUrl: string): McpGuard {
   const allowedOrigins = decidedOnce(buildAllowedOrigins(server, baseUrl))
   const allowedHosts = decidedOnce(buildAllowedHosts(server, baseUrl))
@@ -34,7 +42,7 @@ export function createMcpGuard(server: ServerConfig, baseUrl: string): McpGuard 
       return undefined
     },
     cors(origin): Record<string, string> {
-      if (!origin) return {}
+      if (!origin) return NO_CORS
       return {
         'access-control-allow-origin': origin,
         'access-control-expose-headers': MCP_EXPOSED_HEADERS,

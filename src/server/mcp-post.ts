@@ -16,6 +16,7 @@ import {
   NOT_JSON,
   rpcErrorBody,
   UNSUPPORTED_MEDIA_TYPE,
+  withCors,
   type McpGuard,
 } from './mcp-guard.js'
 import { NodeReplyChannel, writeAccepted } from './reply.js'
@@ -65,12 +66,12 @@ export function createMcpPostListener(options: McpPostOptions) {
 
   const serve = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const logged = logger.isLevelEnabled('info') ? accessLine(req, res, logger, path) : undefined
-    const headers = nodeHeaders(req)
+    const headers = new NodeHeaders(req)
     const origin = headers.get('origin')
     const refused = guard.refuse(origin, headers.get('host'))
     if (refused) return writeJson(req, res, 403, rpcErrorBody(-32000, refused), {})
     const cors = guard.cors(origin)
-    const auth = await authenticator.authenticate(authRequest(headers, res))
+    const auth = await authenticator.authenticate(new NodeAuthRequest(headers, res))
     if (!auth.ok) return writeResponse(req, res, auth.response, cors)
     if (!isJsonContentType(headers.get('content-type'))) {
       return writeJson(req, res, 415, rpcErrorBody(-32000, UNSUPPORTED_MEDIA_TYPE), cors)
@@ -87,24 +88,19 @@ export function createMcpPostListener(options: McpPostOptions) {
     if (!isRpcPayload(body)) {
       return writeJson(req, res, 400, rpcErrorBody(INVALID_REQUEST.code, INVALID_REQUEST.message), cors)
     }
-    const handOn = () => {
-      logged?.cancel()
-      PREPARED.set(req, { auth, body })
-      fallback(req, res)
-    }
-    if (options.modern && claimsEnvelope(body)) return handOn()
+    if (options.modern && claimsEnvelope(body)) return handOn(req, res, { auth, body }, logged)
     if (logged) logged.note.body = body
-    const direct: DirectReply = {
-      channel: (h) => {
-        const channel = new NodeReplyChannel(res, { ...h, ...cors })
-        if (logged) logged.note.channel = channel
-        return channel
-      },
-      accepted: (h) => writeAccepted(res, { ...h, ...cors }),
-    }
+    const direct = new NodeDirectReply(res, cors, logged?.note)
     const answer = await gateway.postMessage(headers, auth.identity, body, direct)
-    if (answer === false) return handOn()
+    if (answer === false) return handOn(req, res, { auth, body }, logged)
     if (answer) return writeResponse(req, res, answer, cors)
+  }
+
+  /** To the app, with what was established: it neither authenticates nor reads again. */
+  const handOn = (req: IncomingMessage, res: ServerResponse, prepared: PreparedPost, logged?: { cancel(): void }) => {
+    logged?.cancel()
+    PREPARED.set(req, prepared)
+    fallback(req, res)
   }
 
   return (req: IncomingMessage, res: ServerResponse): boolean => {
@@ -126,14 +122,18 @@ export function createMcpPostListener(options: McpPostOptions) {
 const FIRST_ONLY_IN_NODE: ReadonlySet<string> = new Set(['authorization', 'host', 'content-type'])
 
 /** A Node request's headers read the way `Headers.get` reads them. */
-function nodeHeaders(req: IncomingMessage): Pick<Headers, 'get'> {
-  return {
-    get(name) {
-      const value = req.headers[name]
-      if (value === undefined) return null
-      if (typeof value !== 'string') return value.join(', ')
-      return FIRST_ONLY_IN_NODE.has(name) ? joinedRaw(req.rawHeaders, name, value) : value
-    },
+class NodeHeaders implements Pick<Headers, 'get'> {
+  readonly #req: IncomingMessage
+
+  constructor(req: IncomingMessage) {
+    this.#req = req
+  }
+
+  get(name: string): string | null {
+    const value = this.#req.headers[name]
+    if (value === undefined) return null
+    if (typeof value !== 'string') return value.join(', ')
+    return FIRST_ONLY_IN_NODE.has(name) ? joinedRaw(this.#req.rawHeaders, name, value) : value
   }
 }
 
@@ -151,19 +151,48 @@ function joinedRaw(raw: string[], name: string, first: string): string {
 }
 
 /** The request for authentication; its signal (client gone) is made only if something waits on it. */
-function authRequest(headers: Pick<Headers, 'get'>, res: ServerResponse): AuthRequest {
-  let signal: AbortSignal | undefined
-  return {
-    headers,
-    get signal() {
-      if (!signal) {
-        const controller = new AbortController()
-        signal = controller.signal
-        if (res.destroyed) controller.abort()
-        else res.once('close', () => res.writableFinished || controller.abort())
-      }
-      return signal
-    },
+class NodeAuthRequest implements AuthRequest {
+  readonly headers: Pick<Headers, 'get'>
+  readonly #res: ServerResponse
+  #signal: AbortSignal | undefined
+
+  constructor(headers: Pick<Headers, 'get'>, res: ServerResponse) {
+    this.headers = headers
+    this.#res = res
+  }
+
+  get signal(): AbortSignal {
+    if (!this.#signal) {
+      const controller = new AbortController()
+      const res = this.#res
+      this.#signal = controller.signal
+      if (res.destroyed) controller.abort()
+      else res.once('close', () => res.writableFinished || controller.abort())
+    }
+    return this.#signal
+  }
+}
+
+/** The gateway's answers written straight to the Node response. */
+class NodeDirectReply implements DirectReply {
+  readonly #res: ServerResponse
+  readonly #cors: Record<string, string>
+  readonly #note: RpcNote | undefined
+
+  constructor(res: ServerResponse, cors: Record<string, string>, note: RpcNote | undefined) {
+    this.#res = res
+    this.#cors = cors
+    this.#note = note
+  }
+
+  channel(headers: Record<string, string>): NodeReplyChannel {
+    const channel = new NodeReplyChannel(this.#res, withCors(headers, this.#cors))
+    if (this.#note) this.#note.channel = channel
+    return channel
+  }
+
+  accepted(headers: Record<string, string>): void {
+    writeAccepted(this.#res, withCors(headers, this.#cors))
   }
 }
 

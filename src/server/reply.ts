@@ -30,7 +30,8 @@ export class NodeReplyChannel implements ReplyChannel {
     this.#headers = headers
     if (res.destroyed) this.#closed = true
     else {
-      res.once('close', () => {
+      // 'close' is emitted once: `on` spares the wrapper `once` builds per call.
+      res.on('close', () => {
         if (this.#done) return
         this.#closed = true
         this.#record('cancelled')

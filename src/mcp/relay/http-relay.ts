@@ -153,8 +153,7 @@ export class HttpRelay {
   async #notify(backend: RelayBackend, session: RelayBackendSession, message: RpcMessage): Promise<void> {
     try {
       const res = await this.#dispatcher.request({
-        origin: backend.url.origin,
-        path: backend.url.pathname + backend.url.search,
+        ...targetOf(backend),
         method: 'POST',
         headers: await postHeaders(backend, session, AbortSignal.timeout(this.#callTimeout)),
         body: JSON.stringify(message),
@@ -184,6 +183,18 @@ async function postHeaders(
   if (session.sessionId) headers['mcp-session-id'] = session.sessionId
   if (session.protocolVersion) headers['mcp-protocol-version'] = session.protocolVersion
   return headers
+}
+
+const targets = new WeakMap<RelayBackend, { origin: string; path: string }>()
+
+/** Where a backend's POSTs go, worked out from its URL once. */
+function targetOf(backend: RelayBackend): { origin: string; path: string } {
+  let target = targets.get(backend)
+  if (!target) {
+    target = { origin: backend.url.origin, path: backend.url.pathname + backend.url.search }
+    targets.set(backend, target)
+  }
+  return target
 }
 
 class SessionLostError extends Error {
@@ -243,7 +254,7 @@ class RelayedCall implements Deadline {
   readonly #clientId: string | number
   readonly #options: RelayCallOptions
   readonly #channel: ReplyChannel
-  readonly #serverRequests = new Set<string>()
+  #serverRequests: Set<string> | undefined
   #backendId = ''
   #session: RelayBackendSession | undefined
   #post: BackendPost | undefined
@@ -309,9 +320,10 @@ class RelayedCall implements Deadline {
     if (this.#done) return
     const post = new BackendPost(this, session)
     this.#post = post
+    const target = targetOf(backend)
     await post.send(this.#relay.dispatcher, {
-      origin: backend.url.origin,
-      path: backend.url.pathname + backend.url.search,
+      origin: target.origin,
+      path: target.path,
       method: 'POST',
       headers,
       body: JSON.stringify({ ...request, id: this.#backendId }),
@@ -323,14 +335,14 @@ class RelayedCall implements Deadline {
     if (this.#done) return
     if (isResponse(message)) {
       if (message.id !== this.#backendId) return
-      this.#finish({ ...message, id: this.#clientId })
+      this.#finish(message)
       return
     }
     const { backend } = this.#options
     if (isRequest(message)) {
       // Elicitation, sampling, roots: the client answers under vmcp's id (see deliverResponse).
       const renamed = this.#relay.serverRequest(backend, this.#session as RelayBackendSession, message)
-      this.#serverRequests.add(renamed.id as string)
+      ;(this.#serverRequests ??= new Set()).add(renamed.id as string)
       this.#channel.event(renamed)
       return
     }
@@ -356,7 +368,7 @@ class RelayedCall implements Deadline {
     if (this.#done) return
     this.#done = true
     deadlines.delete(this)
-    this.#relay.forgetServerRequests(this.#serverRequests)
+    if (this.#serverRequests) this.#relay.forgetServerRequests(this.#serverRequests)
     if (this.entry) this.#relay.end(this.entry)
     this.#channel.finish({ ...answer, id: this.#clientId })
   }
@@ -365,7 +377,7 @@ class RelayedCall implements Deadline {
   #stop(reason: string): void {
     this.#done = true
     deadlines.delete(this)
-    this.#relay.forgetServerRequests(this.#serverRequests)
+    if (this.#serverRequests) this.#relay.forgetServerRequests(this.#serverRequests)
     if (this.entry) this.#relay.end(this.entry)
     this.#post?.abort()
     const session = this.#session

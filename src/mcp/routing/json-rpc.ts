@@ -61,6 +61,7 @@ function isRpcMessage(m: unknown): boolean {
 
 /** Streamable HTTP §Sending Messages to the Server: a POST body is `application/json`. */
 export function isJsonContentType(value: string | null): boolean {
+  if (value === 'application/json') return true
   if (!value) return false
   return value.split(';', 1)[0]?.trim().toLowerCase() === 'application/json'
 }
