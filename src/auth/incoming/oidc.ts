@@ -103,6 +103,14 @@ const ID_TOKEN = 'ID token is not an access token'
 
 const KNOWN_CLAIMS = new Set(['iss', 'aud', 'exp', 'nbf', 'iat', 'sub', 'jti'])
 
+/** Exactly two dots, without splitting the token into copies of its parts. */
+function isCompactJws(token: string): boolean {
+  const first = token.indexOf('.')
+  if (first < 0) return false
+  const second = token.indexOf('.', first + 1)
+  return second > 0 && token.indexOf('.', second + 1) < 0
+}
+
 /** Maps a jose verification failure to a short client-facing description. */
 function describeJoseFailure(err: unknown): string | undefined {
   if (err instanceof joseErrors.JWTExpired) return 'token expired'
@@ -431,7 +439,7 @@ export function createOidcAuthenticator(options: OidcAuthenticatorOptions): Inco
       const { token } = extracted
       // RFC 7519 §3 / RFC 7515 §7.1: a JWS compact serialization has exactly three parts.
       const verdict =
-        token.split('.').length === 3 ? await verifyJwt(token) : await introspect(token, fingerprint(token))
+        isCompactJws(token) ? await verifyJwt(token) : await introspect(token, fingerprint(token))
       if (verdict.ok && verdict.cached?.identity) {
         const { identity } = verdict.cached
         if (log.isLevelEnabled('debug')) {

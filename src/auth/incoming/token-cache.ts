@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 
 /** A bounded expiring map whose keys are bearer tokens, stored only as their SHA-256. */
 export interface TokenCache<V> {
@@ -18,7 +18,8 @@ export interface TokenCacheOptions {
  */
 export function createTokenCache<V>(options: TokenCacheOptions): TokenCache<V> {
   const entries = new Map<string, { value: V; expiresAt: number }>()
-  const keyOf = (token: string) => createHash('sha256').update(token).digest('hex')
+  // One-shot hash: no Hash object per lookup (every authenticated request does one).
+  const keyOf = (token: string) => hash('sha256', token, 'hex')
   return {
     get(token) {
       const key = keyOf(token)
