@@ -781,10 +781,14 @@ function writeProfileSummary(dir: string, pid: number, calls: CallRun[], load1: 
   const text = [
     '# Where vmcp spends its CPU on tools/call',
     '',
-    `\`npm run bench -- --profile\` on ${new Date().toISOString().slice(0, 10)}: node ${process.version}, ` +
-      `${cpus().length} cores, load average ${load1.toFixed(2)} at start. The vmcp child (anonymous, ` +
-      'one Streamable HTTP echo backend) ran under --cpu-prof for its c=1 and c=32 runs; self time ' +
-      'is charged to the innermost frame, idle left out. Re-run after changing the hot path.',
+    `\`npm run bench -- ${CALLS_ONLY ? '--calls ' : ''}--profile\` on ${new Date().toISOString().slice(0, 10)}: ` +
+      `node ${process.version}, ${cpus().length} cores, load average ${load1.toFixed(2)} at start. The vmcp ` +
+      'child (anonymous, one Streamable HTTP echo backend) ran under --cpu-prof for its c=1 and c=32 ' +
+      'runs (its rows include the profiler; vmcp+jwt ran without); self time is charged to the ' +
+      'innermost frame, idle left out. `writev` is the write of each reply and backend request: on ' +
+      'loopback it carries the receiving TCP work, and on a loaded host the wall-clock sampler ' +
+      'also charges it the time the process waited for a CPU, so compare the CPU µs/call column (from ' +
+      '/proc), not that share. Re-run after changing the hot path.',
     '',
     '| path | concurrency | req/s | server CPU µs/call |',
     '| --- | --- | --- | --- |',
