@@ -54,7 +54,7 @@ export function withUpstreamTokens(
     cache.delete(tsid)
   }
   // Keyed by the inner identity (cached per token by the OIDC authenticator): no copy per request.
-  const built = new WeakMap<Identity, Identity>()
+  const built = new WeakMap<Identity, { identity: Identity; required: readonly string[] }>()
   source.onRevoke(drop)
   source.onTokensChanged?.(drop)
   const load = async (tsid: string, request: AuthRequest) => {
@@ -91,16 +91,20 @@ export function withUpstreamTokens(
       if (typeof tsid !== 'string' || tsid === '') return fail('token has no upstream session')
       try {
         const upstreamTokens = await load(tsid, request)
-        // The same verified identity with the same cached tokens: the identity built last time.
+        const needed = required()
+        // The same verified identity, the same cached tokens and the same requirements (a reload
+        // makes a new list): the identity built and checked last time.
         const known = built.get(result.identity)
-        if (known?.upstreamTokens === upstreamTokens) return { ok: true, identity: known }
+        if (known?.identity.upstreamTokens === upstreamTokens && known.required === needed) {
+          return { ok: true, identity: known.identity }
+        }
         // No token at all: the upstream session ended (grant revoked, or it outlived its
         // lifetime). The client must sign in again, however long its own JWT still lives.
         if (Object.keys(upstreamTokens).length === 0) return fail('upstream session ended; sign in again')
-        const missing = required().find((p) => !(p in upstreamTokens))
+        const missing = needed.find((p) => !(p in upstreamTokens))
         if (missing) return fail(`no upstream token for provider ${missing}; sign in again`)
         const identity = { ...result.identity, upstreamTokens }
-        built.set(result.identity, identity)
+        built.set(result.identity, { identity, required: needed })
         return { ok: true, identity }
       } catch (err) {
         if (err instanceof UpstreamRefreshError) {

@@ -45,6 +45,31 @@ describe('withUpstreamTokens (Mode B)', () => {
     expect(r.identity.upstreamTokens.github?.reveal()).toBe('b')
   })
 
+  it('answers a token it checked from the cache, yet checks a provider a reload starts to require on the very next request', async () => {
+    // The OIDC authenticator hands out one identity object per cached token.
+    const identity = { ...ANONYMOUS_IDENTITY, subject: 'alice', issuer: 'https://vmcp.example.com', claims: { sub: 'alice', tsid: 'T1' } }
+    const inner: IncomingAuthenticator = { ...verified({}), authenticate: async () => ({ ok: true, identity }) }
+    let required: readonly string[] = ['corp']
+    const auth = withUpstreamTokens(inner, {
+      source: source(async () => ({ corp: new Secret('a') })),
+      resourceMetadataUrl: PRM,
+      scopes: ['mcp'],
+      logger: memoryLogger().logger,
+      requiredProviders: () => required,
+    })
+    const first = await auth.authenticate(req())
+    const second = await auth.authenticate(req())
+    if (!first.ok || !second.ok) throw new Error('expected success')
+    expect(second.identity).toBe(first.identity)
+    required = ['corp', 'github']
+    const third = await auth.authenticate(req())
+    if (third.ok) throw new Error('expected failure')
+    expect(await third.response.json()).toEqual({
+      error: 'invalid_token',
+      error_description: 'no upstream token for provider github; sign in again',
+    })
+  })
+
   it('rejects a verified token without tsid: it has no upstream session', async () => {
     const r = await wrap(verified({ sub: 'alice' }), source(async () => ({}))).authenticate(req())
     expect(r.ok).toBe(false)
