@@ -1,3 +1,4 @@
+import { fingerprint, type Logger } from '../log/index.js'
 import type { CallOutcome } from '../metrics/index.js'
 import type { NodeReplyChannel } from './reply.js'
 
@@ -32,4 +33,28 @@ export function rpcFields(note: RpcNote | undefined): {
     ...(backend ? { backend } : {}),
     ...(channel?.outcome ? { outcome: channel.outcome } : {}),
   }
+}
+
+/**
+ * One access line, for the Hono middleware and /mcp's Node fast path alike: the HTTP request, its
+ * status and duration, the session and the JSON-RPC fields of its message.
+ */
+export function logAccess(
+  logger: Logger,
+  request: { method: string; path: string; session: string | undefined; note: RpcNote | undefined },
+  status: number,
+  started: number,
+): void {
+  logger.info(
+    {
+      method: request.method,
+      path: request.path,
+      status,
+      ms: Math.round((performance.now() - started) * 100) / 100,
+      // Whoever holds a session id can use the session: logs get its fingerprint only.
+      session: request.session === undefined ? undefined : fingerprint(request.session),
+      ...rpcFields(request.note),
+    },
+    'request',
+  )
 }

@@ -3,7 +3,7 @@ import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response'
 import { Hono, type Context } from 'hono'
 import type { IncomingAuthenticator } from '../auth/incoming/index.js'
 import type { ServerConfig } from '../config/index.js'
-import { fingerprint, type Logger } from '../log/index.js'
+import type { Logger } from '../log/index.js'
 import type { Metrics } from '../metrics/index.js'
 import {
   classifyEra,
@@ -14,11 +14,11 @@ import {
   type ModernEndpoint,
 } from '../mcp/index.js'
 import { isLoopbackHost } from '../net/index.js'
-import { rpcFields, type RpcNote } from './access.js'
+import { logAccess, type RpcNote } from './access.js'
 import { readBodyLimited, readIncomingLimited } from './body.js'
 import { bodyTooLarge, createMcpGuard, NOT_JSON, rpcErrorBody, UNSUPPORTED_MEDIA_TYPE } from './mcp-guard.js'
 import { takePrepared } from './mcp-post.js'
-import { NodeReplyChannel, writeAccepted } from './reply.js'
+import { NodeDirectReply } from './reply.js'
 
 /** What @hono/node-server passes as env: the Node request and response behind `c.req.raw`. */
 interface NodeEnv {
@@ -73,17 +73,16 @@ export function createApp(options: CreateAppOptions): Hono {
     if (!logger.isLevelEnabled('info')) return next()
     const started = performance.now()
     const line = (status: number) =>
-      logger.info(
+      logAccess(
+        logger,
         {
           method: c.req.method,
           path: c.req.path,
-          status,
-          ms: Math.round((performance.now() - started) * 100) / 100,
-          // Whoever holds a session id can use the session: logs get its fingerprint only.
-          session: sessionFingerprint(c.req.header('mcp-session-id')),
-          ...rpcFields(notes.get(c.req.raw)),
+          session: c.req.header('mcp-session-id'),
+          note: notes.get(c.req.raw),
         },
-        'request',
+        status,
+        started,
       )
     await next()
     // A reply written straight to the Node response is logged when it is done.
@@ -210,16 +209,7 @@ export function createApp(options: CreateAppOptions): Hono {
     // Noted only when the access line will be written: nothing to keep otherwise.
     const note: RpcNote | undefined = body !== undefined && logger.isLevelEnabled('info') ? { body, channel: undefined } : undefined
     if (note) notes.set(req, note)
-    const direct = outgoing
-      ? {
-          channel: (headers: Record<string, string>) => {
-            const channel = new NodeReplyChannel(outgoing, { ...headers, ...cors })
-            if (note) note.channel = channel
-            return channel
-          },
-          accepted: (headers: Record<string, string>) => writeAccepted(outgoing, { ...headers, ...cors }),
-        }
-      : undefined
+    const direct = outgoing ? new NodeDirectReply(outgoing, cors, note) : undefined
     const modern = options.modern
     if (modern && (await classifyEra(req, body)) === 'modern') {
       const res = await modern.handle(req, auth.identity, body, direct)
@@ -248,8 +238,6 @@ function allowedRequestHeaders(requested: string | null): string {
 
 // Headers a reverse proxy adds for the client it relays (RFC 7239 and the de facto ones).
 const PROXY_HEADERS = ['forwarded', 'x-forwarded-for', 'x-real-ip'] as const
-
-const sessionFingerprint = (id: string | undefined) => (id === undefined ? undefined : fingerprint(id))
 
 /**
  * A request from this host: the TCP peer (@hono/node-server's socket, never a header) is loopback

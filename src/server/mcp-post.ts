@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { AuthRequest, AuthResult, IncomingAuthenticator } from '../auth/incoming/index.js'
-import { fingerprint, type Logger } from '../log/index.js'
+import type { Logger } from '../log/index.js'
 import {
   claimsEnvelope,
   INVALID_REQUEST,
@@ -9,17 +9,16 @@ import {
   type DirectReply,
   type Gateway,
 } from '../mcp/index.js'
-import { rpcFields, type RpcNote } from './access.js'
+import { logAccess, type RpcNote } from './access.js'
 import { readIncomingLimited } from './body.js'
 import {
   bodyTooLarge,
   NOT_JSON,
   rpcErrorBody,
   UNSUPPORTED_MEDIA_TYPE,
-  withCors,
   type McpGuard,
 } from './mcp-guard.js'
-import { NodeReplyChannel, writeAccepted } from './reply.js'
+import { NodeDirectReply } from './reply.js'
 
 type NodeListener = (req: IncomingMessage, res: ServerResponse) => void
 
@@ -173,30 +172,7 @@ class NodeAuthRequest implements AuthRequest {
   }
 }
 
-/** The gateway's answers written straight to the Node response. */
-class NodeDirectReply implements DirectReply {
-  readonly #res: ServerResponse
-  readonly #cors: Record<string, string>
-  readonly #note: RpcNote | undefined
-
-  constructor(res: ServerResponse, cors: Record<string, string>, note: RpcNote | undefined) {
-    this.#res = res
-    this.#cors = cors
-    this.#note = note
-  }
-
-  channel(headers: Record<string, string>): NodeReplyChannel {
-    const channel = new NodeReplyChannel(this.#res, withCors(headers, this.#cors))
-    if (this.#note) this.#note.channel = channel
-    return channel
-  }
-
-  accepted(headers: Record<string, string>): void {
-    writeAccepted(this.#res, withCors(headers, this.#cors))
-  }
-}
-
-/** The access log line of the Hono middleware (with the message's fields), written when the reply is done. */
+/** The access line of this request, written when the reply is done (cancelled when handed on). */
 function accessLine(req: IncomingMessage, res: ServerResponse, logger: Logger, path: string) {
   const started = performance.now()
   const note: RpcNote = { body: undefined, channel: undefined }
@@ -204,18 +180,13 @@ function accessLine(req: IncomingMessage, res: ServerResponse, logger: Logger, p
   res.once('close', () => {
     if (cancelled) return
     const session = req.headers['mcp-session-id']
-    logger.info(
-      {
-        method: 'POST',
-        path,
-        status: res.statusCode,
-        ms: Math.round((performance.now() - started) * 100) / 100,
-        // Whoever holds a session id can use the session: logs get its fingerprint only.
-        session: typeof session === 'string' ? fingerprint(session) : undefined,
-        ...rpcFields(note.body === undefined ? undefined : note),
-      },
-      'request',
-    )
+    const request = {
+      method: 'POST',
+      path,
+      session: typeof session === 'string' ? session : undefined,
+      note: note.body === undefined ? undefined : note,
+    }
+    logAccess(logger, request, res.statusCode, started)
   })
   return { note, cancel: () => (cancelled = true) }
 }

@@ -1,6 +1,8 @@
 import type { ServerResponse } from 'node:http'
-import { REQUEST_CANCELLED, type ReplyChannel, type RpcMessage } from '../mcp/index.js'
+import { REQUEST_CANCELLED, type DirectReply, type ReplyChannel, type RpcMessage } from '../mcp/index.js'
 import type { CallOutcome, CallStat } from '../metrics/index.js'
+import type { RpcNote } from './access.js'
+import { withCors } from './mcp-guard.js'
 
 const SSE_HEADERS = {
   'content-type': 'text/event-stream',
@@ -105,4 +107,30 @@ function outcomeOf(message: RpcMessage): CallOutcome {
 export function writeAccepted(res: ServerResponse, headers: Record<string, string>): void {
   res.writeHead(202, headers)
   res.end()
+}
+
+/**
+ * The gateway's answers written straight to the Node response, with the request's CORS headers;
+ * the channel is noted for the access line when one is written.
+ */
+export class NodeDirectReply implements DirectReply {
+  readonly #res: ServerResponse
+  readonly #cors: Record<string, string>
+  readonly #note: RpcNote | undefined
+
+  constructor(res: ServerResponse, cors: Record<string, string>, note: RpcNote | undefined) {
+    this.#res = res
+    this.#cors = cors
+    this.#note = note
+  }
+
+  channel(headers: Record<string, string>): NodeReplyChannel {
+    const channel = new NodeReplyChannel(this.#res, withCors(headers, this.#cors))
+    if (this.#note) this.#note.channel = channel
+    return channel
+  }
+
+  accepted(headers: Record<string, string>): void {
+    writeAccepted(this.#res, withCors(headers, this.#cors))
+  }
 }
