@@ -176,26 +176,10 @@ export async function createHarness(
     onRevoke: (tsid) => void revoked.push(tsid),
   })
   const clientIp = () => '203.0.113.7'
-  const tokenApp = createTokenEndpoint({
-    config,
-    keys,
-    clients,
-    grants,
-    store,
-    logger: sink.logger,
-    clientIp,
-    now,
-  })
-  const revokeApp = createRevocationEndpoint({
-    config,
-    keys,
-    clients,
-    grants,
-    store,
-    logger: sink.logger,
-    clientIp,
-    now,
-  })
+  // The revocation endpoint takes the token endpoint's options (RevocationEndpointOptions).
+  const endpointOptions = { config, keys, clients, grants, store, logger: sink.logger, clientIp, now }
+  const tokenApp = createTokenEndpoint(endpointOptions)
+  const revokeApp = createRevocationEndpoint(endpointOptions)
   const registerApp = createRegisterEndpoint({
     config,
     clients,
