@@ -366,19 +366,21 @@ class RelayedCall implements Deadline {
 
   #finish(answer: RpcResponse): void {
     if (this.#done) return
+    this.#settle()
+    this.#channel.finish({ ...answer, id: this.#clientId })
+  }
+
+  /** Done: no deadline, no server requests to route back, no call-table entry. */
+  #settle(): void {
     this.#done = true
     deadlines.delete(this)
     if (this.#serverRequests) this.#relay.forgetServerRequests(this.#serverRequests)
     if (this.entry) this.#relay.end(this.entry)
-    this.#channel.finish({ ...answer, id: this.#clientId })
   }
 
   /** Stops the backend call: abort the HTTP exchange and tell the backend (MCP cancellation). */
   #stop(reason: string): void {
-    this.#done = true
-    deadlines.delete(this)
-    if (this.#serverRequests) this.#relay.forgetServerRequests(this.#serverRequests)
-    if (this.entry) this.#relay.end(this.entry)
+    this.#settle()
     this.#post?.abort()
     const session = this.#session
     if (session && this.#backendId) {
