@@ -174,14 +174,7 @@ export class ClientSession {
 
   /** The backend a call is for ('' when vmcp answers it itself, or the name is unknown). */
   #backendOf(request: RpcRequest): string {
-    const params = request.params
-    if (!params) return ''
-    const view = this.view()
-    const { name, uri } = params
-    if (request.method === 'tools/call' && typeof name === 'string') return view.toolRoutes.get(name)?.backend ?? ''
-    if (request.method === 'prompts/get' && typeof name === 'string') return view.promptRoutes.get(name)?.backend ?? ''
-    if (request.method === 'resources/read' && typeof uri === 'string') return routeResource(view, uri) ?? ''
-    return ''
+    return request.params ? (routeCall(this.view(), request.method, request.params)?.backend ?? '') : ''
   }
 
   /** A client notification, or its answer to a request vmcp sent it. */
@@ -516,22 +509,18 @@ export class ClientSession {
     s.setRequestHandler(UnsubscribeRequestSchema, (req, extra) => this.#subscription(req, false, extra))
 
     s.setRequestHandler(CompleteRequestSchema, async (req, extra) => {
-      const view = await this.#prepare()
-      const ref = req.params.ref
-      if (ref.type === 'ref/prompt') {
-        const route = view.promptRoutes.get(ref.name)
-        if (!route) throw new McpError(ErrorCode.InvalidParams, `Unknown prompt: ${ref.name}`)
-        return this.#forwardOrFail(
-          route.backend,
-          { method: 'completion/complete', params: { ...req.params, ref: { ...ref, name: route.name } } },
-          CompleteResultSchema,
-          extra,
-        )
+      const routed = routeCall(await this.#prepare(), 'completion/complete', req.params)
+      if (!routed) {
+        const ref = req.params.ref
+        const unknown = ref.type === 'ref/prompt' ? `Unknown prompt: ${ref.name}` : `Unknown resource template: ${ref.uri}`
+        throw new McpError(ErrorCode.InvalidParams, unknown)
       }
-      const owner =
-        view.templateRoutes.find((t) => t.uriTemplate === ref.uri)?.backend ?? routeResource(view, ref.uri)
-      if (!owner) throw new McpError(ErrorCode.InvalidParams, `Unknown resource template: ${ref.uri}`)
-      return this.#forwardOrFail(owner, req, CompleteResultSchema, extra)
+      return this.#forwardOrFail(
+        routed.backend,
+        { method: 'completion/complete', params: routed.params },
+        CompleteResultSchema,
+        extra,
+      )
     })
 
     s.setRequestHandler(SetLevelRequestSchema, async (req) => {
