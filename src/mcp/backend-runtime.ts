@@ -57,8 +57,13 @@ export class BackendRuntime {
   shared: BackendConnection | undefined
   /** Bumped on every (re)connect: session connections from an older generation are stale. */
   generation = ++lastGeneration
-  /** The backend's protocol era, probed on the first connection (Streamable HTTP only). */
+  /**
+   * The backend's protocol era (Streamable HTTP only): probed by every (re)connect of the shared
+   * connection, reused by the connections opened meanwhile.
+   */
   eraVerdict: EraVerdict | undefined
+  /** A per-user backend failed a call: the next connection probes its era again. */
+  #suspectEra = false
   #connecting: Promise<void> | undefined
   #attempt = 0
   #slowPings = 0
@@ -168,11 +173,22 @@ export class BackendRuntime {
     await this.#connect()
   }
 
-  /** A call saw the backend fail: re-check now instead of waiting for the next tick. */
-  reportFailure(err: unknown): void {
-    if (this.identityScoped || this.health !== 'healthy') return
+  /**
+   * A call saw the backend fail: re-check now instead of waiting for the next tick. For a
+   * per-user backend, true when the caller should replace the connection the call used.
+   */
+  reportFailure(err: unknown): boolean {
+    if (this.identityScoped) {
+      // No shared connection notices a per-user backend restart (perhaps in another era): the
+      // failed connection is replaced, and the next one opened probes the era again.
+      if (showsSameEra(err)) return false
+      this.#suspectEra = true
+      return true
+    }
+    if (this.health !== 'healthy') return false
     this.#options.logger.debug({ backend: this.name, err: errorText(err) }, 'backend call failed; checking health')
     void this.check()
+    return false
   }
 
   /** Re-lists one kind after a list_changed notification, through the connection that sent it. */
@@ -187,12 +203,22 @@ export class BackendRuntime {
     if (!into) this.#options.onChange(this)
   }
 
-  /** Opens a connection to this backend with the given identity and sink. */
+  /**
+   * Opens a connection to this backend with the given identity and sink. It reuses the era
+   * verdict unless `probe` (or an earlier failure) asks to probe again; a connection that
+   * cannot open with the verdict (the backend now refuses that era) probes once more.
+   */
   async openConnection(
     identity: () => Parameters<OutgoingAuthStrategy['headers']>[0],
     capabilities: ClientCapabilities,
     sink: ConnectionSink,
+    probe = false,
   ): Promise<BackendConnection> {
+    if (this.#suspectEra) {
+      this.#suspectEra = false
+      probe = true
+    }
+    const prior = probe ? undefined : this.eraVerdict
     const conn = new BackendConnection({
       config: this.config,
       identity,
@@ -202,15 +228,15 @@ export class BackendRuntime {
       capabilities,
       clientInfo: this.#options.clientInfo,
       sink,
-      era: this.eraVerdict,
-      onEra: (verdict) => {
-        this.eraVerdict = verdict
-      },
+      era: prior,
+      onEra: (verdict) => this.#adoptEra(verdict),
     })
     try {
       await conn.connect(this.#options.operational.discoveryTimeout)
     } catch (err) {
       await conn.close()
+      if (prior && this.config.transport === 'streamable-http' && answered(err))
+        return this.openConnection(identity, capabilities, sink, true)
       // A stdio process that died at startup: what it wrote to stderr is the reason.
       const said = conn.stderr.text()
       throw said ? new Error(`${errorText(err)}: ${said}`) : err
@@ -281,11 +307,14 @@ export class BackendRuntime {
   }
 
   async #openShared(started: number): Promise<BackendConnection> {
+    // Every (re)connect probes the era: a backend that restarted may be of the other one now.
     const open = () =>
-      this.openConnection(() => undefined, SHARED_CLIENT_CAPABILITIES, {
-        ...this.#options.sink,
-        closed: (c) => this.#onSharedClosed(c),
-      })
+      this.openConnection(
+        () => undefined,
+        SHARED_CLIENT_CAPABILITIES,
+        { ...this.#options.sink, closed: (c) => this.#onSharedClosed(c) },
+        true,
+      )
     if (!this.#launcher) return open()
     if (!this.#launcher.running) {
       // Another process on the launch port would answer in place of ours (typically one orphaned
@@ -307,6 +336,17 @@ export class BackendRuntime {
         if (!refused || late) throw err
         await new Promise((r) => setTimeout(r, delay))
       }
+    }
+  }
+
+  #adoptEra(verdict: EraVerdict): void {
+    const was = this.eraVerdict
+    this.eraVerdict = verdict
+    if (was && (was.era !== verdict.era || was.servesLegacy !== verdict.servesLegacy)) {
+      this.#options.logger.info(
+        { backend: this.name, was: was.era, now: verdict.era, servesLegacy: verdict.servesLegacy },
+        'backend protocol era changed',
+      )
     }
   }
 
@@ -368,6 +408,20 @@ export function errorText(err: unknown): string {
     cause = (cause as { cause?: unknown }).cause
   }
   return err.message
+}
+
+/** A timeout or the backend's own JSON-RPC error: the backend is there, in the era assumed. */
+function showsSameEra(err: unknown): boolean {
+  return err instanceof McpError && err.code !== ErrorCode.ConnectionClosed
+}
+
+/**
+ * The backend answered the connection attempt with an HTTP error (it is up, but refused the
+ * handshake of the era we assumed), as opposed to not answering at all (ECONNREFUSED…).
+ */
+function answered(err: unknown): boolean {
+  if (err instanceof StreamableHTTPError) return true
+  return !/\(E[A-Z_]+\)$/.test(errorText(err)) && !(err instanceof McpError)
 }
 
 /** Where a launched HTTP backend is expected to listen (from its url). */

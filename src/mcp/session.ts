@@ -444,7 +444,7 @@ export class ClientSession {
           : {}),
       })) as z.infer<S>
     } catch (err) {
-      if (isTransportFailure(err)) runtime.reportFailure(err)
+      if (isTransportFailure(err) && runtime.reportFailure(err)) this.#dropConnection(runtime.name, conn)
       throw err
     } finally {
       conn.inflight.delete(call)

@@ -478,7 +478,7 @@ async function forwardOnce({
       ...(clientToken !== undefined || io ? { onprogress: relayProgress } : {}),
     })
   } catch (err) {
-    if (isTransportFailure(err)) runtime.reportFailure(err)
+    if (isTransportFailure(err) && runtime.reportFailure(err)) pool.drop(caller, runtime.name)
     throw err
   } finally {
     conn.inflight.delete(call)

@@ -97,7 +97,9 @@ export function relayBackendFor(runtime: BackendRuntime, link: RelayLink): Relay
       ...fixed,
       ...(await runtime.auth.headers(link.identity(), signal)),
     }),
-    reportFailure: (err) => runtime.reportFailure(err),
+    reportFailure: (err) => {
+      if (runtime.reportFailure(err)) void link.current().then((conn) => link.drop(conn))
+    },
     catalogNotification: (n) => link.catalogNotification(n),
   }
 }
