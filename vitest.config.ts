@@ -9,7 +9,9 @@ export default defineConfig({
     // Integration tests spawn processes and servers; two workers match the 2-core machine.
     pool: 'forks',
     maxWorkers: 2,
-    // In CI the JSON report gives .ci/run its closing "N passed, N failed" line.
-    reporters: process.env.CI ? ['default', ['json', { outputFile: 'test-results.json' }]] : ['default'],
+    // In CI the JSON report gives .ci/run its closing "N passed, N failed" line (one file per runtime).
+    reporters: process.env.CI
+      ? ['default', ['json', { outputFile: process.env.VMCP_TEST_RESULTS ?? 'test-results.json' }]]
+      : ['default'],
   },
 })
