@@ -32,6 +32,11 @@ export interface BackendRuntimeOptions {
   sink: Omit<ConnectionSink, 'closed'>
   /** Called whenever `catalog` or `health` changes. */
   onChange: (runtime: BackendRuntime) => void
+  /**
+   * Called when the shared connection is back after it was lost or replaced (the backend
+   * restarted, or was unreachable): whatever was subscribed there is forgotten.
+   */
+  onReconnect?: (runtime: BackendRuntime) => void
 }
 
 const BACKOFF_BASE_MS = 500
@@ -65,6 +70,7 @@ export class BackendRuntime {
   /** A per-user backend failed a call: the next connection probes its era again. */
   #suspectEra = false
   #connecting: Promise<void> | undefined
+  #connectedBefore = false
   #attempt = 0
   #slowPings = 0
   #retryTimer: NodeJS.Timeout | undefined
@@ -299,6 +305,8 @@ export class BackendRuntime {
         'backend connected',
       )
       this.#options.onChange(this)
+      if (this.#connectedBefore) this.#options.onReconnect?.(this)
+      this.#connectedBefore = true
     } catch (err) {
       await conn?.close()
       this.#markUnhealthy(errorText(err))

@@ -148,6 +148,11 @@ export interface GatewayRouting {
   subscribeShared(watcher: ResourceWatcher, runtime: BackendRuntime, uri: string, on: boolean): Promise<void>
   /** Called with each list that changed in the shared view; returns the unsubscribe. */
   onListChanged(listener: (kind: ListKind | 'resources-all') => void): () => void
+  /**
+   * Called when a backend is reachable again after it was lost (it restarted): subscriptions
+   * made there are gone. Shared (stdio) backends are resubscribed by the gateway itself.
+   */
+  onReconnect(listener: (runtime: BackendRuntime) => void): () => void
 }
 
 const jsonRpcError = (status: number, code: number, message: string) =>
@@ -194,6 +199,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   }
 
   const listChangedListeners = new Set<(kind: ListKind | 'resources-all') => void>()
+  const reconnectListeners = new Set<(runtime: BackendRuntime) => void>()
 
   const catalogsFor = (userCatalogs?: ReadonlyMap<string, Catalog>): BackendCatalog[] => {
     const out: BackendCatalog[] = []
@@ -268,6 +274,20 @@ export function createGateway(options: GatewayOptions): Gateway {
     if (before > 0 && set.size === 0) await conn.client.unsubscribeResource({ uri })
   }
 
+  // A restarted backend forgot every subscription: each URI watched there is subscribed again,
+  // once for a shared process, per connection for sessions and sessionless callers.
+  const onReconnect = (runtime: BackendRuntime) => {
+    if (closed) return
+    const conn = runtime.shared
+    for (const uri of sharedSubs.get(runtime.name)?.keys() ?? []) {
+      conn?.client.subscribeResource({ uri }, { timeout: op.discoveryTimeout }).catch((err: unknown) => {
+        logger.warn({ backend: runtime.name, err: errorText(err) }, 'resubscribe failed')
+      })
+    }
+    for (const session of sessions.values()) void session.backendReconnected(runtime)
+    for (const listener of reconnectListeners) listener(runtime)
+  }
+
   const host: SessionHost = {
     logger,
     serverInfo: { name: config.name, version: options.version },
@@ -300,6 +320,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       operational: op,
       clientInfo,
       onChange: onRuntimeChange,
+      onReconnect,
       sink: {
         // The shared connection's own traffic: nothing claims it, so it has nowhere to go.
         listChanged: (kind: ListKind | 'resources-all', conn: BackendConnection) => {
@@ -361,6 +382,10 @@ export function createGateway(options: GatewayOptions): Gateway {
       onListChanged: (listener) => {
         listChangedListeners.add(listener)
         return () => listChangedListeners.delete(listener)
+      },
+      onReconnect: (listener) => {
+        reconnectListeners.add(listener)
+        return () => reconnectListeners.delete(listener)
       },
     },
 

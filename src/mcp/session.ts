@@ -112,7 +112,8 @@ export class ClientSession {
   protocolVersion = ''
   /** A 2026-07-28 header on this session was already logged once. */
   eraMismatchLogged = false
-  readonly subscriptions = new Set<string>()
+  /** Resources this session subscribed to, and the backend each was subscribed at. */
+  readonly subscriptions = new Map<string, string>()
   /** Catalogs of identity-scoped backends, discovered with this session's credentials. */
   readonly userCatalogs = new Map<string, Catalog>()
   #view: AggregatedView | undefined
@@ -290,6 +291,7 @@ export class ClientSession {
     try {
       const conn = await opening
       if (this.#logLevel) await conn.client.setLoggingLevel(this.#logLevel).catch(() => undefined)
+      await this.#resubscribe(conn)
       return conn
     } catch (err) {
       this.#connections.delete(runtime.name)
@@ -549,11 +551,48 @@ export class ClientSession {
     const uri = req.params.uri
     const backend = this.#routeUri(await this.#prepare(), uri, 'subscribe')
     const runtime = this.#runtimeFor(backend)
-    if (on) this.subscriptions.add(uri)
-    else this.subscriptions.delete(uri)
-    if (runtime.sharesConnection) await this.#host.subscribeShared(this, runtime, uri, on)
-    else await this.#forwardOrFail(backend, req as Request, ResultSchema, extra)
+    if (!on) this.subscriptions.delete(uri)
+    if (runtime.sharesConnection) {
+      if (on) this.subscriptions.set(uri, backend)
+      await this.#host.subscribeShared(this, runtime, uri, on)
+      return {}
+    }
+    const conn = await this.connectionFor(runtime).catch((err: unknown) => {
+      throw new McpError(ErrorCode.InternalError, failureText(backend, err))
+    })
+    // MCP 2026-07-28 has no resources/subscribe: a 2026-07-28 backend's link adds the URI to the
+    // filter of its subscriptions/listen stream instead.
+    if (conn.era === 'modern') {
+      const options = { signal: extra.signal, timeout: this.#host.callTimeout }
+      await (on ? conn.client.subscribeResource({ uri }, options) : conn.client.unsubscribeResource({ uri }, options))
+    } else await this.#forwardOrFail(backend, req as Request, ResultSchema, extra)
+    // Kept for the connections opened later (the backend restarted): they subscribe again.
+    if (on) this.subscriptions.set(uri, backend)
     return {}
+  }
+
+  /**
+   * A backend reconnected (it restarted, or vmcp lost it for a while): it forgot what this
+   * session subscribed to, so a fresh connection subscribes again (see connectionFor).
+   */
+  async backendReconnected(runtime: BackendRuntime): Promise<void> {
+    if (runtime.sharesConnection || this.#closed) return
+    if (![...this.subscriptions.values()].includes(runtime.name)) return
+    await this.connectionFor(runtime).catch((err: unknown) => {
+      this.#host.logger.debug({ backend: runtime.name, session: this.logId, err: errorText(err) }, 'resubscribe failed')
+    })
+  }
+
+  /** Subscribes a new connection to what this session watches at its backend. */
+  async #resubscribe(conn: BackendConnection): Promise<void> {
+    const uris = [...this.subscriptions].filter(([, backend]) => backend === conn.backend).map(([uri]) => uri)
+    await Promise.all(
+      uris.map((uri) =>
+        conn.client.subscribeResource({ uri }, { timeout: this.#host.discoveryTimeout }).catch((err: unknown) => {
+          this.#host.logger.warn({ backend: conn.backend, session: this.logId, err: errorText(err) }, 'resubscribe failed')
+        }),
+      ),
+    )
   }
 
   #routeUri(view: AggregatedView, uri: string, need: 'read' | 'subscribe' = 'read'): string {

@@ -67,9 +67,11 @@ export class CallerPool {
   readonly #callers = new Map<string, Caller>()
   readonly #options: CallerPoolOptions
   readonly #timer: NodeJS.Timeout
+  readonly #unsubscribe: () => void
 
   constructor(options: CallerPoolOptions) {
     this.#options = options
+    this.#unsubscribe = options.routing.onReconnect((runtime) => this.#backendReconnected(runtime))
     this.#timer = setInterval(
       () => this.sweep(),
       Math.max(1000, Math.min(options.idleTimeout / 4, 30_000)),
@@ -127,7 +129,9 @@ export class CallerPool {
       lastUsed: Date.now(),
     })
     try {
-      return await opening
+      const conn = await opening
+      await this.#resubscribe(caller, conn)
+      return conn
     } catch (err) {
       caller.connections.delete(runtime.name)
       runtime.reportFailure(err)
@@ -177,14 +181,15 @@ export class CallerPool {
    * connection, or once for everyone on a shared process; later ones only count.
    */
   async watch(caller: Caller, runtime: BackendRuntime, uri: string): Promise<void> {
+    // The connection first: a new one subscribes to what was watched before, not this URI too.
+    const conn = runtime.sharesConnection ? undefined : await this.connection(caller, runtime)
     const key = watchKey(runtime.name, uri)
     const count = caller.watched.get(key) ?? 0
     caller.watched.set(key, count + 1)
     if (count > 0) return
     try {
-      if (runtime.sharesConnection)
-        await this.#options.routing.subscribeShared(caller.watcher, runtime, uri, true)
-      else await (await this.connection(caller, runtime)).client.subscribeResource({ uri })
+      if (!conn) await this.#options.routing.subscribeShared(caller.watcher, runtime, uri, true)
+      else await conn.client.subscribeResource({ uri })
     } catch (err) {
       caller.watched.delete(key)
       throw err
@@ -259,10 +264,46 @@ export class CallerPool {
   }
 
   async close(): Promise<void> {
+    this.#unsubscribe()
     clearInterval(this.#timer)
     const all = [...this.#callers.values()].flatMap((c) => [...c.connections.values()])
     this.#callers.clear()
     await Promise.allSettled(all.map(async (e) => (await e.conn).close()))
+  }
+
+  /**
+   * A backend restarted and forgot what it was watching: each caller watching a resource there
+   * gets a fresh connection, which subscribes again ({@link #resubscribe}).
+   */
+  #backendReconnected(runtime: BackendRuntime): void {
+    if (runtime.sharesConnection) return
+    const prefix = watchKey(runtime.name, '')
+    for (const caller of this.#callers.values()) {
+      if (![...caller.watched.keys()].some((k) => k.startsWith(prefix))) continue
+      this.connection(caller, runtime).catch((err: unknown) => {
+        this.#options.logger.debug({ backend: runtime.name, err: errorText(err) }, 'resubscribe failed')
+      })
+    }
+  }
+
+  /** Subscribes a new connection to the caller's watched resources at its backend. */
+  async #resubscribe(caller: Caller, conn: BackendConnection): Promise<void> {
+    const prefix = watchKey(conn.backend, '')
+    const uris = [...caller.watched.keys()]
+      .filter((k) => k.startsWith(prefix))
+      .map((k) => k.slice(prefix.length))
+    await Promise.all(
+      uris.map((uri) =>
+        conn.client
+          .subscribeResource({ uri }, { timeout: this.#options.discoveryTimeout })
+          .catch((err: unknown) => {
+            this.#options.logger.warn(
+              { backend: conn.backend, err: errorText(err) },
+              'resubscribe failed',
+            )
+          }),
+      ),
+    )
   }
 
   #sink(caller: Caller): ConnectionSink {
