@@ -1,6 +1,6 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import { SdkError, SdkErrorCode } from '@modelcontextprotocol/client'
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js'
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js'
 import {
@@ -31,10 +31,11 @@ import {
   type BackendClient,
   type EraVerdict,
   type ModernLink,
+  type ModernLinkTarget,
 } from './modern/backend-link.js'
-import { trackChild } from './children.js'
 import { OutputTail } from './output-tail.js'
 import { SHARED_SCHEMA_VALIDATOR } from './schema-validator.js'
+import { BackendStdioTransport, LegacyStdioTransport } from './stdio-transport.js'
 
 /** A client request that is waiting on this backend; server-to-client traffic it causes goes back through it. */
 export interface InflightCall {
@@ -64,7 +65,7 @@ export interface BackendConnectionOptions {
   capabilities: ClientCapabilities
   clientInfo: { name: string; version: string }
   sink: ConnectionSink
-  /** The backend's era from an earlier probe (Streamable HTTP only); absent: probe on connect. */
+  /** The backend's era from an earlier probe (Streamable HTTP, stdio); absent: probe on connect. */
   era?: EraVerdict | undefined
   /** Told the probe's verdict, to keep for later connections. */
   onEra?: (verdict: EraVerdict) => void
@@ -85,8 +86,9 @@ export class BackendConnection {
   /** The last stderr lines of a stdio process: the reason shown when it dies. */
   readonly stderr = new OutputTail()
   #transport: Transport | undefined
+  /** A stdio probe ended with its process: the verdict (2025) waits for the v1 connection. */
+  #probeEnded = false
   #closed = false
-  #forgetChild: (() => void) | undefined
   readonly #options: BackendConnectionOptions
 
   constructor(options: BackendConnectionOptions) {
@@ -121,17 +123,11 @@ export class BackendConnection {
     return this.#modern ? 'modern' : 'legacy'
   }
 
-  get pid(): number | null {
-    return this.#transport instanceof StdioClientTransport ? this.#transport.pid : null
-  }
-
   async connect(timeoutMs: number): Promise<void> {
-    if (this.#options.config.transport === 'streamable-http' && (await this.#connectModern(timeoutMs)))
-      return
+    if (await this.#connectModern(timeoutMs)) return
     const transport = this.#createTransport()
     this.#transport = transport
     this.#legacy.onclose = () => {
-      this.#forgetChild?.()
       if (this.#closed) return
       this.#closed = true
       this.#options.sink.closed(this)
@@ -141,9 +137,7 @@ export class BackendConnection {
     }
     await this.#legacy.connect(transport, { timeout: timeoutMs })
     keepProgressBeforeResponse(transport)
-    // A stdio backend is a child of vmcp: it must not outlive a hard exit (children.ts).
-    const pid = this.pid
-    if (pid !== null) this.#forgetChild = trackChild(pid)
+    if (this.#probeEnded) this.#settleEra({ era: 'legacy' })
   }
 
   async close(): Promise<void> {
@@ -156,47 +150,73 @@ export class BackendConnection {
       await transport.terminateSession().catch(() => undefined)
     }
     await this.#legacy.close().catch(() => undefined)
-    this.#forgetChild?.()
   }
 
   /**
-   * A Streamable HTTP backend is probed once with the v2 client (`auto` negotiation); a
-   * 2026-07-28 backend is then spoken to through it, a 2025 one through the v1 client as
-   * before. False when the backend is 2025.
+   * A Streamable HTTP or stdio backend is probed once with the v2 client (`auto` negotiation);
+   * a 2026-07-28 backend is then spoken to through it, a 2025 one through the v1 client as
+   * before. False when the backend is 2025 (or SSE, which 2026-07-28 does not have).
    */
   async #connectModern(timeoutMs: number): Promise<boolean> {
-    const { config, sink, logger, onEra } = this.#options
-    if (config.transport !== 'streamable-http') return false
-    const { verdict, link } = await connectModernLink({
-      url: new URL(config.url),
-      fetch: this.#authedFetch(),
-      clientInfo: this.#options.clientInfo,
-      capabilities: this.#options.capabilities,
-      prior: this.#options.era,
-      timeout: timeoutMs,
-      relay: (request, signal) => this.#relay(request, signal),
-      notify: async (n) => {
-        const call = this.#claimant()
-        if (call) return call.sendNotification(n)
-        await sink.notify?.(n)
-      },
-      listChanged: (kind) => sink.listChanged(kind, this),
-      resourceUpdated: (uri) => sink.resourceUpdated(uri, this),
-      closed: () => {
-        if (this.#closed) return
-        this.#closed = true
-        sink.closed(this)
-      },
-      onerror: (err) => logger.debug({ backend: this.backend, err: err.message }, 'backend transport error'),
-    })
-    if (!this.#options.era) {
-      logger.info({ backend: this.backend, era: verdict.era }, 'backend protocol era')
-      onEra?.(verdict)
+    const { config, sink, logger, era } = this.#options
+    if (config.transport === 'sse' || era?.era === 'legacy') return false
+    const target: ModernLinkTarget =
+      config.transport === 'stdio'
+        ? { stdio: this.#stdioTransport(BackendStdioTransport) }
+        : { url: new URL(config.url), fetch: this.#authedFetch() }
+    const stdio = target.stdio
+    let connected: Awaited<ReturnType<typeof connectModernLink>>
+    try {
+      connected = await connectModernLink({
+        ...target,
+        clientInfo: this.#options.clientInfo,
+        capabilities: this.#options.capabilities,
+        prior: era,
+        timeout: timeoutMs,
+        relay: (request, signal) => this.#relay(request, signal),
+        notify: async (n) => {
+          const call = this.#claimant()
+          if (call) return call.sendNotification(n)
+          await sink.notify?.(n)
+        },
+        listChanged: (kind) => sink.listChanged(kind, this),
+        resourceUpdated: (uri) => sink.resourceUpdated(uri, this),
+        closed: () => {
+          if (this.#closed) return
+          this.#closed = true
+          sink.closed(this)
+        },
+        onerror: (err) =>
+          logger.debug({ backend: this.backend, err: err.message }, 'backend transport error'),
+      })
+    } catch (err) {
+      // Some SDKs' stdio servers exit on any request before `initialize`: the probe ended the
+      // process, which marks a 2025 server. A fresh one is started for the v1 client; the
+      // verdict holds once that one answers (a process that dies anyway proves nothing).
+      const ended = err instanceof SdkError && err.code === SdkErrorCode.EraNegotiationFailed
+      if (!stdio || !ended) throw err
+      this.stderr.clear()
+      this.#probeEnded = true
+      return false
     }
-    if (!link) return false
+    const { verdict, link } = connected
+    if (!era) this.#settleEra(verdict)
+    if (!link) {
+      // The 2025 process starts afresh: its own stderr is the reason if it dies.
+      this.stderr.clear()
+      return false
+    }
+    // The v2 client dispatches progress a microtask late too (see keepProgressBeforeResponse).
+    if (stdio) keepProgressBeforeResponse(stdio)
     this.#modern = link
     this.client = link
     return true
+  }
+
+  /** The probe's verdict: logged once per backend and kept for its later connections. */
+  #settleEra(verdict: EraVerdict): void {
+    this.#options.logger.info({ backend: this.backend, era: verdict.era }, 'backend protocol era')
+    this.#options.onEra?.(verdict)
   }
 
   /** The in-flight call that should receive traffic the backend sends now (oldest first). */
@@ -245,26 +265,40 @@ export class BackendConnection {
   }
 
   #createTransport(): Transport {
-    const { config, auth, identity, fetch, logger } = this.#options
-    if (config.transport === 'stdio') {
-      const transport = new StdioClientTransport({
-        command: config.command,
-        args: config.args,
-        env: childEnvironment(config.env),
-        cwd: config.cwd,
-        stderr: 'pipe',
-      })
-      transport.stderr?.on('data', (chunk: Buffer) => {
-        for (const line of this.stderr.push(chunk)) {
-          logger.debug({ backend: config.name, stderr: line.slice(0, 2000) }, 'backend stderr')
-        }
-      })
-      return transport
-    }
+    const { config } = this.#options
+    // A stdio backend is a child of vmcp: it must not outlive a hard exit (children.ts).
+    if (config.transport === 'stdio') return this.#stdioTransport(LegacyStdioTransport)
     const authedFetch = this.#authedFetch()
     const url = new URL(config.url)
     if (config.transport === 'sse') return new SSEClientTransport(url, { fetch: authedFetch })
     return new StreamableHTTPClientTransport(url, { fetch: authedFetch })
+  }
+
+  /** A stdio transport of either SDK line (not started yet); its stderr feeds the tail. */
+  #stdioTransport<T extends LegacyStdioTransport | BackendStdioTransport>(
+    Kind: new (params: {
+      command: string
+      args: string[]
+      env: Record<string, string>
+      cwd?: string | undefined
+      stderr: 'pipe'
+    }) => T,
+  ): T {
+    const { config, logger } = this.#options
+    if (config.transport !== 'stdio') throw new Error(`${config.name} is not a stdio backend`)
+    const transport = new Kind({
+      command: config.command,
+      args: config.args,
+      env: childEnvironment(config.env),
+      cwd: config.cwd,
+      stderr: 'pipe',
+    })
+    transport.stderr?.on('data', (chunk: Buffer) => {
+      for (const line of this.stderr.push(chunk)) {
+        logger.debug({ backend: config.name, stderr: line.slice(0, 2000) }, 'backend stderr')
+      }
+    })
+    return transport
   }
 
   /** Credentials are computed per request, so tokens can be refreshed during a long session. */
@@ -288,8 +322,9 @@ export class BackendConnection {
  * (a loaded machine batches them often). Messages after a progress notification wait one
  * macrotask turn, in order, so the progress is relayed before the result.
  */
-function keepProgressBeforeResponse(transport: Transport): void {
-  const deliver = transport.onmessage
+function keepProgressBeforeResponse(transport: Transport | BackendStdioTransport): void {
+  const target = transport as Transport
+  const deliver = target.onmessage
   if (!deliver) return
   let held: Array<Parameters<typeof deliver>> | undefined
   const onmessage: typeof deliver = (message, extra) => {
@@ -307,5 +342,5 @@ function keepProgressBeforeResponse(transport: Transport): void {
       })
     }
   }
-  transport.onmessage = onmessage
+  target.onmessage = onmessage
 }

@@ -63,8 +63,9 @@ export class BackendRuntime {
   /** Bumped on every (re)connect: session connections from an older generation are stale. */
   generation = ++lastGeneration
   /**
-   * The backend's protocol era (Streamable HTTP only): probed by every (re)connect of the shared
-   * connection, reused by the connections opened meanwhile.
+   * The backend's protocol era (Streamable HTTP, stdio): probed by every (re)connect of the
+   * shared connection, reused by the connections opened meanwhile; a stdio backend's is probed
+   * on its first process and reused by vmcp's restarts of it.
    */
   eraVerdict: EraVerdict | undefined
   /** A per-user backend failed a call: the next connection probes its era again. */
@@ -241,7 +242,7 @@ export class BackendRuntime {
       await conn.connect(this.#options.operational.discoveryTimeout)
     } catch (err) {
       await conn.close()
-      if (prior && this.config.transport === 'streamable-http' && answered(err))
+      if (prior && (this.sharesConnection ? refusedHandshake(err) : answered(err)))
         return this.openConnection(identity, capabilities, sink, true)
       // A stdio process that died at startup: what it wrote to stderr is the reason.
       const said = conn.stderr.text()
@@ -316,12 +317,15 @@ export class BackendRuntime {
 
   async #openShared(started: number): Promise<BackendConnection> {
     // Every (re)connect probes the era: a backend that restarted may be of the other one now.
+    // Not a stdio process that vmcp restarts itself: it runs the same command, so its verdict
+    // holds (a probe would start a 2025 server twice on every restart); one that now refuses
+    // the verdict's handshake is probed again (openConnection).
     const open = () =>
       this.openConnection(
         () => undefined,
         SHARED_CLIENT_CAPABILITIES,
         { ...this.#options.sink, closed: (c) => this.#onSharedClosed(c) },
-        true,
+        !this.sharesConnection,
       )
     if (!this.#launcher) return open()
     if (!this.#launcher.running) {
@@ -421,6 +425,15 @@ export function errorText(err: unknown): string {
 /** A timeout or the backend's own JSON-RPC error: the backend is there, in the era assumed. */
 function showsSameEra(err: unknown): boolean {
   return err instanceof McpError && err.code !== ErrorCode.ConnectionClosed
+}
+
+/** A stdio process answered the handshake with a JSON-RPC error: it is up, in another era. */
+function refusedHandshake(err: unknown): boolean {
+  return (
+    err instanceof McpError &&
+    err.code !== ErrorCode.ConnectionClosed &&
+    err.code !== ErrorCode.RequestTimeout
+  )
 }
 
 /**

@@ -24,6 +24,11 @@ export class OutputTail {
     return lines
   }
 
+  /** Forgets what an earlier process wrote (a probe process that is gone). */
+  clear(): void {
+    this.#lines.length = 0
+  }
+
   /** One line for a log field or /status; undefined when the process wrote nothing. */
   text(): string | undefined {
     if (this.#lines.length === 0) return undefined

@@ -244,16 +244,24 @@ describe('vmcp serve: signals and children', () => {
   })
 
   // A stdio backend that ignores both stdin EOF and SIGTERM: closing it takes the SDK 4 s.
-  const stubbornBackend = () => {
+  // 2025: the notes demo (v1 SDK); 2026-07-28: the modern stdio fixture (v2 SDK serveStdio);
+  // silent: one that never answers, so vmcp is still probing it.
+  const FIXTURE = {
+    '2025': 'demo-notes-stdio.mjs',
+    '2026-07-28': 'modern-stdio.mjs',
+    silent: undefined,
+  } as const
+  const stubbornBackend = (era: keyof typeof FIXTURE = '2025') => {
     const dir = mkdtempSync(join(tmpdir(), 'vmcp-stubborn-'))
     const pidFile = join(dir, 'pid')
     const script = join(dir, 'stubborn.mjs')
-    const notes = new URL('../../fixtures/backends/demo-notes-stdio.mjs', import.meta.url).href
+    const fixture = FIXTURE[era]
+    const server = fixture && new URL(`../../fixtures/backends/${fixture}`, import.meta.url).href
     writeFileSync(
       script,
       [
         "import { writeFileSync } from 'node:fs'",
-        `await import(${JSON.stringify(notes)})`,
+        server ? `await import(${JSON.stringify(server)})` : '',
         "process.removeAllListeners('SIGTERM')",
         "process.on('SIGTERM', () => {})",
         'setInterval(() => {}, 1000)',
@@ -263,7 +271,7 @@ describe('vmcp serve: signals and children', () => {
     const config = configFile(
       `backends:\n  - { name: stubborn, transport: stdio, command: ${JSON.stringify(process.execPath)}, args: [${JSON.stringify(script)}] }\n`,
     )
-    return { config, pid: () => Number(readFileSync(pidFile, 'utf8')) }
+    return { config, pidFile, pid: () => Number(readFileSync(pidFile, 'utf8')) }
   }
   const gone = (pid: number) => {
     try {
@@ -274,8 +282,8 @@ describe('vmcp serve: signals and children', () => {
     }
   }
 
-  it('shutdown has a hard deadline (shutdownTimeout + 1 s): a backend that will not stop cannot hold vmcp, and is killed with it', async () => {
-    const stubborn = stubbornBackend()
+  it.each(['2025', '2026-07-28'] as const)('shutdown has a hard deadline (shutdownTimeout + 1 s): a %s stdio backend that will not stop cannot hold vmcp, and is killed with it', async (era) => {
+    const stubborn = stubbornBackend(era)
     writeFileSync(stubborn.config, `${readFileSync(stubborn.config, 'utf8')}operational: { shutdownTimeout: 1s }\n`)
     const s = serve(['--config', stubborn.config, '--port', '0'])
     await s.waitFor('ready')
@@ -287,8 +295,8 @@ describe('vmcp serve: signals and children', () => {
     await vi.waitFor(() => expect(gone(pid)).toBe(true), EVENTUALLY)
   })
 
-  it('a second signal during shutdown exits at once and leaves no child behind', async () => {
-    const stubborn = stubbornBackend()
+  it.each(['2025', '2026-07-28'] as const)('a second signal during shutdown exits at once and leaves no %s stdio child behind', async (era) => {
+    const stubborn = stubbornBackend(era)
     writeFileSync(stubborn.config, `${readFileSync(stubborn.config, 'utf8')}operational: { shutdownTimeout: 5m }\n`)
     const s = serve(['--config', stubborn.config, '--port', '0'])
     await s.waitFor('ready')
@@ -298,6 +306,21 @@ describe('vmcp serve: signals and children', () => {
     s.child.kill('SIGINT')
     expect(await exitWithin(s)).toEqual({ code: 1, signal: null })
     expect(s.lines.map((l) => l.msg)).toContain('second signal: exiting now')
+    await vi.waitFor(() => expect(gone(pid)).toBe(true), EVENTUALLY)
+  })
+
+  it('a stdio backend still being probed (it never answers) is tracked, and killed with vmcp', async () => {
+    const stubborn = stubbornBackend('silent')
+    writeFileSync(
+      stubborn.config,
+      `${readFileSync(stubborn.config, 'utf8')}operational: { shutdownTimeout: 1s, discoveryTimeout: 5m }\n`,
+    )
+    const s = serve(['--config', stubborn.config, '--port', '0'])
+    await vi.waitFor(() => expect(existsSync(stubborn.pidFile)).toBe(true), EVENTUALLY)
+    const pid = stubborn.pid()
+    expect(gone(pid)).toBe(false)
+    s.child.kill('SIGTERM')
+    await exitWithin(s)
     await vi.waitFor(() => expect(gone(pid)).toBe(true), EVENTUALLY)
   })
 

@@ -12,11 +12,13 @@ import {
   type RunningBackend,
 } from '../support/backends.js'
 import {
+  acceptElicitations,
   callTextV2,
   connectV2,
+  ERA_MODES,
+  expectToolListChangeHeard,
   MODERN_BACKEND,
   postModern,
-  type NegotiationMode,
 } from '../support/modern.js'
 import { callText, connectClient, startVmcp, type RunningVmcp } from '../support/vmcp.js'
 
@@ -46,11 +48,7 @@ describe('MCP 2026-07-28 beside 2025-11-25 on one /mcp', () => {
     await Promise.all([beta?.close(), nova?.close()])
   })
 
-  const modes: Array<[string, NegotiationMode, 'modern' | 'legacy']> = [
-    ['auto', 'auto', 'modern'],
-    ['pinned 2026-07-28', { pin: '2026-07-28' }, 'modern'],
-    ['legacy', 'legacy', 'legacy'],
-  ]
+  const modes = ERA_MODES
   it.each(modes)(
     'a v2 client in %s mode lists and calls a 2025 stdio, a 2025 HTTP and a 2026 backend',
     async (_, mode, era) => {
@@ -130,14 +128,7 @@ describe('MCP 2026-07-28 beside 2025-11-25 on one /mcp', () => {
       const client = await connectV2(gw.url, mode, { capabilities: { elicitation: { form: {} } } })
       expect(client.getProtocolEra()).toBe(era)
       const asked: string[] = []
-      // A modern caller gets input_required and retries; a legacy one gets the requests pushed.
-      client.setRequestHandler('elicitation/create', async (req) => {
-        asked.push(req.params.message)
-        const schema = (req.params as { requestedSchema?: { properties?: object } }).requestedSchema
-        const content: Record<string, string | boolean> =
-          schema?.properties && 'ok' in schema.properties ? { ok: true } : { answer: 'yes' }
-        return { action: 'accept', content }
-      })
+      acceptElicitations(client, asked)
       expect(await callTextV2(client, 'alpha_ask_user', { question: 'stdio?' })).toBe('answer: yes')
       expect(await callTextV2(client, 'beta_ask_user', { question: 'http?' })).toBe('answer: yes')
       expect(await callTextV2(client, 'nova_confirm', { action: 'deploy' })).toBe(
@@ -410,31 +401,7 @@ describe('MCP 2026-07-28 beside 2025-11-25 on one /mcp', () => {
   })
 
   it("hears a 2026 backend's list changes on its listen stream and tells modern listeners and 2025 sessions", async () => {
-    const modern = await connectV2(gw.url, 'auto')
-    let changed = 0
-    modern.setNotificationHandler('notifications/tools/list_changed', async () => {
-      changed++
-    })
-    const sub = await modern.listen({ toolsListChanged: true })
-    const legacy = await connectClient(gw.url)
-    let legacyChanged = 0
-    legacy.setNotificationHandler(ToolListChangedNotificationSchema, async () => {
-      legacyChanged++
-    })
-    // The 2025 session's standalone stream is open once it has answered a request.
-    await legacy.listTools()
-    expect(await callTextV2(modern, 'nova_add_tool', { name: 'late' })).toBe('added')
-    await vi.waitFor(
-      () => {
-        expect(changed).toBeGreaterThan(0)
-        expect(legacyChanged).toBeGreaterThan(0)
-      },
-      { timeout: 15_000, interval: 50 },
-    )
-    expect((await modern.listTools()).tools.map((t) => t.name)).toContain('nova_late')
-    expect(await callText(legacy, 'nova_late')).toBe('late')
-    await sub.close()
-    await Promise.all([modern.close(), legacy.close()])
+    await expectToolListChangeHeard(gw.url, 'nova')
   })
 
   it('tells a modern listener about list changes on subscriptions/listen', async () => {

@@ -3,7 +3,11 @@ import {
   StreamableHTTPClientTransport,
   type ClientCapabilities,
 } from '@modelcontextprotocol/client'
+import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js'
+import { expect, vi } from 'vitest'
 import { FIXTURES } from './backends.js'
+import { callText, connectClient } from './vmcp.js'
+import { EVENTUALLY } from './wait.js'
 
 /** The 2026-07-28 fixture backend (v2 SDK createMcpHandler; also serves 2025 per request). */
 export const MODERN_BACKEND = `${FIXTURES}modern-http.mjs`
@@ -76,4 +80,55 @@ export async function postModern(
   const text = await res.text()
   const data = /^data: (.*)$/m.exec(text)?.[1] ?? text
   return { status: res.status, body: JSON.parse(data) as Record<string, unknown> }
+}
+
+/** The ways a v2 client negotiates, and the era each lands on at vmcp. */
+export const ERA_MODES: Array<[string, NegotiationMode, 'modern' | 'legacy']> = [
+  ['auto', 'auto', 'modern'],
+  ['pinned 2026-07-28', { pin: '2026-07-28' }, 'modern'],
+  ['legacy', 'legacy', 'legacy'],
+]
+
+/**
+ * Accepts every elicitation the client is asked for, recording its message: `{ ok: true }` for
+ * the 2026 fixture's yes/no schema, `{ answer: 'yes' }` for the 2025 fixture's question.
+ */
+export function acceptElicitations(client: Client, asked: string[]): void {
+  // A modern caller gets input_required and retries; a legacy one gets the requests pushed.
+  client.setRequestHandler('elicitation/create', async (req) => {
+    asked.push(req.params.message)
+    const schema = (req.params as { requestedSchema?: { properties?: object } }).requestedSchema
+    const content: Record<string, string | boolean> =
+      schema?.properties && 'ok' in schema.properties ? { ok: true } : { answer: 'yes' }
+    return { action: 'accept', content }
+  })
+}
+
+/**
+ * `<backend>_add_tool` through a modern caller: a modern listener (subscriptions/listen) and a
+ * 2025 session both hear tools/list_changed, and both see the added tool.
+ */
+export async function expectToolListChangeHeard(url: string, backend: string): Promise<void> {
+  const modern = await connectV2(url, 'auto')
+  let changed = 0
+  modern.setNotificationHandler('notifications/tools/list_changed', async () => {
+    changed++
+  })
+  const sub = await modern.listen({ toolsListChanged: true })
+  const legacy = await connectClient(url)
+  let legacyChanged = 0
+  legacy.setNotificationHandler(ToolListChangedNotificationSchema, async () => {
+    legacyChanged++
+  })
+  // The 2025 session's standalone stream is open once it has answered a request.
+  await legacy.listTools()
+  expect(await callTextV2(modern, `${backend}_add_tool`, { name: 'late' })).toBe('added')
+  await vi.waitFor(() => {
+    expect(changed).toBeGreaterThan(0)
+    expect(legacyChanged).toBeGreaterThan(0)
+  }, EVENTUALLY)
+  expect((await modern.listTools()).tools.map((t) => t.name)).toContain(`${backend}_late`)
+  expect(await callText(legacy, `${backend}_late`)).toBe('late')
+  await sub.close()
+  await Promise.all([modern.close(), legacy.close()])
 }

@@ -27,6 +27,7 @@ import {
 } from '@modelcontextprotocol/sdk/types.js'
 import type { FetchLike } from '../../net/index.js'
 import type { ListKind } from '../catalog.js'
+import type { BackendStdioTransport } from '../stdio-transport.js'
 
 /** Which revision line a backend speaks: 2025 (`initialize`, sessions) or 2026-07-28. */
 export type BackendEra = 'legacy' | 'modern'
@@ -67,10 +68,24 @@ export interface BackendClient {
   ): Promise<ListResourceTemplatesResult>
 }
 
-export interface ModernLinkOptions {
-  url: URL
-  /** Outgoing credentials and configured headers are added here, per request. */
-  fetch: FetchLike
+/** Where a link goes: a Streamable HTTP endpoint, or a stdio process vmcp starts. */
+export type ModernLinkTarget =
+  | {
+      url: URL
+      /** Outgoing credentials and configured headers are added here, per request. */
+      fetch: FetchLike
+      stdio?: undefined
+    }
+  | {
+      /** Not started yet: the probe (or the connection from an earlier verdict) starts it. */
+      stdio: BackendStdioTransport
+      url?: undefined
+      fetch?: undefined
+    }
+
+export type ModernLinkOptions = ModernLinkTarget & ModernLinkCommon
+
+interface ModernLinkCommon {
   clientInfo: Implementation
   capabilities: ClientCapabilities
   /** The verdict of an earlier probe of this backend; absent: probe now. */
@@ -86,11 +101,11 @@ export interface ModernLinkOptions {
 }
 
 /**
- * Connects to a Streamable HTTP backend with the v2 SDK client in `auto` negotiation (MCP
- * 2026-07-28 §Versioning: a `server/discover` probe, `initialize` when the backend is 2025),
- * or straight from an earlier verdict. A 2026-07-28 backend gets a {@link ModernLink}; for a
- * 2025 one the probe's connection is closed and only the verdict is returned, so vmcp keeps
- * serving it through the v1 client exactly as before.
+ * Connects to a Streamable HTTP or stdio backend with the v2 SDK client in `auto` negotiation
+ * (MCP 2026-07-28 §Versioning: a `server/discover` probe, `initialize` when the backend is
+ * 2025), or straight from an earlier verdict. A 2026-07-28 backend gets a {@link ModernLink};
+ * for a 2025 one the probe's connection is closed (a stdio probe process is ended) and only
+ * the verdict is returned, so vmcp keeps serving it through the v1 client exactly as before.
  */
 export async function connectModernLink(
   options: ModernLinkOptions,
@@ -100,9 +115,10 @@ export async function connectModernLink(
     capabilities: options.capabilities as never,
     versionNegotiation: { mode: 'auto' },
   })
-  const transport = new StreamableHTTPClientTransport(options.url, {
-    fetch: options.fetch as never,
-  })
+  const transport =
+    options.stdio !== undefined
+      ? options.stdio
+      : new StreamableHTTPClientTransport(options.url, { fetch: options.fetch as never })
   const prior = options.prior?.discover
     ? { prior: { kind: 'modern' as const, discover: options.prior.discover } }
     : {}
@@ -115,12 +131,16 @@ export async function connectModernLink(
     throw err instanceof SdkError && cause instanceof Error ? cause : err
   }
   if (client.getProtocolEra() !== 'modern') {
-    await transport.terminateSession().catch(() => undefined)
+    if (transport instanceof StreamableHTTPClientTransport)
+      await transport.terminateSession().catch(() => undefined)
+    else await transport.reap()
     await client.close().catch(() => undefined)
     return { verdict: { era: 'legacy' } }
   }
   const discover = client.getDiscoverResult() ?? options.prior?.discover
-  const servesLegacy = options.prior?.servesLegacy ?? (await answersInitialize(options))
+  // The raw 2025 relay reaches Streamable HTTP backends only (routing/route.ts).
+  const servesLegacy =
+    options.prior?.servesLegacy ?? (options.stdio ? false : await answersInitialize(options))
   return {
     verdict: { era: 'modern', servesLegacy, ...(discover ? { discover } : {}) },
     link: new ModernLink(client, options),
@@ -128,7 +148,7 @@ export async function connectModernLink(
 }
 
 /** Whether the backend also completes a 2025 `initialize` (once per backend, with the probe). */
-async function answersInitialize(options: ModernLinkOptions): Promise<boolean> {
+async function answersInitialize(options: { url: URL; fetch: FetchLike } & ModernLinkCommon): Promise<boolean> {
   const client = new LegacyClient(options.clientInfo, { capabilities: {} })
   const transport = new LegacyTransport(options.url, { fetch: options.fetch })
   try {
