@@ -278,6 +278,15 @@ export function createConfigSchema(ctx: SchemaContext) {
       .enum(['x-forwarded-for', 'forwarded'])
       .default('x-forwarded-for')
       .describe('the one header trusted proxies set: X-Forwarded-For or RFC 7239 Forwarded'),
+    requestStateKey: primitives.secretRef
+      .refine(
+        (s) => !ctx.resolveSecrets || Buffer.byteLength(s.reveal()) >= 32,
+        'must be at least 32 bytes (e.g. openssl rand -base64 32)',
+      )
+      .optional()
+      .describe(
+        'shared by replicas: they accept each other\'s 2026-07-28 requestState (default: per process)',
+      ),
   })
 
   const operational = z.strictObject({

@@ -13,6 +13,7 @@ export {
 } from './gateway.js'
 export { claimsEnvelope, classifyEra, MODERN_PROTOCOL_VERSIONS, type Era } from './modern/era.js'
 export { createModernEndpoint, type ModernEndpoint, type ModernEndpointOptions } from './modern/endpoint.js'
+export { deriveRequestStateKey } from './modern/request-state.js'
 export { isValidToolName, toValidName } from './naming.js'
 export type { ClientRequestId, ReplyChannel } from './routing/call-table.js'
 export {

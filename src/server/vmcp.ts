@@ -25,13 +25,19 @@ import {
 } from '../config/index.js'
 import { createLogger, type Logger } from '../log/index.js'
 import { createMetrics } from '../metrics/index.js'
-import { createGateway, createModernEndpoint, type Gateway, type ModernEndpoint } from '../mcp/index.js'
+import {
+  createGateway,
+  createModernEndpoint,
+  type Gateway,
+  type ModernEndpoint,
+} from '../mcp/index.js'
 import { createOutboundFetch, outboundDispatcher, type FetchLike } from '../net/index.js'
 import { createRegistryPoller, type RegistryPoller } from '../registry/index.js'
 import { readVersion } from '../version.js'
 import { createApp, MCP_PATH } from './app.js'
 import { createMcpGuard } from './mcp-guard.js'
 import { createMcpPostListener } from './mcp-post.js'
+import { requestStateSealing } from './request-state-sealing.js'
 
 export interface VmcpOptions {
   config: VmcpConfig
@@ -130,6 +136,7 @@ export function createVmcp(options: VmcpOptions): Vmcp {
     callTimeout: op.callTimeout,
     discoveryTimeout: op.discoveryTimeout,
     idleTimeout: op.sessionTtl,
+    requestState: requestStateSealing(config, logger),
   })
 
   const applyReload = async (next: VmcpConfig): Promise<ReloadResult> => {
@@ -378,3 +385,4 @@ function createAuthenticator(
     requiredProviders,
   })
 }
+

@@ -20,10 +20,11 @@ describe('log canary: no secret reaches the logs, even at trace level', () => {
     const headerValue = `canary-header-${Math.random().toString(36).slice(2)}`
     const backendHeader = `canary-backend-header-${Math.random().toString(36).slice(2)}`
     const apiKey = `canary-api-key-${Math.random().toString(36).slice(2)}`
-    secrets.push(introspector.client_secret, exchanger.client_secret, headerValue, backendHeader, apiKey)
+    const stateKey = `canary-request-state-key-${Math.random().toString(36).slice(2)}-0123456789`
+    secrets.push(introspector.client_secret, exchanger.client_secret, headerValue, backendHeader, apiKey, stateKey)
     gw = await startVmcp(
       {
-        server: { publicUrl: 'http://127.0.0.1:4483' },
+        server: { publicUrl: 'http://127.0.0.1:4483', requestStateKey: { env: 'CANARY_REQUEST_STATE_KEY' } },
         backends: [
           { name: 'keyed', transport: 'streamable-http', url: backend.url },
           { name: 'exchanged', transport: 'streamable-http', url: backend.url },
@@ -61,6 +62,7 @@ describe('log canary: no secret reaches the logs, even at trace level', () => {
           CANARY_HEADER: headerValue,
           CANARY_BACKEND_HEADER: backendHeader,
           CANARY_API_KEY: apiKey,
+          CANARY_REQUEST_STATE_KEY: stateKey,
         },
       },
     )
@@ -119,6 +121,8 @@ describe('log canary: no secret reaches the logs, even at trace level', () => {
 
     const text = gw.logs.join('\n')
     expect(gw.logs.length).toBeGreaterThan(20)
+    // Not vacuous: the shared requestState key was configured and used (its source only logged).
+    expect(gw.logs.some((l) => l.includes('"msg":"requestState key"') && l.includes('server.requestStateKey'))).toBe(true)
     expect(text).toContain('"level":10')
     for (const secret of secrets) {
       expect(secret.length).toBeGreaterThan(8)

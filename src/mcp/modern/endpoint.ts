@@ -41,6 +41,11 @@ export interface ModernEndpointOptions {
   maxListeners?: number
   /** Calls held open at once waiting for a caller's input (a 2025 backend asked). */
   maxHeldCalls?: number
+  /**
+   * What seals vmcp's requestState: a key derived from material replicas share
+   * (`deriveRequestStateKey`; absent: a random one per process) and the server it is for.
+   */
+  requestState: { key?: Uint8Array | undefined; audience: string }
 }
 
 /**
@@ -124,6 +129,7 @@ export function createModernEndpoint(options: ModernEndpointOptions): ModernEndp
     holdTimeout: options.callTimeout,
     maxHolds: options.maxHeldCalls ?? 1000,
     maxHoldsPerCaller: 32,
+    requestState: options.requestState,
   })
   // The v2 entry hands the factory the Request it was given; that is how a request's verified
   // identity reaches its per-request server without passing through the SDK.

@@ -40,7 +40,8 @@ export interface InteractionsOptions {
   maxHolds: number
   /** Held calls at once, per caller. */
   maxHoldsPerCaller: number
-  codec?: RequestStateCodec
+  /** The key sealing requestState (absent: per process) and the server it is for. */
+  requestState: { key?: Uint8Array | undefined; audience: string }
 }
 
 const MIN_STATE_TTL_SECONDS = 600
@@ -230,7 +231,8 @@ export class Interactions {
     // A person answers the questions: ten minutes at least (a held call still ends with its
     // own hold; its state then names a call that is gone).
     const ttlSeconds = Math.max(MIN_STATE_TTL_SECONDS, Math.ceil(options.holdTimeout / 1000))
-    this.codec = options.codec ?? new RequestStateCodec({ ttlSeconds })
+    const { key, audience } = options.requestState
+    this.codec = new RequestStateCodec({ ...(key ? { key } : {}), audience, ttlSeconds })
   }
 
   /** Calls held open now (for tests and status). */

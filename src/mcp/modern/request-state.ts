@@ -1,4 +1,4 @@
-import { createHmac, randomBytes } from 'node:crypto'
+import { createHmac, hkdfSync, randomBytes } from 'node:crypto'
 import { ProtocolError, ProtocolErrorCode } from '@modelcontextprotocol/server'
 import { errors as joseErrors, jwtVerify, SignJWT } from 'jose'
 
@@ -17,8 +17,16 @@ export interface RequestStateClaims {
 }
 
 export interface RequestStateCodecOptions {
-  /** HMAC-SHA256 key (≥ 32 bytes); a fresh random one per process when absent. */
+  /**
+   * HMAC-SHA256 key (≥ 32 bytes), from {@link deriveRequestStateKey} when replicas share it;
+   * a fresh random one per process when absent (a state then only opens where it was issued).
+   */
   key?: Uint8Array
+  /**
+   * The server a state is for (`aud`): vmcp's public `/mcp` URL. Deployments that happen to
+   * share key material still refuse each other's states.
+   */
+  audience: string
   /** How long a minted state stays valid, in seconds. */
   ttlSeconds: number
   /** Clock, in milliseconds (tests move it). */
@@ -30,6 +38,8 @@ export type RequestStateFailure =
   | 'malformed'
   | 'signature'
   | 'expired'
+  /** Sealed under the shared key, but for another deployment (another `aud`). */
+  | 'audience'
   | 'caller'
   | 'request'
   /** It names a held call this process no longer has. */
@@ -51,6 +61,15 @@ export class RequestStateError extends ProtocolError {
 const TYP = 'vmcp-request-state+jwt'
 
 /**
+ * The requestState key from shared material (`server.requestStateKey`, or Mode B's storage
+ * encryption key): HKDF-SHA256 (RFC 5869) with a label of its own, so replicas configured alike
+ * derive the same key while the material's other use (sealing records) gets an unrelated one.
+ */
+export function deriveRequestStateKey(material: Uint8Array): Uint8Array {
+  return new Uint8Array(hkdfSync('sha256', material, new Uint8Array(0), 'vmcp requestState HS256 v1', 32))
+}
+
+/**
  * Seals vmcp's `requestState` for 2026-07-28 clients as a compact JWS (HS256) under a key only
  * vmcp holds. MCP 2026-07-28 §Multi Round-Trip Requests: requestState comes back as
  * attacker-controlled input, so the server MUST protect its integrity and MUST reject state
@@ -59,12 +78,14 @@ const TYP = 'vmcp-request-state+jwt'
  */
 export class RequestStateCodec {
   readonly #key: Uint8Array
+  readonly #audience: string
   readonly #ttl: number
   readonly #now: () => number
 
   constructor(options: RequestStateCodecOptions) {
     this.#key = options.key ?? randomBytes(32)
     if (this.#key.length < 32) throw new RangeError('requestState key must be at least 32 bytes')
+    this.#audience = options.audience
     this.#ttl = options.ttlSeconds
     this.#now = options.now ?? Date.now
   }
@@ -87,6 +108,7 @@ export class RequestStateCodec {
     if (claims.round !== undefined) body.r = claims.round
     return new SignJWT(body)
       .setProtectedHeader({ alg: 'HS256', typ: TYP })
+      .setAudience(this.#audience)
       .setIssuedAt(now)
       .setExpirationTime(now + this.#ttl)
       .sign(this.#key)
@@ -108,9 +130,13 @@ export class RequestStateCodec {
         algorithms: ['HS256'],
         typ: TYP,
         currentDate: new Date(this.#now()),
-        requiredClaims: ['exp'],
+        // RFC 7519 §4.1.3: a state for another audience (deployment) is rejected.
+        audience: this.#audience,
+        requiredClaims: ['exp', 'aud'],
       }))
     } catch (err) {
+      if (err instanceof joseErrors.JWTClaimValidationFailed && err.claim === 'aud')
+        throw new RequestStateError('audience', 'requestState was issued for another server')
       if (err instanceof joseErrors.JWTExpired)
         throw new RequestStateError(
           'expired',

@@ -272,6 +272,18 @@ describe('secret refs', () => {
     expect(secretOf(config).reveal()).toBe('from-env-123')
   })
 
+  it('server.requestStateKey is a secret ref of at least 32 bytes, never a bare value', () => {
+    const keyed = (ref: string) => [stdio, 'server:', `  requestStateKey: ${ref}`].join('\n')
+    const long = 'k'.repeat(32)
+    expect(parse(keyed('{ env: RSK }'), { RSK: long }).server.requestStateKey?.reveal()).toBe(long)
+    expect(issueLines(() => parse(keyed('{ env: RSK }'), { RSK: 'short' }))).toEqual([
+      '- server.requestStateKey: must be at least 32 bytes (e.g. openssl rand -base64 32)',
+    ])
+    expect(issueLines(() => parse(keyed(long)))).toEqual([
+      '- server.requestStateKey: must be a secret ref: { env: NAME } or { file: PATH } (bare values are not allowed)',
+    ])
+  })
+
   it('an empty environment variable counts as not set', () => {
     expect(issueLines(() => parse(headerSecret('{ env: K }'), { K: '' }))).toEqual([
       '- outgoingAuth.backends.notes.headerInjection.value: environment variable K is not set',

@@ -44,6 +44,7 @@ function interactions(options: { maxHolds?: number; holdTimeout?: number } = {})
     holdTimeout: options.holdTimeout ?? 60_000,
     maxHolds: options.maxHolds ?? 10,
     maxHoldsPerCaller: 10,
+    requestState: { audience: 'https://vmcp.example/mcp' },
   })
 }
 

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest'
-import { RequestStateCodec, RequestStateError } from '../../../src/mcp/modern/request-state.js'
+import { SignJWT } from 'jose'
+import {
+  deriveRequestStateKey,
+  RequestStateCodec,
+  RequestStateError,
+} from '../../../src/mcp/modern/request-state.js'
 
 const ALICE = 'https://idp.example\u0000alice'
 const BOB = 'https://idp.example\u0000bob'
@@ -10,8 +15,14 @@ const CLAIMS = {
   state: 'backend-own-state',
 } as const
 
-function codec(now = () => 1_800_000_000_000, key = new Uint8Array(32).fill(7)) {
-  return new RequestStateCodec({ key, ttlSeconds: 60, now })
+const AUDIENCE = 'https://vmcp.example/mcp'
+
+function codec(
+  now = () => 1_800_000_000_000,
+  key = new Uint8Array(32).fill(7),
+  audience = AUDIENCE,
+) {
+  return new RequestStateCodec({ key, audience, ttlSeconds: 60, now })
 }
 
 async function refusal(p: Promise<unknown>): Promise<RequestStateError> {
@@ -96,9 +107,36 @@ describe('requestState sealing (MCP 2026-07-28 §Multi Round-Trip Requests)', ()
     expect((await refusal(c.open(none, ALICE, 'tools/call', 'confirm'))).reason).toBe('malformed')
   })
 
-  it('refuses a key shorter than 32 bytes', () => {
-    expect(() => new RequestStateCodec({ key: new Uint8Array(16), ttlSeconds: 60 })).toThrow(
-      RangeError,
+  it('RFC 7519 §4.1.3: refuses a state sealed under the same key for another server (aud)', async () => {
+    const token = await codec(undefined, undefined, 'https://other.example/mcp').mint(CLAIMS, ALICE)
+    const err = await refusal(codec().open(token, ALICE, 'tools/call', 'confirm'))
+    expect(err.reason).toBe('audience')
+    expect(err.message).toBe('requestState was issued for another server')
+    // A state without aud at all (signed under the key by anything else) is refused too.
+    const key = new Uint8Array(32).fill(7)
+    const bare = await new SignJWT({ b: 'nova', m: 'tools/call', n: 'confirm' })
+      .setProtectedHeader({ alg: 'HS256', typ: 'vmcp-request-state+jwt' })
+      .setExpirationTime('1h')
+      .sign(key)
+    const now = () => Date.now()
+    expect((await refusal(codec(now).open(bare, ALICE, 'tools/call', 'confirm'))).reason).toBe(
+      'audience',
     )
+  })
+
+  it('derives one key from the same shared material, another from other material', () => {
+    const material = new TextEncoder().encode('replica-shared-request-state-key-0123456789')
+    const one = deriveRequestStateKey(material)
+    expect(one).toHaveLength(32)
+    expect(deriveRequestStateKey(material)).toEqual(one)
+    expect(deriveRequestStateKey(new TextEncoder().encode('another-shared-key-0123456789abcdef'))).not.toEqual(one)
+    // Domain separation: the material itself (Mode B's sealing key) is never the HMAC key.
+    expect(Buffer.from(one)).not.toEqual(Buffer.from(material.slice(0, 32)))
+  })
+
+  it('refuses a key shorter than 32 bytes', () => {
+    expect(
+      () => new RequestStateCodec({ key: new Uint8Array(16), audience: AUDIENCE, ttlSeconds: 60 }),
+    ).toThrow(RangeError)
   })
 })
