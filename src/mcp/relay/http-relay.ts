@@ -10,6 +10,7 @@ import {
   type RpcRequest,
   type RpcResponse,
 } from '../routing/json-rpc.js'
+import { Deadline, DeadlineSweep } from './deadline-sweep.js'
 import { SseParser } from './sse-parser.js'
 
 /** Methods whose answer is one result: relayed as raw JSON-RPC, without the SDK. */
@@ -206,50 +207,12 @@ class SessionLostError extends Error {
 // How often call deadlines are checked: a call times out between callTimeout and this later.
 const DEADLINE_TICK_MS = 100
 
-interface Deadline {
-  deadline: number
-  expire(): void
-}
-
-/**
- * The deadlines of every relayed call in the process, checked by one timer: a call sets a
- * number instead of arming and clearing a timer of its own (progress moves it the same way).
- * The timer runs while calls are in flight and stops at the first check that finds none.
- */
-const deadlines = new (class {
-  readonly #calls = new Set<Deadline>()
-  #timer: NodeJS.Timeout | undefined
-
-  add(call: Deadline): void {
-    this.#calls.add(call)
-    if (this.#timer) return
-    this.#timer = setInterval(() => this.#check(), DEADLINE_TICK_MS)
-    this.#timer.unref()
-  }
-
-  delete(call: Deadline): void {
-    this.#calls.delete(call)
-  }
-
-  #check(): void {
-    if (this.#calls.size === 0) {
-      clearInterval(this.#timer)
-      this.#timer = undefined
-      return
-    }
-    const now = Date.now()
-    for (const call of this.#calls) {
-      if (call.deadline > now) continue
-      this.#calls.delete(call)
-      call.expire()
-    }
-  }
-})()
+/** The deadlines of every relayed call in the process. */
+const deadlines = new DeadlineSweep(DEADLINE_TICK_MS)
 
 /** One client call on its way through the relay. */
-class RelayedCall implements Deadline {
+class RelayedCall extends Deadline {
   entry: CallEntry | undefined
-  deadline = 0
   readonly #relay: HttpRelay
   readonly #clientId: string | number
   readonly #options: RelayCallOptions
@@ -261,6 +224,7 @@ class RelayedCall implements Deadline {
   #done = false
 
   constructor(relay: HttpRelay, clientId: string | number, options: RelayCallOptions, channel: ReplyChannel) {
+    super()
     this.#relay = relay
     this.#clientId = clientId
     this.#options = options
@@ -303,7 +267,7 @@ class RelayedCall implements Deadline {
     }
   }
 
-  /** The deadline passed (see {@link deadlines}). */
+  /** The deadline passed (see {@link DeadlineSweep}). */
   expire(): void {
     if (this.#done) return
     this.#stop('timed out')
@@ -360,8 +324,7 @@ class RelayedCall implements Deadline {
   }
 
   #armTimer(): void {
-    this.deadline = Date.now() + this.#relay.callTimeout
-    deadlines.add(this)
+    deadlines.arm(this, this.#relay.callTimeout)
   }
 
   #finish(answer: RpcResponse): void {
@@ -373,7 +336,7 @@ class RelayedCall implements Deadline {
   /** Done: no deadline, no server requests to route back, no call-table entry. */
   #settle(): void {
     this.#done = true
-    deadlines.delete(this)
+    deadlines.disarm(this)
     if (this.#serverRequests) this.#relay.forgetServerRequests(this.#serverRequests)
     if (this.entry) this.#relay.end(this.entry)
   }
