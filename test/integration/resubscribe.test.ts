@@ -3,6 +3,7 @@ import { ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/typ
 import type { Client } from '@modelcontextprotocol/client'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import {
+  FIXTURES,
   startHttpBackend,
   startTestBackend,
   TEST_BACKEND,
@@ -126,6 +127,36 @@ describe('resource subscriptions survive a backend restart', () => {
 })
 
 describe('resource subscriptions survive a stdio backend restart', () => {
+  it('subscribes the new process of a 2026-07-28 stdio backend to what sessions and listeners watched', async () => {
+    const gw = await startVmcp({
+      backends: [
+        {
+          name: 'orbit',
+          transport: 'stdio',
+          command: process.execPath,
+          args: [`${FIXTURES}modern-stdio.mjs`, '--name', 'orbit'],
+        },
+      ],
+    })
+    const w = await watchers(gw, ['orbit://motd'])
+    try {
+      const touch = () => callTextV2(w.listener, 'orbit_touch')
+      await w.hearAfter(touch, 'orbit://motd')
+      await w.listener.callTool({ name: 'orbit_crash', arguments: {} })
+      // It answers before it exits: wait for the restart, not only for health.
+      await vi.waitFor(async () => {
+        const s = (await (await fetch(`${gw.base}/status`)).json()) as {
+          backends: Array<{ health: string; restarts: number }>
+        }
+        expect(s.backends[0]).toMatchObject({ health: 'healthy', restarts: 1 })
+      }, EVENTUALLY)
+      await w.hearAfter(touch, 'orbit://motd')
+    } finally {
+      await w.close()
+      await gw.close()
+    }
+  })
+
   it('subscribes the new process to what sessions and listeners watched', async () => {
     const gw = await startVmcp({
       backends: [
