@@ -433,6 +433,9 @@ export class ClientSession {
         signal: extra.signal,
         timeout: this.#host.callTimeout,
         resetTimeoutOnProgress: true,
+        // A 2026-07-28 backend's input requests for this call go to this session (a shared
+        // stdio process serves other sessions' calls meanwhile).
+        askCaller: call.sendRequest,
         ...(clientToken !== undefined
           ? {
               onprogress: (p) =>

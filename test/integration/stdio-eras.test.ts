@@ -206,6 +206,29 @@ describe('stdio backends of either era', () => {
     await client.close()
   })
 
+  it('asks the 2025 session whose call needs input, not another one waiting on the same process', async () => {
+    const caps = { capabilities: { elicitation: { form: {} } } }
+    const [waiting, asking] = [await connectClient(gw.url, caps), await connectClient(gw.url, caps)]
+    const heard = { waiting: [] as string[], asking: [] as string[] }
+    for (const [who, client] of [['waiting', waiting], ['asking', asking]] as const) {
+      client.setRequestHandler(ElicitRequestSchema, async (req) => {
+        heard[who].push(req.params.message)
+        return { action: 'accept', content: { ok: who === 'asking' } }
+      })
+    }
+    // The waiting session's call reached the process first and stays in flight there.
+    const abort = new AbortController()
+    const pending = waiting.callTool({ name: 'orbit_wait_forever', arguments: {} }, undefined, {
+      signal: abort.signal,
+    })
+    await callText(waiting, 'orbit_echo', { text: 'in flight' })
+    expect(await callText(asking, 'orbit_confirm', { action: 'mine' })).toBe('orbit: mine confirmed')
+    expect(heard).toEqual({ waiting: [], asking: ['mine?'] })
+    abort.abort()
+    await expect(pending).rejects.toThrow()
+    await Promise.all([waiting.close(), asking.close()])
+  })
+
   it("hears the 2026 stdio backend's list changes and tells modern listeners and 2025 sessions", async () => {
     await expectToolListChangeHeard(gw.url, 'orbit')
   })

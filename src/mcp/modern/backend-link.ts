@@ -44,8 +44,18 @@ export interface EraVerdict {
   servesLegacy?: boolean
 }
 
-/** `allowInputRequired`: a 2026-07-28 backend's `input_required` is returned, not fulfilled. */
-export type BackendRequestOptions = RequestOptions & { allowInputRequired?: boolean }
+/**
+ * `allowInputRequired`: a 2026-07-28 backend's `input_required` is returned, not fulfilled.
+ * `askCaller`: otherwise, who answers its input requests: the caller of this request (without
+ * it, the link's `relay` decides).
+ */
+export type BackendRequestOptions = RequestOptions & {
+  allowInputRequired?: boolean
+  askCaller?: (request: Request, signal: AbortSignal) => Promise<Result>
+}
+
+/** Rounds of input one request may ask for before it fails (the v2 client's default too). */
+const MAX_INPUT_ROUNDS = 10
 
 /** The client calls vmcp makes on a backend, whichever SDK line speaks to it. */
 export interface BackendClient {
@@ -215,7 +225,11 @@ export class ModernLink implements BackendClient {
     _schema: unknown,
     options?: BackendRequestOptions,
   ): Promise<Result> {
-    const result = await v1Errors(() => this.#client.request(request as never, options as never))
+    const { askCaller, ...rest } = options ?? {}
+    const result =
+      askCaller && !rest.allowInputRequired
+        ? await this.#askingCaller(request, rest, askCaller)
+        : await v1Errors(() => this.#client.request(request as never, rest as never))
     // The backend's identity stays behind vmcp: its callers see vmcp's serverInfo.
     const meta = result._meta as Record<string, unknown> | undefined
     if (meta && SERVER_INFO_META_KEY in meta) {
@@ -224,6 +238,41 @@ export class ModernLink implements BackendClient {
       else delete result._meta
     }
     return result
+  }
+
+  /**
+   * A request whose input requests go to its own caller (MCP 2026-07-28 §Multi Round-Trip
+   * Requests): each `input_required` round is answered by `ask`, then retried with the answers
+   * and the backend's `requestState`. The v2 client's own fulfilment calls the link's handlers,
+   * which cannot tell which call of a shared link (a stdio process) asked.
+   */
+  async #askingCaller(
+    request: Request,
+    options: RequestOptions,
+    ask: (request: Request, signal: AbortSignal) => Promise<Result>,
+  ): Promise<Result> {
+    const signal = options.signal ?? new AbortController().signal
+    let params = request.params
+    for (let round = 0; ; round++) {
+      const result = await v1Errors(() =>
+        this.#client.request({ ...request, params } as never, {
+          ...options,
+          allowInputRequired: true,
+        } as never),
+      )
+      if (result.resultType !== 'input_required') return result
+      if (round === MAX_INPUT_ROUNDS)
+        throw new McpError(
+          ErrorCode.InternalError,
+          `${request.method} still required input after ${MAX_INPUT_ROUNDS} rounds`,
+        )
+      const asked = (result.inputRequests ?? {}) as Record<string, Request>
+      const inputResponses: Record<string, Result> = {}
+      for (const [key, entry] of Object.entries(asked))
+        inputResponses[key] = await ask({ method: entry.method, params: entry.params }, signal)
+      const { requestState } = result as { requestState?: string }
+      params = { ...request.params, inputResponses, ...(requestState ? { requestState } : {}) }
+    }
   }
 
   /** 2026-07-28 has no `ping`: a `server/discover` answer shows the backend is there. */
