@@ -4,7 +4,9 @@ import {
   ElicitRequestSchema,
   ToolListChangedNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js'
+import { createMcpHandler, Server } from '@modelcontextprotocol/server'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { readVersion } from '../../src/version.js'
 import {
   startHttpBackend,
   startTestBackend,
@@ -76,6 +78,51 @@ describe('MCP 2026-07-28 beside 2025-11-25 on one /mcp', () => {
     // resourceSubscriptions on subscriptions/listen are fed per URI (MCP 2026-07-28 §Subscriptions).
     expect(discover?.capabilities.resources?.subscribe).toBe(true)
     await client.close()
+  })
+
+  it('answers server/discover itself, byte for byte as a v2 Server with its capabilities does', async () => {
+    const capabilities = {
+      tools: { listChanged: true },
+      prompts: { listChanged: true },
+      resources: { subscribe: true, listChanged: true },
+      completions: {},
+    }
+    const sdk = createMcpHandler(
+      () => new Server({ name: 'vmcp', version: readVersion() }, { capabilities }),
+      { legacy: 'reject' },
+    )
+    const request = (url: string) =>
+      new Request(url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          'mcp-protocol-version': '2026-07-28',
+          'mcp-method': 'server/discover',
+        },
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 7,
+          method: 'server/discover',
+          params: {
+            _meta: {
+              'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+              'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
+              'io.modelcontextprotocol/clientCapabilities': {},
+            },
+          },
+        }),
+      })
+    const bodyOf = async (res: Response) => {
+      const text = await res.text()
+      return JSON.parse(/^data: (.*)$/m.exec(text)?.[1] ?? text) as unknown
+    }
+    const expected = await bodyOf(await sdk.fetch(request('http://127.0.0.1/mcp')))
+    await sdk.close()
+    expect(expected).toMatchObject({ id: 7, result: { supportedVersions: ['2026-07-28'] } })
+    const ours = await fetch(request(gw.url))
+    expect(ours.status).toBe(200)
+    expect(await bodyOf(ours)).toEqual(expected)
   })
 
   it('routes resources/read, prompts/get and completion for modern callers', async () => {

@@ -27,6 +27,7 @@ import { relayHeld } from './held-relay.js'
 import { Interactions, type BackendRetry, type CallIo } from './input-required.js'
 import { ListenHub } from './listen.js'
 import { stripMcpHeaderMarkings } from './tool-headers.js'
+import { MODERN_PROTOCOL_VERSIONS } from './era.js'
 import { encodeModernAnswer, passesLadder, withoutEnvelope } from './wire.js'
 
 export interface ModernEndpointOptions {
@@ -78,6 +79,12 @@ const BASE_CAPABILITIES = {
   resources: { subscribe: true, listChanged: true },
   completions: {},
 } satisfies ServerCapabilities
+
+/** `server/discover`'s answer: what the v2 Server's handler returns for BASE_CAPABILITIES. */
+const DISCOVER_RESULT = {
+  supportedVersions: [...MODERN_PROTOCOL_VERSIONS],
+  capabilities: BASE_CAPABILITIES,
+}
 
 export function createModernEndpoint(options: ModernEndpointOptions): ModernEndpoint {
   const { routing, logger } = options
@@ -292,19 +299,22 @@ export function createModernEndpoint(options: ModernEndpointOptions): ModernEndp
     message: RpcRequest,
     direct: DirectReply,
   ): Promise<boolean> {
+    const answer = (result: Record<string, unknown>) => {
+      const channel = direct.channel({})
+      channel.stat = routing.metrics?.call(message.method, '')
+      const reply = { jsonrpc: '2.0' as const, id: message.id, result }
+      channel.finish(encodeModernAnswer(message.method, reply, options.serverInfo))
+      return true
+    }
+    // The same for every caller (vmcp's capabilities do not depend on the view), as the v2
+    // Server's own handler answers it (MCP 2026-07-28 §Discovery).
+    if (message.method === 'server/discover') return answer(DISCOVER_RESULT)
     if (!(message.method in LISTS) && !(relay && RELAYED_METHODS.has(message.method))) return false
     if (!plausibleParams(message)) return false
     if (routing.runtimes().some((r) => r.identityScoped && !caller.userCatalogs.has(r.name)))
       await pool.ensureUserCatalogs(caller)
     const view = pool.view(caller)
-    if (message.method in LISTS) {
-      const result = listResult(view, message.method)
-      const answer = { jsonrpc: '2.0' as const, id: message.id, result }
-      const channel = direct.channel({})
-      channel.stat = routing.metrics?.call(message.method, '')
-      channel.finish(encodeModernAnswer(message.method, answer, options.serverInfo))
-      return true
-    }
+    if (message.method in LISTS) return answer(listResult(view, message.method))
     const routed = routeCall(view, message.method, message.params ?? {})
     const runtime = routed && routing.runtime(routed.backend)
     if (!relay || !routed || !isRelayable(runtime)) return false
