@@ -1,7 +1,11 @@
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { CreateMessageRequestSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js'
+import {
+  CreateMessageRequestSchema,
+  ElicitRequestSchema,
+  ListRootsRequestSchema,
+} from '@modelcontextprotocol/sdk/types.js'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { FIXTURES, TEST_BACKEND } from '../support/backends.js'
 import {
@@ -203,6 +207,27 @@ describe('stdio backends of either era', () => {
     expect(await callText(client, 'orbit_ask_llm', { prompt: 'capital?' })).toBe(
       'orbit sampled: Oslo',
     )
+    await client.close()
+  })
+
+  it.each(modes)(
+    "a v2 client in %s mode answers the 2026 stdio backend's roots request",
+    async (_, mode) => {
+      const client = await connectV2(gw.url, mode, { capabilities: { roots: {} } })
+      client.setRequestHandler('roots/list', async () => ({
+        roots: [{ uri: 'file:///work', name: 'work' }],
+      }))
+      expect(await callTextV2(client, 'orbit_roots')).toBe('work')
+      await client.close()
+    },
+  )
+
+  it("gives a v1 client a real roots/list request for the 2026 stdio backend's input_required", async () => {
+    const client = await connectClient(gw.url, { capabilities: { roots: {} } })
+    client.setRequestHandler(ListRootsRequestSchema, async () => ({
+      roots: [{ uri: 'file:///home', name: 'home' }],
+    }))
+    expect(await callText(client, 'orbit_roots')).toBe('home')
     await client.close()
   })
 
