@@ -3,7 +3,6 @@ import {
   ProtocolError,
   SdkError,
   SdkErrorCode,
-  SERVER_INFO_META_KEY,
   StreamableHTTPClientTransport,
   type DiscoverResult,
   type McpSubscription,
@@ -28,6 +27,7 @@ import {
 import type { FetchLike } from '../../net/index.js'
 import type { ListKind } from '../catalog.js'
 import type { BackendStdioTransport } from '../stdio-transport.js'
+import { withoutServerInfo } from './modern-relay.js'
 
 /** Which revision line a backend speaks: 2025 (`initialize`, sessions) or 2026-07-28. */
 export type BackendEra = 'legacy' | 'modern'
@@ -231,13 +231,7 @@ export class ModernLink implements BackendClient {
         ? await this.#askingCaller(request, rest, askCaller)
         : await v1Errors(() => this.#client.request(request as never, rest as never))
     // The backend's identity stays behind vmcp: its callers see vmcp's serverInfo.
-    const meta = result._meta as Record<string, unknown> | undefined
-    if (meta && SERVER_INFO_META_KEY in meta) {
-      const { [SERVER_INFO_META_KEY]: _backend, ...rest } = meta
-      if (Object.keys(rest).length > 0) result._meta = rest
-      else delete result._meta
-    }
-    return result
+    return withoutServerInfo(result)
   }
 
   /**

@@ -8,6 +8,7 @@ import type { GatewayRouting, ResourceWatcher } from '../gateway.js'
 import type { RelayBackend } from '../relay/http-relay.js'
 import type { RpcNotification } from '../routing/json-rpc.js'
 import { notifiedList, relayBackendFor } from '../routing/route.js'
+import { modernRelayBackend } from './modern-relay.js'
 import { BackendUnavailableError } from '../session.js'
 
 export interface CallerPoolOptions {
@@ -172,6 +173,16 @@ export class CallerPool {
       catalogNotification: (n) => void this.#relayedNotification(caller, runtime, n),
     })
     caller.relayBackends.set(runtime.name, { runtime, backend })
+    return backend
+  }
+
+  /** The caller's way to a 2026-07-28-only backend through the raw relay (modern-relay.ts). */
+  modernRelayBackend(caller: Caller, runtime: BackendRuntime): RelayBackend {
+    const key = `${runtime.name}\u00002026-07-28`
+    const known = caller.relayBackends.get(key)
+    if (known?.runtime === runtime) return known.backend
+    const backend = modernRelayBackend(this.relayBackend(caller, runtime))
+    caller.relayBackends.set(key, { runtime, backend })
     return backend
   }
 

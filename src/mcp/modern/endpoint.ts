@@ -28,6 +28,7 @@ import { Interactions, type BackendRetry, type CallIo } from './input-required.j
 import { ListenHub } from './listen.js'
 import { stripMcpHeaderMarkings } from './tool-headers.js'
 import { MODERN_PROTOCOL_VERSIONS } from './era.js'
+import { isModernRelayable, withoutBackendIdentity, withVmcpEnvelope } from './modern-relay.js'
 import { encodeModernAnswer, passesLadder, withoutEnvelope } from './wire.js'
 
 export interface ModernEndpointOptions {
@@ -88,6 +89,11 @@ const DISCOVER_RESULT = {
 
 export function createModernEndpoint(options: ModernEndpointOptions): ModernEndpoint {
   const { routing, logger } = options
+  // What vmcp calls itself as a client of 2026-07-28 backends (the gateway's rule).
+  const clientInfo = {
+    name: `vmcp:${options.serverInfo.name}`,
+    version: options.serverInfo.version,
+  }
   const pool = new CallerPool({
     routing,
     logger,
@@ -317,9 +323,14 @@ export function createModernEndpoint(options: ModernEndpointOptions): ModernEndp
     if (message.method in LISTS) return answer(listResult(view, message.method))
     const routed = routeCall(view, message.method, message.params ?? {})
     const runtime = routed && routing.runtime(routed.backend)
-    if (!relay || !routed || !isRelayable(runtime)) return false
+    if (!relay || !routed || !runtime) return false
+    // A 2026-07-28-only backend: the raw relay speaks its revision (modern-relay.ts).
+    const catalog = runtime.identityScoped ? caller.userCatalogs.get(runtime.name) : runtime.catalog
+    const routedRequest = { jsonrpc: '2.0' as const, id: message.id, method: message.method }
+    const inModern = isModernRelayable(runtime, { ...routedRequest, params: routed.params }, catalog)
+    if (!inModern && !isRelayable(runtime)) return false
     // A 2026-07-28 backend asks for input with input_required, which only its own era carries:
-    // such calls reach it through the v2 client (modern/backend-link.ts), not the 2025 relay.
+    // such calls reach it through the v2 client (modern/backend-link.ts), not the raw relay.
     if (runtime.modern && mayNeedInput(message)) return false
     caller.relayedCalls++
     const base = direct.channel({})
@@ -327,6 +338,8 @@ export function createModernEndpoint(options: ModernEndpointOptions): ModernEndp
     const reply = new ModernReply(base, message.method, options.serverInfo, {
       refuse: (request) => relay.deliverResponse(refusal(request)),
       done: () => caller.relayedCalls--,
+      // The backend's identity stays behind vmcp, as on the v2 link.
+      answer: inModern ? withoutBackendIdentity : (m) => m,
     })
     const relayOptions = (retry?: BackendRetry): RelayCallOptions => {
       const params: Record<string, unknown> = { ...withoutEnvelope(routed.params) }
@@ -334,12 +347,14 @@ export function createModernEndpoint(options: ModernEndpointOptions): ModernEndp
       delete params.inputResponses
       delete params.requestState
       return {
-        backend: pool.relayBackend(caller, runtime),
+        backend: inModern
+          ? pool.modernRelayBackend(caller, runtime)
+          : pool.relayBackend(caller, runtime),
         request: {
-          jsonrpc: '2.0',
-          id: message.id,
-          method: message.method,
-          params: { ...params, ...retry },
+          ...routedRequest,
+          params: inModern
+            ? withVmcpEnvelope({ ...params, ...retry }, clientInfo)
+            : { ...params, ...retry },
         },
         failure: relayFailure(runtime.name, message.method),
       }
@@ -592,6 +607,15 @@ function refusal(request: RpcRequest) {
   }
 }
 
+interface ModernReplyHooks {
+  /** A request the backend sent: refused (see `refusal`). */
+  refuse(request: RpcRequest): void
+  /** The call ended, answered or not. */
+  done(): void
+  /** The backend's answer as vmcp passes it on, before the revision's encoding. */
+  answer(message: RpcMessage): RpcMessage
+}
+
 /**
  * A relayed call's reply as a 2026-07-28 client gets it: progress on the request's own stream,
  * the answer encoded for the revision, requests the backend sends refused (see `refusal`), and
@@ -601,14 +625,14 @@ class ModernReply implements ReplyChannel {
   readonly #base: ReplyChannel
   readonly #method: string
   readonly #serverInfo: { name: string; version: string }
-  readonly #hooks: { refuse(request: RpcRequest): void; done(): void }
+  readonly #hooks: ModernReplyHooks
   #done = false
 
   constructor(
     base: ReplyChannel,
     method: string,
     serverInfo: { name: string; version: string },
-    hooks: { refuse(request: RpcRequest): void; done(): void },
+    hooks: ModernReplyHooks,
   ) {
     this.#base = base
     this.#method = method
@@ -633,7 +657,8 @@ class ModernReply implements ReplyChannel {
 
   finish(message: RpcMessage): void {
     this.#end()
-    this.#base.finish(encodeModernAnswer(this.#method, message, this.#serverInfo))
+    const answer = this.#hooks.answer(message)
+    this.#base.finish(encodeModernAnswer(this.#method, answer, this.#serverInfo))
   }
 
   #end(): void {

@@ -3,7 +3,7 @@ import { isRequest, type RpcMessage, type RpcRequest } from '../routing/json-rpc
 import { inboundOutcome, MODERN_PROTOCOL_VERSIONS } from './era.js'
 
 /** The body field each method's `Mcp-Name` header mirrors (MCP 2026-07-28 §Standard Request Headers). */
-const MCP_NAME_SOURCE: Readonly<Record<string, string>> = {
+export const MCP_NAME_SOURCE: Readonly<Record<string, string>> = {
   'tools/call': 'name',
   'prompts/get': 'name',
   'resources/read': 'uri',

@@ -39,8 +39,9 @@ export interface RelayBackend {
   /**
    * Outgoing credentials and configured headers, computed per request. Relayed calls pass no
    * signal (no AbortController per call): a call stopped while this waits ends when it returns.
+   * A relayed call passes its request (a 2026-07-28 backend wants it mirrored in headers).
    */
-  headers(signal?: AbortSignal): Promise<Record<string, string>>
+  headers(signal?: AbortSignal, request?: RpcRequest): Promise<Record<string, string>>
   /** A call could not reach the backend: let its health check look now. */
   reportFailure(err: unknown): void
   /** List changes and resource updates the backend sent on a call's stream: vmcp's, not the client's. */
@@ -175,9 +176,10 @@ async function postHeaders(
   backend: RelayBackend,
   session: RelayBackendSession,
   signal?: AbortSignal,
+  request?: RpcRequest,
 ): Promise<Record<string, string>> {
   const headers: Record<string, string> = {
-    ...(await backend.headers(signal)),
+    ...(await backend.headers(signal, request)),
     'content-type': 'application/json',
     accept: 'application/json, text/event-stream',
   }
@@ -280,7 +282,7 @@ class RelayedCall extends Deadline {
     if (this.#done) return
     this.#session = session
     this.#backendId = `vmcp-${(this.entry as CallEntry).internalId}${lost ? 'r' : ''}`
-    const headers = await postHeaders(backend, session)
+    const headers = await postHeaders(backend, session, undefined, request)
     if (this.#done) return
     const post = new BackendPost(this, session)
     this.#post = post

@@ -1,0 +1,118 @@
+import {
+  CLIENT_CAPABILITIES_META_KEY,
+  CLIENT_INFO_META_KEY,
+  PROTOCOL_VERSION_META_KEY,
+  SERVER_INFO_META_KEY,
+} from '@modelcontextprotocol/server'
+import type { Tool } from '@modelcontextprotocol/sdk/types.js'
+import type { BackendRuntime } from '../backend-runtime.js'
+import type { Catalog } from '../catalog.js'
+import type { RelayBackend, RelayBackendSession } from '../relay/http-relay.js'
+import type { RpcMessage, RpcRequest } from '../routing/json-rpc.js'
+import { MODERN_PROTOCOL_VERSIONS } from './era.js'
+import { MCP_NAME_SOURCE } from './wire.js'
+
+const MODERN_VERSION = MODERN_PROTOCOL_VERSIONS[0] as string
+
+// A 2026-07-28 backend has no session: every request stands alone (MCP 2026-07-28 §Versioning).
+const STATELESS: RelayBackendSession = { sessionId: undefined, protocolVersion: MODERN_VERSION }
+
+// A header value sent as it is: visible ASCII, no surrounding blanks (anything else would need
+// the revision's encoding of Mcp-Name; such calls take the v2 client).
+const PLAIN_HEADER_VALUE = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/
+
+/**
+ * Whether a call to a 2026-07-28-only Streamable HTTP backend can take the raw relay in that
+ * revision: a healthy backend that does not also answer 2025 requests (those take the 2025
+ * relay), a name that fits a header as it is, and no tool argument the backend wants mirrored
+ * in an `Mcp-Param-*` header (its `x-mcp-header` markings, SEP-2243). Anything else goes
+ * through the v2 client (modern/backend-link.ts).
+ */
+export function isModernRelayable(
+  runtime: BackendRuntime | undefined,
+  request: RpcRequest,
+  catalog: Catalog | undefined,
+): runtime is BackendRuntime {
+  if (!runtime || runtime.config.transport !== 'streamable-http') return false
+  if (!runtime.modern || runtime.servesLegacy) return false
+  if (runtime.health !== 'healthy' && runtime.health !== 'per-user') return false
+  const field = MCP_NAME_SOURCE[request.method]
+  const name = field === undefined ? undefined : request.params?.[field]
+  if (field !== undefined && !(typeof name === 'string' && PLAIN_HEADER_VALUE.test(name)))
+    return false
+  if (request.method !== 'tools/call') return true
+  const tool = catalog?.tools.find((t) => t.name === name)
+  return tool !== undefined && !hasHeaderMarkings(tool)
+}
+
+const marked = new WeakMap<Tool, boolean>()
+
+function hasHeaderMarkings(tool: Tool): boolean {
+  let known = marked.get(tool)
+  if (known === undefined) {
+    known = JSON.stringify(tool.inputSchema).includes('"x-mcp-header"')
+    marked.set(tool, known)
+  }
+  return known
+}
+
+/**
+ * The 2025 relay's way to a backend, speaking 2026-07-28 instead: no session, the revision in
+ * `MCP-Protocol-Version`, and the request mirrored in `Mcp-Method` and `Mcp-Name` (MCP
+ * 2026-07-28 §Standard Request Headers). Credentials and configured headers are the base's.
+ */
+export function modernRelayBackend(base: RelayBackend): RelayBackend {
+  return {
+    ...base,
+    session: async () => STATELESS,
+    headers: async (signal, request) => {
+      const headers = await base.headers(signal)
+      if (!request) return headers
+      headers['mcp-method'] = request.method
+      const field = MCP_NAME_SOURCE[request.method]
+      const name = field === undefined ? undefined : request.params?.[field]
+      if (typeof name === 'string') headers['mcp-name'] = name
+      return headers
+    },
+  }
+}
+
+/**
+ * Request params as vmcp sends them to a 2026-07-28 backend: the caller's own envelope stays at
+ * vmcp, vmcp's goes in its place. vmcp declares no client capabilities: a call that may need
+ * input never takes this path (the v2 client fulfils or returns input_required there).
+ */
+export function withVmcpEnvelope(
+  params: Record<string, unknown>,
+  clientInfo: { name: string; version: string },
+): Record<string, unknown> {
+  const meta = (params._meta as Record<string, unknown> | undefined) ?? {}
+  return {
+    ...params,
+    _meta: {
+      ...meta,
+      [PROTOCOL_VERSION_META_KEY]: MODERN_VERSION,
+      [CLIENT_INFO_META_KEY]: clientInfo,
+      [CLIENT_CAPABILITIES_META_KEY]: {},
+    },
+  }
+}
+
+/** A backend's result without its identity in `_meta`: callers see vmcp's serverInfo. */
+export function withoutServerInfo<T extends object>(result: T): T {
+  const meta = (result as { _meta?: Record<string, unknown> })._meta
+  if (!meta || !(SERVER_INFO_META_KEY in meta)) return result
+  const { [SERVER_INFO_META_KEY]: _backend, ...rest } = meta
+  const out: Record<string, unknown> = { ...(result as Record<string, unknown>) }
+  if (Object.keys(rest).length > 0) out._meta = rest
+  else delete out._meta
+  return out as T
+}
+
+/** A relayed answer without the backend's identity (as the v2 link passes results on). */
+export function withoutBackendIdentity(message: RpcMessage): RpcMessage {
+  if (!('result' in message) || typeof message.result !== 'object' || message.result === null)
+    return message
+  const result = withoutServerInfo(message.result)
+  return result === message.result ? message : ({ ...message, result } as RpcMessage)
+}

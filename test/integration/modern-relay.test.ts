@@ -1,0 +1,70 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startHttpBackend, type RunningBackend } from '../support/backends.js'
+import { callTextV2, connectV2, MODERN_BACKEND, postModern } from '../support/modern.js'
+import { startVmcp, type RunningVmcp } from '../support/vmcp.js'
+
+// A backend that speaks only 2026-07-28 (--legacy reject): calls that cannot need input take
+// vmcp's raw relay in that revision (modern/modern-relay.ts), the others the v2 client.
+describe('the raw relay to a 2026-07-28-only backend', () => {
+  let mono: RunningBackend
+  let raw: RunningVmcp
+  let sdk: RunningVmcp
+
+  beforeAll(async () => {
+    mono = await startHttpBackend(MODERN_BACKEND, ['--name', 'mono', '--legacy', 'reject'])
+    const config = { backends: [{ name: 'mono', transport: 'streamable-http', url: mono.url }] }
+    ;[raw, sdk] = await Promise.all([startVmcp(config), startVmcp(config, { relay: false })])
+  })
+  afterAll(async () => {
+    await Promise.allSettled([raw?.close(), sdk?.close()])
+    await mono?.close()
+  })
+
+  it('answers exactly as the v2 client path does, with vmcp as the server', async () => {
+    const requests: Array<[string, Record<string, unknown>, Record<string, string>]> = [
+      ['tools/call', { name: 'mono_echo', arguments: { text: 'raw' } }, { 'mcp-name': 'mono_echo' }],
+      ['tools/call', { name: 'mono_era', arguments: {} }, { 'mcp-name': 'mono_era' }],
+      ['resources/read', { uri: 'mono://motd' }, { 'mcp-name': 'mono://motd' }],
+      [
+        'prompts/get',
+        { name: 'mono_greet', arguments: { who: 'Ada' } },
+        { 'mcp-name': 'mono_greet' },
+      ],
+      // The backend's own JSON-RPC error (a required argument missing) is its answer.
+      ['tools/call', { name: 'mono_echo', arguments: {} }, { 'mcp-name': 'mono_echo' }],
+    ]
+    for (const [method, params, headers] of requests) {
+      const relayed = await postModern(raw.url, method, params, headers)
+      const viaSdk = await postModern(sdk.url, method, params, headers)
+      expect({ method, ...relayed }).toEqual({ method, ...viaSdk })
+    }
+    const call = await postModern(raw.url, ...requests[0]!)
+    expect(call.body).toEqual({
+      jsonrpc: '2.0',
+      id: 1,
+      result: {
+        content: [{ type: 'text', text: 'mono: raw' }],
+        resultType: 'complete',
+        _meta: { 'io.modelcontextprotocol/serverInfo': { name: raw.config.name, version: expect.any(String) } },
+      },
+    })
+    const era = await postModern(raw.url, ...requests[1]!)
+    expect(JSON.stringify(era.body)).toContain('modern')
+  })
+
+  it('relays progress on the request stream; a caller that can answer input takes the v2 client', async () => {
+    const client = await connectV2(raw.url, 'auto')
+    const progress: number[] = []
+    const res = await client.callTool(
+      { name: 'mono_slow', arguments: { steps: 3 } },
+      { onprogress: (p) => progress.push(p.progress) },
+    )
+    expect(res.content).toEqual([{ type: 'text', text: 'done after 3' }])
+    expect(progress).toEqual([1, 2, 3])
+    await client.close()
+    const asking = await connectV2(raw.url, 'auto', { capabilities: { elicitation: { form: {} } } })
+    asking.setRequestHandler('elicitation/create', async () => ({ action: 'accept', content: { ok: true } }))
+    expect(await callTextV2(asking, 'mono_confirm', { action: 'ship' })).toBe('mono: ship confirmed')
+    await asking.close()
+  })
+})
