@@ -80,8 +80,8 @@ export function startHttpBackend(name: string, tools = 0): Promise<BackendChild>
 }
 
 /** fixtures/backends/modern-http.mjs: MCP 2026-07-28 (v2 SDK createMcpHandler) on a random port. */
-export function startModernBackend(name: string): Promise<BackendChild> {
-  return startBackendScript(name, [MODERN_BACKEND, '--name', name])
+export function startModernBackend(name: string, args: string[] = []): Promise<BackendChild> {
+  return startBackendScript(name, [MODERN_BACKEND, '--name', name, ...args])
 }
 
 /** The bare relay (bench/bare-relay.ts) in front of `backendUrl`. */

@@ -70,6 +70,9 @@ const MODERN_DIRECT = 'direct, 2026-07-28 stateless'
 const MODERN_VMCP = 'vmcp, 2026-07-28 stateless'
 // A 2026-07-28 caller of the 2025 HTTP backend: the raw relay, as for the 'vmcp' session row.
 const MODERN_TO_2025 = 'vmcp, 2026-07-28 stateless → 2025 backend'
+// The fixture in 2026-07-28 only (--legacy reject): the raw relay speaking that revision.
+const MODERN_ONLY_DIRECT = 'direct, 2026-07-28-only backend'
+const MODERN_ONLY_VMCP = 'vmcp, 2026-07-28 stateless → 2026-07-28-only backend'
 
 interface CallTarget {
   label:
@@ -81,6 +84,8 @@ interface CallTarget {
     | typeof MODERN_DIRECT
     | typeof MODERN_VMCP
     | typeof MODERN_TO_2025
+    | typeof MODERN_ONLY_DIRECT
+    | typeof MODERN_ONLY_VMCP
   /** 2026-07-28 callers: one stateless caller per worker instead of one session. */
   stateless?: boolean
   url: string
@@ -342,14 +347,24 @@ async function benchModern(): Promise<CallRun[]> {
   const gw = await vmcp('modern', {
     backends: [{ name: BACKEND_NAME, transport: 'streamable-http', url: backend.url }],
   })
+  const only = await startModernBackend(BACKEND_NAME, ['--legacy', 'reject'])
+  children.push(only)
+  const onlyGw = await vmcp('modern-only', {
+    backends: [{ name: BACKEND_NAME, transport: 'streamable-http', url: only.url }],
+  })
+  const tool = `${BACKEND_NAME}_echo`
   const targets: CallTarget[] = [
     { label: MODERN_DIRECT, stateless: true, url: backend.url, tool: 'echo', pid: backend.pid },
-    { label: MODERN_VMCP, stateless: true, url: gw.url, tool: `${BACKEND_NAME}_echo`, pid: gw.pid },
+    { label: MODERN_VMCP, stateless: true, url: gw.url, tool, pid: gw.pid },
+    { label: MODERN_ONLY_DIRECT, stateless: true, url: only.url, tool: 'echo', pid: only.pid },
+    { label: MODERN_ONLY_VMCP, stateless: true, url: onlyGw.url, tool, pid: onlyGw.pid },
   ]
   const runs: CallRun[] = []
   for (const c of CONCURRENCY) for (const t of targets) runs.push(await measureCalls(t, c))
   await stop(gw)
+  await stop(onlyGw)
   await stop(backend)
+  await stop(only)
   return runs
 }
 
@@ -648,6 +663,11 @@ function report(
       CONCURRENCY.map((c) => {
         const pick = (label: string) => calls.find((r) => r.target === label && r.concurrency === c)
         return `c=${c} ${round((pick(MODERN_VMCP)?.rps ?? NaN) / (pick(MODERN_DIRECT)?.rps ?? NaN))}×`
+      }).join(', ') +
+      '; to the 2026-07-28-only backend: ' +
+      CONCURRENCY.map((c) => {
+        const pick = (label: string) => calls.find((r) => r.target === label && r.concurrency === c)
+        return `c=${c} ${round((pick(MODERN_ONLY_VMCP)?.rps ?? NaN) / (pick(MODERN_ONLY_DIRECT)?.rps ?? NaN))}×`
       }).join(', '),
     '',
     `2026-07-28 caller / 2025 session, server CPU per call through vmcp to the 2025 backend: ` +
