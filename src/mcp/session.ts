@@ -53,6 +53,13 @@ import { SdkServerBridge } from './sdk-server-bridge.js'
 
 type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>
 
+/** This session's connection to one backend: opening, then `open` once it is ready. */
+interface ConnectionEntry {
+  generation: number
+  conn: Promise<BackendConnection>
+  open: BackendConnection | undefined
+}
+
 /** What a session needs from the gateway that owns it. */
 export interface SessionHost {
   readonly logger: Logger
@@ -117,7 +124,7 @@ export class ClientSession {
   /** Catalogs of identity-scoped backends, discovered with this session's credentials. */
   readonly userCatalogs = new Map<string, Catalog>()
   #view: AggregatedView | undefined
-  #connections = new Map<string, { generation: number; conn: Promise<BackendConnection> }>()
+  #connections = new Map<string, ConnectionEntry>()
   #logLevel: LoggingLevel | undefined
   #closed = false
   readonly #host: SessionHost
@@ -212,6 +219,7 @@ export class ClientSession {
       identity: () => this.identity,
       connection: () => this.connectionFor(runtime),
       current: async () => this.#connections.get(runtime.name)?.conn.catch(() => undefined),
+      open: () => this.#openConnection(runtime),
       drop: (conn) => this.#dropConnection(runtime.name, conn),
       catalogNotification: (n) => void this.#relayedCatalogNotification(runtime, n),
     })
@@ -287,17 +295,26 @@ export class ClientSession {
       this.#dropConnection(runtime.name, conn)
     }
     const opening = runtime.openConnection(() => this.identity, this.#downstreamCapabilities(), this.#sink())
-    this.#connections.set(runtime.name, { generation: runtime.generation, conn: opening })
+    const entry: ConnectionEntry = { generation: runtime.generation, conn: opening, open: undefined }
+    this.#connections.set(runtime.name, entry)
     try {
       const conn = await opening
       if (this.#logLevel) await conn.client.setLoggingLevel(this.#logLevel).catch(() => undefined)
       await this.#resubscribe(conn)
+      entry.open = conn
       return conn
     } catch (err) {
       this.#connections.delete(runtime.name)
       runtime.reportFailure(err)
       throw new BackendUnavailableError(runtime.name, errorText(err))
     }
+  }
+
+  /** What {@link connectionFor} would return for an HTTP backend without waiting, if anything. */
+  #openConnection(runtime: BackendRuntime): BackendConnection | undefined {
+    const entry = this.#connections.get(runtime.name)
+    const conn = entry?.open
+    return conn && !conn.closed && entry.generation === runtime.generation ? conn : undefined
   }
 
   /** Discovers identity-scoped backends for this user before the first listing. */

@@ -147,6 +147,23 @@ describe('Mode B token lifecycle (memory storage)', () => {
     await client.close()
   })
 
+  it('relayed calls send each refreshed upstream token at once, never a header kept from before', async () => {
+    const { client } = await connectWithOAuth(stack.gw.url)
+    // Listed first: the per-user catalog is known, so every call takes the raw relay, whose
+    // second and later calls reuse the backend target while the caller's credentials hold.
+    await client.listTools()
+    const seen: string[] = []
+    for (let i = 0; i < 3; i++) {
+      seen.push((JSON.parse(await callText(client, 'corpapi_whoami')) as { authorization: string }).authorization)
+    }
+    // Upstream tokens live 20 s, inside the 30 s refresh skew: every request refreshes them.
+    expect(new Set(seen).size).toBe(3)
+    for (const authorization of seen.slice(-1)) {
+      expect((await stack.corp.introspect(authorization.replace(/^Bearer /, ''))).active).toBe(true)
+    }
+    await client.close()
+  })
+
   it('rejects a JWT signed by a foreign key under vmcp\'s kid, and a tampered one', async () => {
     const { client, provider } = await connectWithOAuth(stack.gw.url)
     await client.close()

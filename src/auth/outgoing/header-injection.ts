@@ -17,14 +17,18 @@ export type HeaderInjectionConfig = Extract<
  */
 export function createHeaderInjectionStrategy(config: HeaderInjectionConfig): OutgoingAuthStrategy {
   const entries = Object.entries(config.headers)
+  const reveal = () => {
+    const out: Record<string, string> = {}
+    for (const [name, value] of entries) out[name] = value.reveal()
+    return out
+  }
+  // The configured values never change for this strategy (a reload makes a new one).
+  const fixed = Object.freeze(reveal())
   return {
     type: 'header_injection',
     identityScoped: false,
     // A fresh object per call: callers may merge into it.
-    headers: async () => {
-      const out: Record<string, string> = {}
-      for (const [name, value] of entries) out[name] = value.reveal()
-      return out
-    },
+    headers: async () => reveal(),
+    headersNow: () => fixed,
   }
 }

@@ -10,6 +10,13 @@ export interface OutgoingAuthStrategy {
   /** True when the headers depend on the caller, so backend connections must be per identity. */
   readonly identityScoped: boolean
   headers(identity: Identity | undefined, signal?: AbortSignal): Promise<Record<string, string>>
+  /**
+   * The headers `headers()` would give for `identity` now, when the strategy knows them without
+   * asking anyone: the same (frozen) object for as long as they hold, so a caller may keep what
+   * it builds from them until a different object comes back. Undefined when only `headers()`
+   * can tell (a token to exchange, a missing credential: its error comes from `headers()`).
+   */
+  headersNow?(identity: Identity | undefined): Readonly<Record<string, string>> | undefined
 }
 
 /** Raised by a strategy when it cannot produce credentials; the call fails naming the backend. */

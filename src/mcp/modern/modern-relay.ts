@@ -7,7 +7,7 @@ import {
 import type { Tool } from '@modelcontextprotocol/sdk/types.js'
 import type { BackendRuntime } from '../backend-runtime.js'
 import type { Catalog } from '../catalog.js'
-import type { RelayBackend, RelayBackendSession } from '../relay/http-relay.js'
+import { buildPostHeaders, type RelayBackend, type RelayBackendSession } from '../relay/http-relay.js'
 import type { RpcMessage, RpcRequest } from '../routing/json-rpc.js'
 import { MODERN_PROTOCOL_VERSIONS } from './era.js'
 import { MCP_NAME_SOURCE } from './wire.js'
@@ -62,18 +62,23 @@ function hasHeaderMarkings(tool: Tool): boolean {
  * 2026-07-28 §Standard Request Headers). Credentials and configured headers are the base's.
  */
 export function modernRelayBackend(base: RelayBackend): RelayBackend {
+  const headers = async (signal?: AbortSignal, request?: RpcRequest) => {
+    const out = await base.headers(signal)
+    if (!request) return out
+    out['mcp-method'] = request.method
+    const field = MCP_NAME_SOURCE[request.method]
+    const name = field === undefined ? undefined : request.params?.[field]
+    if (typeof name === 'string') out['mcp-name'] = name
+    return out
+  }
   return {
     ...base,
     session: async () => STATELESS,
-    headers: async (signal, request) => {
-      const headers = await base.headers(signal)
-      if (!request) return headers
-      headers['mcp-method'] = request.method
-      const field = MCP_NAME_SOURCE[request.method]
-      const name = field === undefined ? undefined : request.params?.[field]
-      if (typeof name === 'string') headers['mcp-name'] = name
-      return headers
-    },
+    headers,
+    target: async (_lost, request) => ({
+      session: STATELESS,
+      headers: buildPostHeaders(await headers(undefined, request), STATELESS),
+    }),
   }
 }
 

@@ -27,6 +27,12 @@ export interface RelayBackendSession {
   protocolVersion: string | undefined
 }
 
+/** Where one call is posted: the backend session, and every header of the POST. */
+export interface RelayTarget {
+  session: RelayBackendSession
+  headers: Readonly<Record<string, string>>
+}
+
 /** One Streamable HTTP backend as the relay sees it. */
 export interface RelayBackend {
   readonly name: string
@@ -37,11 +43,17 @@ export interface RelayBackend {
    */
   session(lost?: RelayBackendSession): Promise<RelayBackendSession>
   /**
-   * Outgoing credentials and configured headers, computed per request. Relayed calls pass no
-   * signal (no AbortController per call): a call stopped while this waits ends when it returns.
-   * A relayed call passes its request (a 2026-07-28 backend wants it mirrored in headers).
+   * Outgoing credentials and configured headers, computed per request. A relayed call passes
+   * its request (a 2026-07-28 backend wants it mirrored in headers).
    */
   headers(signal?: AbortSignal, request?: RpcRequest): Promise<Record<string, string>>
+  /**
+   * The backend session and complete POST headers of a call (`lost` as for `session`). Returned
+   * as they are when nothing needs waiting for (the session is open, the credentials known), the
+   * same headers object while they hold. No signal (no AbortController per call): a call stopped
+   * while this waits ends when it returns.
+   */
+  target(lost: RelayBackendSession | undefined, request: RpcRequest): RelayTarget | Promise<RelayTarget>
   /** A call could not reach the backend: let its health check look now. */
   reportFailure(err: unknown): void
   /** List changes and resource updates the backend sent on a call's stream: vmcp's, not the client's. */
@@ -113,7 +125,7 @@ export class HttpRelay {
     call.entry = this.#table.begin(clientRequest.id, (_entry, reason, answer) => call.cancel(reason, answer))
     if (channel.closed) return this.#table.abandon(call.entry)
     channel.onClose(() => this.#table.abandon(call.entry as CallEntry))
-    void call.run()
+    call.start()
   }
 
   /** @internal */
@@ -157,7 +169,7 @@ export class HttpRelay {
       const res = await this.#dispatcher.request({
         ...targetOf(backend),
         method: 'POST',
-        headers: await postHeaders(backend, session, AbortSignal.timeout(this.#callTimeout)),
+        headers: buildPostHeaders(await backend.headers(AbortSignal.timeout(this.#callTimeout)), session),
         body: JSON.stringify(message),
       })
       await res.body.dump()
@@ -172,14 +184,17 @@ export class HttpRelay {
   }
 }
 
-async function postHeaders(
-  backend: RelayBackend,
+/**
+ * A POST's headers to a backend session: the credentials and configured headers, then content
+ * negotiation (Streamable HTTP §Sending Messages to the Server) and the session's id and
+ * protocol version (§Session Management, §Protocol Version Header).
+ */
+export function buildPostHeaders(
+  credentials: Readonly<Record<string, string>>,
   session: RelayBackendSession,
-  signal?: AbortSignal,
-  request?: RpcRequest,
-): Promise<Record<string, string>> {
+): Record<string, string> {
   const headers: Record<string, string> = {
-    ...(await backend.headers(signal, request)),
+    ...credentials,
     'content-type': 'application/json',
     accept: 'application/json, text/event-stream',
   }
@@ -223,6 +238,7 @@ class RelayedCall extends Deadline {
   #backendId = ''
   #session: RelayBackendSession | undefined
   #post: BackendPost | undefined
+  #reopened = false
   #done = false
 
   constructor(relay: HttpRelay, clientId: string | number, options: RelayCallOptions, channel: ReplyChannel) {
@@ -238,22 +254,10 @@ class RelayedCall extends Deadline {
     return this.#done
   }
 
-  async run(): Promise<void> {
+  /** Starts the call: its answer, its failure or its stop ends the client's reply channel. */
+  start(): void {
     this.#armTimer()
-    try {
-      try {
-        await this.#exchange(undefined)
-      } catch (err) {
-        // Streamable HTTP §Session Management: 404 means the backend dropped our session (it
-        // restarted or expired it). Open a fresh one and try once more.
-        if (!(err instanceof SessionLostError) || this.#done) throw err
-        await this.#exchange(err.session)
-      }
-    } catch (err) {
-      if (this.#done) return
-      this.#options.backend.reportFailure(err)
-      this.#finish(this.#options.failure({ kind: 'unavailable', error: err }))
-    }
+    this.#exchange(undefined)
   }
 
   /** The client cancelled or went away, or the session closed. */
@@ -276,24 +280,53 @@ class RelayedCall extends Deadline {
     this.#channel.finish({ ...this.#options.failure({ kind: 'timeout' }), id: this.#clientId })
   }
 
-  async #exchange(lost: RelayBackendSession | undefined): Promise<void> {
+  /** Posts the request, at once when the backend's target is known without waiting. */
+  #exchange(lost: RelayBackendSession | undefined): void {
+    let target: RelayTarget | Promise<RelayTarget>
+    try {
+      target = this.#options.backend.target(lost, this.#options.request)
+    } catch (err) {
+      return this.failed(undefined, err)
+    }
+    if (target instanceof Promise) {
+      target.then(
+        (t) => this.#send(t, lost),
+        (err: unknown) => this.failed(undefined, err),
+      )
+    } else this.#send(target, lost)
+  }
+
+  #send(target: RelayTarget, lost: RelayBackendSession | undefined): void {
+    if (this.#done) return
     const { backend, request } = this.#options
-    const session = await backend.session(lost)
-    if (this.#done) return
-    this.#session = session
+    this.#session = target.session
     this.#backendId = `vmcp-${(this.entry as CallEntry).internalId}${lost ? 'r' : ''}`
-    const headers = await postHeaders(backend, session, undefined, request)
-    if (this.#done) return
-    const post = new BackendPost(this, session)
+    const post = new BackendPost(this, target.session)
     this.#post = post
-    const target = targetOf(backend)
-    await post.send(this.#relay.dispatcher, {
-      origin: target.origin,
-      path: target.path,
-      method: 'POST',
-      headers,
-      body: JSON.stringify({ ...request, id: this.#backendId }),
-    })
+    const { origin, path } = targetOf(backend)
+    const body = JSON.stringify({ ...request, id: this.#backendId })
+    try {
+      this.#relay.dispatcher.dispatch({ origin, path, method: 'POST', headers: target.headers, body }, post)
+    } catch (err) {
+      this.failed(post, err)
+    }
+  }
+
+  /**
+   * The exchange through `post` ended without an answer (no `post`: the backend could not be
+   * asked). Late reports of an exchange already replaced or ended are ignored.
+   */
+  failed(post: BackendPost | undefined, err: unknown): void {
+    if (this.#done || post !== this.#post) return
+    // Streamable HTTP §Session Management: 404 means the backend dropped our session (it
+    // restarted or expired it). Open a fresh one and try once more.
+    if (err instanceof SessionLostError && !this.#reopened) {
+      this.#reopened = true
+      this.#post = undefined
+      return this.#exchange(err.session)
+    }
+    this.#options.backend.reportFailure(err)
+    this.#finish(this.#options.failure({ kind: 'unavailable', error: err }))
   }
 
   /** One JSON-RPC message from the backend (a JSON body, or one SSE event's data). */
@@ -374,20 +407,10 @@ class BackendPost implements Dispatcher.DispatchHandler {
   #status = 0
   #parser: SseParser | undefined
   #chunks: Buffer[] = []
-  #resolve: () => void = () => undefined
-  #reject: (err: unknown) => void = () => undefined
 
   constructor(call: RelayedCall, session: RelayBackendSession) {
     this.#call = call
     this.#session = session
-  }
-
-  send(dispatcher: Dispatcher, options: Dispatcher.DispatchOptions): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.#resolve = resolve
-      this.#reject = reject
-      dispatcher.dispatch(options, this)
-    })
   }
 
   /** Stops the exchange (the connection is closed; undici reports the abort, which is ignored). */
@@ -422,33 +445,35 @@ class BackendPost implements Dispatcher.DispatchHandler {
     try {
       parser.push(chunk)
     } catch (err) {
-      this.#reject(err)
+      this.#call.failed(this, err)
       controller.abort(err as Error)
     }
   }
 
   onResponseEnd(): void {
     const status = this.#status
-    if (status === 404 && this.#session.sessionId) return this.#reject(new SessionLostError(this.#session))
+    if (status === 404 && this.#session.sessionId) return this.#fail(new SessionLostError(this.#session))
     if (status < 200 || status >= 300) {
       const text = this.#text().slice(0, ERROR_TEXT_MAX)
-      return this.#reject(new Error(`HTTP ${status}${text ? `: ${text}` : ''}`))
+      return this.#fail(new Error(`HTTP ${status}${text ? `: ${text}` : ''}`))
     }
-    if (this.#parser) {
-      if (this.#call.done) return this.#resolve()
-      return this.#reject(new Error('backend closed the event stream before answering'))
+    if (!this.#parser) {
+      try {
+        this.#call.onMessage(JSON.parse(this.#text()) as RpcMessage)
+      } catch (err) {
+        return this.#fail(err)
+      }
     }
-    try {
-      this.#call.onMessage(JSON.parse(this.#text()) as RpcMessage)
-    } catch (err) {
-      return this.#reject(err)
-    }
-    if (this.#call.done) this.#resolve()
-    else this.#reject(new Error('backend reply did not answer the request'))
+    if (this.#call.done) return
+    this.#fail(new Error(this.#parser ? 'backend closed the event stream before answering' : 'backend reply did not answer the request'))
   }
 
   onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
-    this.#reject(err)
+    this.#fail(err)
+  }
+
+  #fail(err: unknown): void {
+    this.#call.failed(this, err)
   }
 
   #text(): string {

@@ -5,7 +5,12 @@ import { routeResource, type AggregatedView } from '../aggregator.js'
 import type { BackendConnection } from '../backend-connection.js'
 import type { BackendRuntime } from '../backend-runtime.js'
 import type { ListKind } from '../catalog.js'
-import type { RelayBackend } from '../relay/http-relay.js'
+import {
+  buildPostHeaders,
+  type RelayBackend,
+  type RelayBackendSession,
+  type RelayTarget,
+} from '../relay/http-relay.js'
 import type { RpcNotification } from './json-rpc.js'
 
 /** A request/response method routed through a view: which backend, and the params it gets. */
@@ -71,6 +76,11 @@ export interface RelayLink {
   connection(): Promise<BackendConnection>
   /** The connection the client holds now, if any (not opened for this). */
   current(): Promise<BackendConnection | undefined>
+  /**
+   * The connection `connection()` would return, when that needs no waiting: open, and of the
+   * backend's current generation. Optional: without it every call takes `connection()`.
+   */
+  open?(): BackendConnection | undefined
   /** Closes and forgets a connection whose backend session is gone. */
   drop(conn: BackendConnection | undefined): void
   /** A list change or resource update the backend sent on a relayed call's stream. */
@@ -81,25 +91,44 @@ export interface RelayLink {
 export function relayBackendFor(runtime: BackendRuntime, link: RelayLink): RelayBackend {
   const config = runtime.config as HttpBackendConfig
   const fixed = revealAll(config.headers)
+  const connection = async (lost: RelayBackendSession | undefined) => {
+    if (lost) {
+      const conn = await link.current()
+      // Concurrent calls may all see the 404: only the first drops the connection.
+      if (!conn || conn.httpSession?.sessionId === lost.sessionId) link.drop(conn)
+    }
+    return link.connection()
+  }
+  const sessionOf = (conn: BackendConnection): RelayBackendSession =>
+    conn.httpSession ?? { sessionId: undefined, protocolVersion: undefined }
+  const credentials = async (signal?: AbortSignal) => ({
+    ...fixed,
+    ...(await runtime.auth.headers(link.identity(), signal)),
+  })
+  // The last call's target, reused while its connection and credentials are the same objects:
+  // a call then starts without waiting and without building headers.
+  let last: { conn: BackendConnection; auth: Readonly<Record<string, string>>; target: RelayTarget } | undefined
+  const slowTarget = async (lost: RelayBackendSession | undefined): Promise<RelayTarget> => {
+    const conn = await connection(lost)
+    const session = sessionOf(conn)
+    const known = runtime.auth.headersNow?.(link.identity())
+    const auth = known ?? (await runtime.auth.headers(link.identity()))
+    const target = { session, headers: buildPostHeaders({ ...fixed, ...auth }, session) }
+    if (known && link.open?.() === conn) last = { conn, auth: known, target }
+    return target
+  }
   return {
     name: runtime.name,
     url: new URL(config.url),
-    session: async (lost) => {
-      if (lost) {
-        const conn = await link.current()
-        // Concurrent calls may all see the 404: only the first drops the connection.
-        if (!conn || conn.httpSession?.sessionId === lost.sessionId) link.drop(conn)
+    session: async (lost) => sessionOf(await connection(lost)),
+    headers: credentials,
+    target: (lost) => {
+      if (!lost && last && link.open?.() === last.conn) {
+        if (runtime.auth.headersNow?.(link.identity()) === last.auth) return last.target
       }
-      const conn = await link.connection()
-      return conn.httpSession ?? { sessionId: undefined, protocolVersion: undefined }
+      return slowTarget(lost)
     },
-    headers: async (signal) => ({
-      ...fixed,
-      ...(await runtime.auth.headers(link.identity(), signal)),
-    }),
-    reportFailure: (err) => {
-      if (runtime.reportFailure(err)) void link.current().then((conn) => link.drop(conn))
-    },
+    reportFailure: (err) => runtime.reportFailure(err),
     catalogNotification: (n) => link.catalogNotification(n),
   }
 }

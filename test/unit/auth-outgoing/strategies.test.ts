@@ -27,6 +27,7 @@ describe('unauthenticated strategy', () => {
     expect(s.identityScoped).toBe(false)
     expect(await s.headers(undefined)).toEqual({})
     expect(await s.headers(identityFor('alice', CALLER_TOKEN))).toEqual({})
+    expect(s.headersNow?.(undefined)).toEqual({})
   })
 })
 
@@ -60,6 +61,14 @@ describe('header_injection strategy', () => {
       headers: { 'DD-API-KEY': new Secret('api-1'), 'DD-APPLICATION-KEY': new Secret('app-2') },
     })
     expect(await s.headers(undefined)).toEqual({ 'DD-API-KEY': 'api-1', 'DD-APPLICATION-KEY': 'app-2' })
+  })
+
+  it('knows its headers without waiting: one frozen object, whoever calls', () => {
+    const s = createHeaderInjectionStrategy(config)
+    const now = s.headersNow?.(undefined)
+    expect(now).toEqual({ 'X-Api-Key': 'backend-api-key-123' })
+    expect(Object.isFrozen(now)).toBe(true)
+    expect(s.headersNow?.(identityFor('alice', CALLER_TOKEN))).toBe(now)
   })
 })
 
@@ -103,6 +112,21 @@ describe('upstream_inject strategy', () => {
     await expect(s.headers(withUpstream({ github: CALLER_TOKEN }))).rejects.toThrow(
       OutgoingAuthError,
     )
+    expect(s.headersNow?.(withUpstream({ github: CALLER_TOKEN }))).toBeUndefined()
+  })
+
+  it('knows the header without waiting, per identity: new upstream tokens (a refresh) give the new token', () => {
+    const before = withUpstream({ github: 'gho_before' })
+    const now = s.headersNow?.(before)
+    expect(now).toEqual({ Authorization: 'Bearer gho_before' })
+    expect(s.headersNow?.(before)).toBe(now)
+    // Incoming auth makes a new Identity when the upstream tokens change: never the old header.
+    const refreshed = { ...before, upstreamTokens: { github: new Secret('gho_after') } }
+    expect(s.headersNow?.(refreshed)).toEqual({ Authorization: 'Bearer gho_after' })
+    // No token (revoked, never signed in): only headers() can say why.
+    for (const identity of [undefined, ANONYMOUS_IDENTITY, withUpstream({ google: 'ya29.x' })]) {
+      expect(s.headersNow?.(identity)).toBeUndefined()
+    }
   })
 })
 

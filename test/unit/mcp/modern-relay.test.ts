@@ -63,6 +63,8 @@ describe('the raw relay in 2026-07-28 (modern-relay.ts)', () => {
       url: new URL('http://127.0.0.1:1/mcp'),
       session: async () => ({ sessionId: 'never', protocolVersion: '2025-11-25' }),
       headers: async () => ({ authorization: 'Bearer t' }),
+      // The 2025 relay's ready target: its session id must never reach a 2026-07-28 backend.
+      target: () => ({ session: { sessionId: 'never', protocolVersion: '2025-11-25' }, headers: { 'mcp-session-id': 'never' } }),
       reportFailure: () => undefined,
       catalogNotification: () => undefined,
     } satisfies RelayBackend
@@ -72,6 +74,17 @@ describe('the raw relay in 2026-07-28 (modern-relay.ts)', () => {
       authorization: 'Bearer t',
       'mcp-method': 'tools/call',
       'mcp-name': 'echo',
+    })
+    expect(await modern.target(undefined, call('tools/call', { name: 'echo' }))).toEqual({
+      session: { sessionId: undefined, protocolVersion: '2026-07-28' },
+      headers: {
+        authorization: 'Bearer t',
+        'mcp-method': 'tools/call',
+        'mcp-name': 'echo',
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-protocol-version': '2026-07-28',
+      },
     })
   })
 
