@@ -35,7 +35,11 @@ import {
 } from './modern/backend-link.js'
 import { OutputTail } from './output-tail.js'
 import { SHARED_SCHEMA_VALIDATOR } from './schema-validator.js'
-import { BackendStdioTransport, LegacyStdioTransport } from './stdio-transport.js'
+import {
+  AdoptedStdioTransport,
+  BackendStdioTransport,
+  LegacyStdioTransport,
+} from './stdio-transport.js'
 
 /** A client request that is waiting on this backend; server-to-client traffic it causes goes back through it. */
 export interface InflightCall {
@@ -88,6 +92,8 @@ export class BackendConnection {
   #transport: Transport | undefined
   /** A stdio probe ended with its process: the verdict (2025) waits for the v1 connection. */
   #probeEnded = false
+  /** A stdio probe's process that found a 2025 server: the v1 client speaks to it. */
+  #adopted: AdoptedStdioTransport | undefined
   #closed = false
   readonly #options: BackendConnectionOptions
 
@@ -125,7 +131,7 @@ export class BackendConnection {
 
   async connect(timeoutMs: number): Promise<void> {
     if (await this.#connectModern(timeoutMs)) return
-    const transport = this.#createTransport()
+    const transport = this.#adopted ?? this.#createTransport()
     this.#transport = transport
     this.#legacy.onclose = () => {
       if (this.#closed) return
@@ -199,11 +205,12 @@ export class BackendConnection {
       this.#probeEnded = true
       return false
     }
-    const { verdict, link } = connected
+    const { verdict, link, adopted } = connected
     if (!era) this.#settleEra(verdict)
     if (!link) {
-      // The 2025 process starts afresh: its own stderr is the reason if it dies.
-      this.stderr.clear()
+      this.#adopted = adopted
+      // A fresh 2025 process starts after the probe's: its own stderr is the reason if it dies.
+      if (!adopted) this.stderr.clear()
       return false
     }
     // The v2 client dispatches progress a microtask late too (see keepProgressBeforeResponse).
@@ -213,9 +220,8 @@ export class BackendConnection {
     return true
   }
 
-  /** The probe's verdict: logged once per backend and kept for its later connections. */
+  /** The probe's verdict, for the runtime to log and keep for later connections. */
   #settleEra(verdict: EraVerdict): void {
-    this.#options.logger.info({ backend: this.backend, era: verdict.era }, 'backend protocol era')
     this.#options.onEra?.(verdict)
   }
 

@@ -64,8 +64,8 @@ export class BackendRuntime {
   generation = ++lastGeneration
   /**
    * The backend's protocol era (Streamable HTTP, stdio): probed by every (re)connect of the
-   * shared connection, reused by the connections opened meanwhile; a stdio backend's is probed
-   * on its first process and reused by vmcp's restarts of it.
+   * shared connection (for stdio, every process start), reused by the connections opened
+   * meanwhile.
    */
   eraVerdict: EraVerdict | undefined
   /** A per-user backend failed a call: the next connection probes its era again. */
@@ -242,7 +242,7 @@ export class BackendRuntime {
       await conn.connect(this.#options.operational.discoveryTimeout)
     } catch (err) {
       await conn.close()
-      if (prior && (this.sharesConnection ? refusedHandshake(err) : answered(err)))
+      if (prior && answered(err))
         return this.openConnection(identity, capabilities, sink, true)
       // A stdio process that died at startup: what it wrote to stderr is the reason.
       const said = conn.stderr.text()
@@ -316,16 +316,15 @@ export class BackendRuntime {
   }
 
   async #openShared(started: number): Promise<BackendConnection> {
-    // Every (re)connect probes the era: a backend that restarted may be of the other one now.
-    // Not a stdio process that vmcp restarts itself: it runs the same command, so its verdict
-    // holds (a probe would start a 2025 server twice on every restart); one that now refuses
-    // the verdict's handshake is probed again (openConnection).
+    // Every (re)connect probes the era: a backend that restarted may be of the other one now
+    // (its binary replaced under the same command, for a stdio process). A stdio probe costs no
+    // extra process: the probed process is the one that serves, in either era.
     const open = () =>
       this.openConnection(
         () => undefined,
         SHARED_CLIENT_CAPABILITIES,
         { ...this.#options.sink, closed: (c) => this.#onSharedClosed(c) },
-        !this.sharesConnection,
+        true,
       )
     if (!this.#launcher) return open()
     if (!this.#launcher.running) {
@@ -351,10 +350,13 @@ export class BackendRuntime {
     }
   }
 
+  /** A probe's verdict: logged when it is the first for this backend, or differs from the last. */
   #adoptEra(verdict: EraVerdict): void {
     const was = this.eraVerdict
     this.eraVerdict = verdict
-    if (was && (was.era !== verdict.era || was.servesLegacy !== verdict.servesLegacy)) {
+    if (!was) {
+      this.#options.logger.info({ backend: this.name, era: verdict.era }, 'backend protocol era')
+    } else if (was.era !== verdict.era || was.servesLegacy !== verdict.servesLegacy) {
       this.#options.logger.info(
         { backend: this.name, was: was.era, now: verdict.era, servesLegacy: verdict.servesLegacy },
         'backend protocol era changed',
@@ -425,15 +427,6 @@ export function errorText(err: unknown): string {
 /** A timeout or the backend's own JSON-RPC error: the backend is there, in the era assumed. */
 function showsSameEra(err: unknown): boolean {
   return err instanceof McpError && err.code !== ErrorCode.ConnectionClosed
-}
-
-/** A stdio process answered the handshake with a JSON-RPC error: it is up, in another era. */
-function refusedHandshake(err: unknown): boolean {
-  return (
-    err instanceof McpError &&
-    err.code !== ErrorCode.ConnectionClosed &&
-    err.code !== ErrorCode.RequestTimeout
-  )
 }
 
 /**

@@ -1,5 +1,8 @@
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio'
 import { StdioClientTransport as LegacyStdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
+import type { Stream } from 'node:stream'
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js'
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js'
 import { trackChild } from './children.js'
 
 /** How long a probe process that turned out to be 2025 gets to exit on SIGTERM before SIGKILL. */
@@ -85,5 +88,76 @@ function signal(pid: number, name: NodeJS.Signals): void {
     process.kill(pid, name)
   } catch {
     // Already gone.
+  }
+}
+
+/** What a 2025 server answered the probe's `initialize` (MCP 2025-11-25 §Lifecycle). */
+export interface InitializeAnswer {
+  protocolVersion: string
+  capabilities: Record<string, unknown>
+  serverInfo: { name: string; version: string }
+  instructions?: string
+}
+
+/**
+ * The probe's process, handed to the v1 client once the probe found a 2025 server: no second
+ * process is started (and no startup side effect runs twice). The v2 client's `auto` probe has
+ * already completed the 2025 handshake on it, so this transport answers the v1 client's
+ * `initialize` with what the server answered the probe and keeps its `notifications/initialized`
+ * (the server had it from the probe); everything else passes through to the same process.
+ * Messages the server sends before the v1 client is ready wait, in order.
+ */
+export class AdoptedStdioTransport implements Transport {
+  onclose?: (() => void) | undefined
+  onerror?: ((error: Error) => void) | undefined
+  onmessage?: ((message: JSONRPCMessage) => void) | undefined
+  readonly #process: BackendStdioTransport
+  readonly #answer: InitializeAnswer
+  /** Server messages held until the v1 handshake is done; undefined once it is. */
+  #held: JSONRPCMessage[] | undefined = []
+
+  constructor(process: BackendStdioTransport, answer: InitializeAnswer) {
+    this.#process = process
+    this.#answer = answer
+    // Taken over from the probe's client, synchronously after its connect resolved, so no
+    // message of the server's can reach that client in between.
+    const probeClosed = process.onclose
+    process.onclose = () => {
+      probeClosed?.()
+      this.onclose?.()
+    }
+    process.onerror = (err) => this.onerror?.(err)
+    process.onmessage = (message) => {
+      if (this.#held) this.#held.push(message as JSONRPCMessage)
+      else this.onmessage?.(message as JSONRPCMessage)
+    }
+  }
+
+  get stderr(): Stream | null {
+    return this.#process.stderr
+  }
+
+  /** The process is running already (the probe started it). */
+  async start(): Promise<void> {}
+
+  async send(message: JSONRPCMessage): Promise<void> {
+    if ('method' in message && message.method === 'initialize' && 'id' in message) {
+      const answer: JSONRPCMessage = { jsonrpc: '2.0', id: message.id, result: { ...this.#answer } }
+      queueMicrotask(() => this.onmessage?.(answer))
+      return
+    }
+    if ('method' in message && message.method === 'notifications/initialized' && !('id' in message)) {
+      const held = this.#held ?? []
+      this.#held = undefined
+      queueMicrotask(() => {
+        for (const m of held) this.onmessage?.(m)
+      })
+      return
+    }
+    await this.#process.send(message as never)
+  }
+
+  async close(): Promise<void> {
+    await this.#process.close()
   }
 }

@@ -36,10 +36,14 @@ const alive = (pid: number): boolean => {
     return false
   }
 }
+/** The eras vmcp logged for a backend: its first verdict, then each change. */
 const eraLines = (gw: RunningVmcp, backend: string) =>
   gw.logs
-    .filter((l) => l.includes('"backend protocol era"') && l.includes(`"backend":"${backend}"`))
-    .map((l) => (JSON.parse(l) as { era: string }).era)
+    .filter((l) => /"backend protocol era( changed)?"/.test(l) && l.includes(`"backend":"${backend}"`))
+    .map((l) => {
+      const line = JSON.parse(l) as { era?: string; now?: string }
+      return line.era ?? line.now
+    })
 
 const modes = ERA_MODES
 /** A stdio backend entry that runs a script with node. */
@@ -68,18 +72,17 @@ describe('stdio backends of either era', () => {
     await gw?.close()
   })
 
-  it('probes each stdio backend once, logs its era, and leaves exactly one process per backend', async () => {
+  it('probes each stdio backend in place, logs its era, and starts exactly one process per backend', async () => {
     expect(eraLines(gw, 'orbit')).toEqual(['modern'])
     expect(eraLines(gw, 'alpha')).toEqual(['legacy'])
     // A 2026-07-28 server is probed in place: its one process is the one serving.
     const orbit = started(orbitPids)
     expect(orbit).toHaveLength(1)
     expect(alive(orbit[0] as number)).toBe(true)
-    // A 2025 server's probe process ended before a fresh one started for the v1 client.
+    // A 2025 server's probe process is handed to the v1 client: no second process.
     const alpha = started(alphaPids)
-    expect(alpha).toHaveLength(2)
-    expect(alive(alpha[0] as number)).toBe(false)
-    expect(alive(alpha[1] as number)).toBe(true)
+    expect(alpha).toHaveLength(1)
+    expect(alive(alpha[0] as number)).toBe(true)
   })
 
   it.each(modes)(
@@ -265,7 +268,7 @@ describe('stdio backends of either era', () => {
     return status.backends.find((b) => b.name === name)?.health
   }
 
-  it('restarts a 2026 stdio backend that exits, reusing its verdict, with its stderr as the reason', async () => {
+  it('restarts a 2026 stdio backend that exits, probing the new process in place, with its stderr as the reason', async () => {
     const client = await connectClient(gw.url)
     const res = await client.callTool({ name: 'orbit_crash', arguments: {} })
     expect(JSON.stringify(res.content)).toContain('bye')
@@ -285,7 +288,7 @@ describe('stdio backends of either era', () => {
     await vi.waitFor(async () => expect(await health('orbit')).toBe('healthy'), EVENTUALLY)
     expect(await callText(client, 'orbit_echo', { text: 'reborn' })).toBe('orbit: reborn')
     expect(await callText(client, 'orbit_era')).toBe('modern')
-    // The verdict was reused: no second probe, no extra process.
+    // Probed again in place: one new process, and the same era is not logged twice.
     expect(eraLines(gw, 'orbit')).toEqual(['modern'])
     const [first, second] = started(orbitPids) as [number, number]
     expect(alive(first)).toBe(false)
@@ -293,15 +296,15 @@ describe('stdio backends of either era', () => {
     await client.close()
   })
 
-  it('restarts a 2025 stdio backend on its verdict: one new process, no second probe', async () => {
+  it('restarts a 2025 stdio backend with one new process, probed in place', async () => {
     const client = await connectClient(gw.url)
     const res = await client.callTool({ name: 'alpha_crash', arguments: {} })
     expect(res.isError).toBe(true)
-    await vi.waitFor(async () => expect(started(alphaPids)).toHaveLength(3), EVENTUALLY)
+    await vi.waitFor(async () => expect(started(alphaPids)).toHaveLength(2), EVENTUALLY)
     await vi.waitFor(async () => expect(await health('alpha')).toBe('healthy'), EVENTUALLY)
     expect(await callText(client, 'alpha_echo', { text: 'reborn' })).toBe('alpha: reborn')
     expect(eraLines(gw, 'alpha')).toEqual(['legacy'])
-    expect(started(alphaPids).map(alive)).toEqual([false, false, true])
+    expect(started(alphaPids).map(alive)).toEqual([false, true])
     await client.close()
   })
 })
@@ -353,7 +356,7 @@ describe('stdio backends that answer the probe in other ways', () => {
     }
   })
 
-  it('probes again when a restarted stdio server refuses the handshake of its old era', async () => {
+  it('probes every restarted stdio server, so one that changed era is served in its new one, both ways', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'vmcp-stdio-flip-'))
     const which = join(dir, 'era')
     const script = join(dir, 'flip.mjs')
@@ -380,6 +383,11 @@ describe('stdio backends that answer the probe in other ways', () => {
       await vi.waitFor(() => expect(eraLines(gw, 'flip')).toEqual(['legacy', 'modern']), EVENTUALLY)
       await vi.waitFor(async () => expect(await callText(client, 'flip_era')).toBe('modern'), EVENTUALLY)
       expect(gw.logs.some((l) => l.includes('"backend protocol era changed"'))).toBe(true)
+      // And back: a 2026-07-28 verdict does not keep a 2025 server from being served.
+      writeFileSync(which, 'legacy')
+      await client.callTool({ name: 'flip_crash', arguments: {} })
+      await vi.waitFor(() => expect(eraLines(gw, 'flip')).toEqual(['legacy', 'modern', 'legacy']), EVENTUALLY)
+      await vi.waitFor(async () => expect(await callText(client, 'flip_echo', { text: 'back' })).toBe('flip: back'), EVENTUALLY)
       await client.close()
     } finally {
       await gw.close()

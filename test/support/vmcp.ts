@@ -181,8 +181,9 @@ export function spawnVmcp(args: string[], env: NodeJS.ProcessEnv = process.env):
       w.resolve(line)
     }
   })
+  // 'close', not 'exit': 'exit' can fire before the last lines written to stderr were read.
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
+    child.once('close', (code, signal) => resolve({ code, signal })),
   )
   const bounded = <T>(what: string, work: (done: (v: T) => void) => void) =>
     new Promise<T>((resolve, reject) => {

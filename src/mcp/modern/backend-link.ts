@@ -13,6 +13,7 @@ import type { RequestOptions } from '@modelcontextprotocol/sdk/shared/protocol.j
 import {
   ErrorCode,
   McpError,
+  SUPPORTED_PROTOCOL_VERSIONS,
   type ClientCapabilities,
   type Implementation,
   type ListPromptsResult,
@@ -26,7 +27,11 @@ import {
 } from '@modelcontextprotocol/sdk/types.js'
 import type { FetchLike } from '../../net/index.js'
 import type { ListKind } from '../catalog.js'
-import type { BackendStdioTransport } from '../stdio-transport.js'
+import {
+  AdoptedStdioTransport,
+  type BackendStdioTransport,
+  type InitializeAnswer,
+} from '../stdio-transport.js'
 import { withoutServerInfo } from './modern-relay.js'
 
 /** Which revision line a backend speaks: 2025 (`initialize`, sessions) or 2026-07-28. */
@@ -114,12 +119,12 @@ interface ModernLinkCommon {
  * Connects to a Streamable HTTP or stdio backend with the v2 SDK client in `auto` negotiation
  * (MCP 2026-07-28 §Versioning: a `server/discover` probe, `initialize` when the backend is
  * 2025), or straight from an earlier verdict. A 2026-07-28 backend gets a {@link ModernLink};
- * for a 2025 one the probe's connection is closed (a stdio probe process is ended) and only
- * the verdict is returned, so vmcp keeps serving it through the v1 client exactly as before.
+ * for a 2025 one the verdict is returned, so vmcp keeps serving it through the v1 client exactly
+ * as before: over the probe's own process for stdio (`adopted`), else on a connection of its own.
  */
 export async function connectModernLink(
   options: ModernLinkOptions,
-): Promise<{ verdict: EraVerdict; link?: ModernLink }> {
+): Promise<{ verdict: EraVerdict; link?: ModernLink; adopted?: AdoptedStdioTransport }> {
   if (options.prior?.era === 'legacy') return { verdict: options.prior }
   const client = new Client(options.clientInfo, {
     capabilities: options.capabilities as never,
@@ -141,9 +146,15 @@ export async function connectModernLink(
     throw err instanceof SdkError && cause instanceof Error ? cause : err
   }
   if (client.getProtocolEra() !== 'modern') {
-    if (transport instanceof StreamableHTTPClientTransport)
+    if (transport instanceof StreamableHTTPClientTransport) {
       await transport.terminateSession().catch(() => undefined)
-    else await transport.reap()
+    } else {
+      // The stdio probe's process already completed the 2025 handshake: the v1 client takes it
+      // over (the probe's client is dropped, not closed: closing it would end the process).
+      const answer = initializeAnswer(client)
+      if (answer) return { verdict: { era: 'legacy' }, adopted: new AdoptedStdioTransport(transport, answer) }
+      await transport.reap()
+    }
     await client.close().catch(() => undefined)
     return { verdict: { era: 'legacy' } }
   }
@@ -154,6 +165,23 @@ export async function connectModernLink(
   return {
     verdict: { era: 'modern', servesLegacy, ...(discover ? { discover } : {}) },
     link: new ModernLink(client, options),
+  }
+}
+
+/**
+ * What a 2025 server answered the probe's `initialize`, for the v1 client that takes its process
+ * over; undefined when the v1 client could not speak the negotiated version (a fresh process then).
+ */
+function initializeAnswer(client: Client): InitializeAnswer | undefined {
+  const protocolVersion = client.getNegotiatedProtocolVersion()
+  const serverInfo = client.getServerVersion()
+  if (!protocolVersion || !serverInfo || !SUPPORTED_PROTOCOL_VERSIONS.includes(protocolVersion)) return undefined
+  const instructions = client.getInstructions()
+  return {
+    protocolVersion,
+    capabilities: (client.getServerCapabilities() ?? {}) as Record<string, unknown>,
+    serverInfo: serverInfo as InitializeAnswer['serverInfo'],
+    ...(instructions !== undefined ? { instructions } : {}),
   }
 }
 
