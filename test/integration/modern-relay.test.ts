@@ -1,7 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { startHttpBackend, type RunningBackend } from '../support/backends.js'
 import { callTextV2, connectV2, MODERN_BACKEND, postModern } from '../support/modern.js'
 import { startVmcp, type RunningVmcp } from '../support/vmcp.js'
+import { EVENTUALLY } from '../support/wait.js'
 
 // A backend that speaks only 2026-07-28 (--legacy reject): calls that cannot need input take
 // vmcp's raw relay in that revision (modern/modern-relay.ts), the others the v2 client.
@@ -50,6 +51,57 @@ describe('the raw relay to a 2026-07-28-only backend', () => {
     })
     const era = await postModern(raw.url, ...requests[1]!)
     expect(JSON.stringify(era.body)).toContain('modern')
+  })
+
+  it('cancels the backend call when the caller closes its request stream', async () => {
+    const stats = async () => {
+      const res = await postModern(
+        raw.url,
+        'tools/call',
+        { name: 'mono_wait_stats', arguments: {} },
+        { 'mcp-name': 'mono_wait_stats' },
+      )
+      const result = res.body.result as { content: Array<{ text: string }> }
+      return JSON.parse(result.content[0]?.text ?? '') as { waiting: number; cancelled: number }
+    }
+    const before = await stats()
+    const abort = new AbortController()
+    const waiting = fetch(raw.url, {
+      method: 'POST',
+      signal: abort.signal,
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-protocol-version': '2026-07-28',
+        'mcp-method': 'tools/call',
+        'mcp-name': 'mono_wait',
+      },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 9,
+        method: 'tools/call',
+        params: {
+          name: 'mono_wait',
+          arguments: {},
+          _meta: {
+            'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+            'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
+            'io.modelcontextprotocol/clientCapabilities': {},
+          },
+        },
+      }),
+    }).then(
+      (res) => res.text(),
+      () => undefined,
+    )
+    await vi.waitFor(async () => expect((await stats()).waiting).toBe(1), EVENTUALLY)
+    abort.abort()
+    await waiting
+    // MCP 2026-07-28: closing the request's stream is the cancellation.
+    await vi.waitFor(
+      async () => expect(await stats()).toEqual({ waiting: 0, cancelled: before.cancelled + 1 }),
+      EVENTUALLY,
+    )
   })
 
   it('relays progress on the request stream; a caller that can answer input takes the v2 client', async () => {
