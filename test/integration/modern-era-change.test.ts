@@ -8,6 +8,8 @@ import { BackendRuntime } from '../../src/mcp/backend-runtime.js'
 import { createOutboundFetch } from '../../src/net/index.js'
 import { startHttpBackend, startTestBackend, type RunningBackend } from '../support/backends.js'
 import { freePort } from '../support/http.js'
+import { startModeBStack, type ModeBStack } from '../support/mode-b.js'
+import { connectWithOAuth } from '../support/oauth-client.js'
 import { callTextV2, connectV2, MODERN_BACKEND } from '../support/modern.js'
 import { callText, connectClient, memoryLogger, startVmcp, type RunningVmcp } from '../support/vmcp.js'
 import { EVENTUALLY } from '../support/wait.js'
@@ -188,6 +190,38 @@ describe('a per-user backend that changes era', () => {
     } finally {
       await runtime.stop()
       await own.close()
+    }
+  })
+})
+
+describe('a per-user (Mode B upstream_inject) backend that changes era under a 2025 session', () => {
+  let stack: ModeBStack | undefined
+  afterAll(async () => {
+    await stack?.close()
+  })
+
+  it('replaces the relayed session that failed, so the next call reaches the backend in its new era', async () => {
+    stack = await startModeBStack()
+    const { client } = await connectWithOAuth(stack.gw.url)
+    try {
+      expect(await callText(client, 'corpapi_echo', { text: 'a' })).toBe('corp-api: a')
+      const port = stack.backends.corp.port
+      await stack.backends.corp.kill()
+      stack.backends.corp = await startHttpBackend(
+        MODERN_BACKEND,
+        ['--name', 'corp-api', '--legacy', 'reject'],
+        port,
+      )
+      // The first calls may fail (they went to the old session); later ones reach the new era.
+      await vi.waitFor(
+        async () => expect(await callText(client, 'corpapi_echo', { text: 'b' })).toBe('corp-api: b'),
+        EVENTUALLY,
+      )
+      // The session's catalog of this backend is its own, so the verdict shows in the log.
+      const changed = stack.gw.logs.filter((l) => l.includes('backend protocol era changed'))
+      expect(changed.some((l) => l.includes('"backend":"corpapi"') && l.includes('"now":"modern"'))).toBe(true)
+    } finally {
+      await client.close()
     }
   })
 })

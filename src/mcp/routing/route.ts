@@ -128,7 +128,10 @@ export function relayBackendFor(runtime: BackendRuntime, link: RelayLink): Relay
       }
       return slowTarget(lost)
     },
-    reportFailure: (err) => runtime.reportFailure(err),
+    // A per-user backend's failed call also replaces the connection it used (backend-runtime.ts).
+    reportFailure: (err) => {
+      if (runtime.reportFailure(err)) void link.current().then((conn) => link.drop(conn))
+    },
     catalogNotification: (n) => link.catalogNotification(n),
   }
 }
