@@ -71,6 +71,8 @@ describe('Mode B end to end: two real upstream IdPs, a real SDK OAuth client, up
 
   it('RFC 7009: a revoked session is refused on its very next tools/call, its token and upstream tokens cached a moment before', async () => {
     const { client, provider } = await connectWithOAuth(gw.url)
+    // Listed first: the calls take the raw relay, the second one reusing the first one's target.
+    await client.listTools()
     const transport = client.transport as StreamableHTTPClientTransport
     const access = provider.tokens()?.access_token ?? ''
     const call = () =>
@@ -85,7 +87,8 @@ describe('Mode B end to end: two real upstream IdPs, a real SDK OAuth client, up
         },
         body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'corpapi_echo', arguments: { text: 'x' } } }),
       })
-    // Twice: the second request is answered from the caches (verified token, upstream tokens).
+    // Twice: the second request is answered from the caches (verified token, upstream tokens,
+    // the relay's backend target and headers).
     for (let i = 0; i < 2; i++) {
       const ok = await call()
       expect(ok.status).toBe(200)
