@@ -72,7 +72,7 @@ export class NodeReplyChannel implements ReplyChannel {
     }
   }
 
-  finish(message: RpcMessage): void {
+  finish(message: RpcMessage, status = 200): void {
     if (this.#done) return
     this.#done = true
     this.#listeners.length = 0
@@ -88,7 +88,7 @@ export class NodeReplyChannel implements ReplyChannel {
       return
     }
     const body = JSON.stringify(message)
-    this.#res.writeHead(200, {
+    this.#res.writeHead(status, {
       ...this.#headers,
       'content-type': 'application/json',
       'content-length': Buffer.byteLength(body),

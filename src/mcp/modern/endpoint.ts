@@ -658,7 +658,10 @@ class ModernReply implements ReplyChannel {
   finish(message: RpcMessage): void {
     this.#end()
     const answer = this.#hooks.answer(message)
-    this.#base.finish(encodeModernAnswer(this.#method, answer, this.#serverInfo))
+    const error = 'error' in answer ? answer.error : undefined
+    // MCP 2026-07-28 §Missing Required Client Capability: on HTTP, 400 Bad Request.
+    const status = error?.code === ProtocolErrorCode.MissingRequiredClientCapability ? 400 : 200
+    this.#base.finish(encodeModernAnswer(this.#method, answer, this.#serverInfo), status)
   }
 
   #end(): void {

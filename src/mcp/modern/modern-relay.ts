@@ -22,11 +22,12 @@ const STATELESS: RelayBackendSession = { sessionId: undefined, protocolVersion: 
 const PLAIN_HEADER_VALUE = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/
 
 /**
- * Whether a call to a 2026-07-28-only Streamable HTTP backend can take the raw relay in that
- * revision: a healthy backend that does not also answer 2025 requests (those take the 2025
- * relay), a name that fits a header as it is, and no tool argument the backend wants mirrored
- * in an `Mcp-Param-*` header (its `x-mcp-header` markings, SEP-2243). Anything else goes
- * through the v2 client (modern/backend-link.ts).
+ * Whether a call to a 2026-07-28 Streamable HTTP backend can take the raw relay in that
+ * revision: a healthy backend (one that also answers 2025 requests too: a 2026-07-28 caller
+ * gets the revision's own answers, such as -32021 for a capability it did not declare), a name
+ * that fits a header as it is, and no tool argument the backend wants mirrored in an
+ * `Mcp-Param-*` header (its `x-mcp-header` markings, SEP-2243). Anything else goes through the
+ * v2 client (modern/backend-link.ts).
  */
 export function isModernRelayable(
   runtime: BackendRuntime | undefined,
@@ -34,7 +35,7 @@ export function isModernRelayable(
   catalog: Catalog | undefined,
 ): runtime is BackendRuntime {
   if (!runtime || runtime.config.transport !== 'streamable-http') return false
-  if (!runtime.modern || runtime.servesLegacy) return false
+  if (!runtime.modern) return false
   if (runtime.health !== 'healthy' && runtime.health !== 'per-user') return false
   const field = MCP_NAME_SOURCE[request.method]
   const name = field === undefined ? undefined : request.params?.[field]

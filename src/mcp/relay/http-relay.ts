@@ -13,6 +13,9 @@ import {
 import { Deadline, DeadlineSweep } from './deadline-sweep.js'
 import { SseParser } from './sse-parser.js'
 
+// The revision whose requests carry no session (the raw relay's 2026-07-28 backends).
+const MODERN_REVISION = '2026-07-28'
+
 /** Methods whose answer is one result: relayed as raw JSON-RPC, without the SDK. */
 export const RELAYED_METHODS: ReadonlySet<string> = new Set([
   'tools/call',
@@ -454,6 +457,11 @@ class BackendPost implements Dispatcher.DispatchHandler {
     const status = this.#status
     if (status === 404 && this.#session.sessionId) return this.#fail(new SessionLostError(this.#session))
     if (status < 200 || status >= 300) {
+      // MCP 2026-07-28 answers some JSON-RPC errors with a 4xx status (-32021 with 400): the
+      // error for this request is the backend's answer, not a failure to reach it. (A 2025
+      // request refused so is a failure: the backend may have changed era.)
+      const modern = this.#session.protocolVersion === MODERN_REVISION
+      if (modern && status >= 400 && status < 500 && this.#answersWithError()) return
       const text = this.#text().slice(0, ERROR_TEXT_MAX)
       return this.#fail(new Error(`HTTP ${status}${text ? `: ${text}` : ''}`))
     }
@@ -474,6 +482,20 @@ class BackendPost implements Dispatcher.DispatchHandler {
 
   #fail(err: unknown): void {
     this.#call.failed(this, err)
+  }
+
+  /** Whether a JSON body answered the call with a JSON-RPC error (then handed to it). */
+  #answersWithError(): boolean {
+    let message: unknown
+    try {
+      message = JSON.parse(this.#text())
+    } catch {
+      return false
+    }
+    const m = message as { error?: unknown; id?: unknown } | null
+    if (typeof m !== 'object' || m === null || typeof m.error !== 'object' || m.id == null) return false
+    this.#call.onMessage(message as RpcMessage)
+    return this.#call.done
   }
 
   #text(): string {

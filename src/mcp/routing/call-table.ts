@@ -14,8 +14,11 @@ export interface ReplyChannel {
   readonly closed: boolean
   /** A message before the final answer (switches the reply to SSE). */
   event(message: RpcMessage): void
-  /** The final answer; ends the reply. */
-  finish(message: RpcMessage): void
+  /**
+   * The final answer; ends the reply. `status`: the HTTP status of a lone JSON answer (default
+   * 200; an answer after events goes on the open SSE stream).
+   */
+  finish(message: RpcMessage, status?: number): void
   /** Called once if the client disconnects before `finish`. */
   onClose(listener: () => void): void
   /**

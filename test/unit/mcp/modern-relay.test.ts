@@ -40,9 +40,13 @@ describe('the raw relay in 2026-07-28 (modern-relay.ts)', () => {
     expect(isModernRelayable(runtime(), call('completion/complete', {}), catalog)).toBe(true)
   })
 
-  it('leaves to others: dual-era and 2025 backends, stdio, unhealthy ones', () => {
+  it('takes dual-era backends too: a 2026-07-28 caller gets answers in its revision', () => {
     const tool = call('tools/call', { name: 'echo' })
-    expect(isModernRelayable(runtime({ servesLegacy: true }), tool, catalog)).toBe(false)
+    expect(isModernRelayable(runtime({ servesLegacy: true }), tool, catalog)).toBe(true)
+  })
+
+  it('leaves to others: 2025 backends, stdio, unhealthy ones', () => {
+    const tool = call('tools/call', { name: 'echo' })
     expect(isModernRelayable(runtime({ modern: false }), tool, catalog)).toBe(false)
     expect(isModernRelayable(runtime({ health: 'unhealthy' }), tool, catalog)).toBe(false)
     const stdio = runtime({ config: { transport: 'stdio' } } as Partial<BackendRuntime>)
