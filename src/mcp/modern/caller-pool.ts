@@ -181,7 +181,11 @@ export class CallerPool {
     const key = `${runtime.name}\u00002026-07-28`
     const known = caller.relayBackends.get(key)
     if (known?.runtime === runtime) return known.backend
-    const backend = modernRelayBackend(this.relayBackend(caller, runtime))
+    const backend = modernRelayBackend(this.relayBackend(caller, runtime), (name) =>
+      (runtime.identityScoped ? caller.userCatalogs.get(runtime.name) : runtime.catalog)?.tools.find(
+        (t) => t.name === name,
+      ),
+    )
     caller.relayBackends.set(key, { runtime, backend })
     return backend
   }

@@ -26,8 +26,8 @@ import { CallerPool, type Caller } from './caller-pool.js'
 import { relayHeld } from './held-relay.js'
 import { Interactions, type BackendRetry, type CallIo } from './input-required.js'
 import { ListenHub } from './listen.js'
-import { stripMcpHeaderMarkings } from './tool-headers.js'
-import { MODERN_PROTOCOL_VERSIONS } from './era.js'
+import { checkParamHeaders, paramHeaders } from './tool-headers.js'
+import { inboundOutcome, MODERN_PROTOCOL_VERSIONS } from './era.js'
 import { isModernRelayable, withoutBackendIdentity, withVmcpEnvelope } from './modern-relay.js'
 import { encodeModernAnswer, passesLadder, withoutEnvelope } from './wire.js'
 
@@ -380,6 +380,32 @@ export function createModernEndpoint(options: ModernEndpointOptions): ModernEndp
     return true
   }
 
+  /**
+   * A modern `tools/call` whose `Mcp-Param-*` headers disagree with its arguments for the
+   * markings of the tool in the caller's view: -32020 with HTTP 400 (MCP 2026-07-28 §Custom
+   * Headers, SEP-2243), before anything reaches a backend. Requests the entry's ladder refuses
+   * are left to it.
+   */
+  async function refusedParamHeaders(
+    caller: Caller,
+    request: Request,
+    body: unknown,
+  ): Promise<Response | undefined> {
+    if (!isRequest(body) || body.method !== 'tools/call') return undefined
+    const outcome = inboundOutcome(request, body)
+    if (outcome.kind !== 'modern' || outcome.messageKind !== 'request') return undefined
+    const name = body.params?.name
+    if (typeof name !== 'string') return undefined
+    if (routing.runtimes().some((r) => r.identityScoped && !caller.userCatalogs.has(r.name)))
+      await pool.ensureUserCatalogs(caller)
+    const tool = pool.view(caller).tools.find((t) => t.name === name)
+    const refusal = tool && checkParamHeaders(tool, body.params?.arguments, request.headers)
+    if (!refusal) return undefined
+    logger.debug({ tool: name, err: refusal.message }, 'modern request rejected')
+    const error = { code: HEADER_MISMATCH, ...refusal }
+    return Response.json({ jsonrpc: '2.0', id: body.id, error }, { status: 400 })
+  }
+
   return {
     async handle(request, identity, body, direct) {
       await routing.whenStarted()
@@ -390,6 +416,8 @@ export function createModernEndpoint(options: ModernEndpointOptions): ModernEndp
         await pool.ensureUserCatalogs(caller)
         return listen.serve(caller, message, request.signal)
       }
+      const refused = await refusedParamHeaders(caller, request, message ?? body)
+      if (refused) return refused
       if (message && direct && (await answerDirectly(caller, message, direct))) return undefined
       callers.set(request, caller)
       return handler.fetch(request, { parsedBody: body })
@@ -406,6 +434,9 @@ export function createModernEndpoint(options: ModernEndpointOptions): ModernEndp
     },
   }
 }
+
+// MCP 2026-07-28 HeaderMismatch: a standard or custom header disagrees with the body.
+const HEADER_MISMATCH = -32020
 
 /** The methods that may answer `input_required`, and what a retry of each must repeat. */
 const INTERACTIVE: Record<string, (params: Record<string, unknown>) => string | undefined> = {
@@ -497,9 +528,16 @@ async function forwardOnce({
       .notify({ method: 'notifications/progress', params: { ...p, progressToken: token } } as never)
       .catch(() => undefined)
   }
+  // The Mcp-Param-* headers the backend's tool marks (SEP-2243), derived from the arguments.
+  const catalog = runtime.identityScoped ? caller.userCatalogs.get(runtime.name) : runtime.catalog
+  const tool =
+    conn.era === 'modern' && method === 'tools/call'
+      ? catalog?.tools.find((t) => t.name === out.name)
+      : undefined
   conn.inflight.add(call)
   try {
     return await conn.client.request({ method, params: out } as never, ResultSchema, {
+      ...(tool ? { headers: paramHeaders(tool, out.arguments) } : {}),
       signal: io ? io.signal : ctx.mcpReq.signal,
       timeout,
       resetTimeoutOnProgress: true,
@@ -535,11 +573,13 @@ function listResult(view: AggregatedView, method: string): Record<string, unknow
   return result
 }
 
-/** A tool as 2026-07-28 lists it: no `x-mcp-header` markings, no `execution` (removed there). */
+/**
+ * A tool as 2026-07-28 lists it: without `execution` (removed there); its `x-mcp-header`
+ * markings shown (vmcp checks the headers they ask for, `refusedParamHeaders`).
+ */
 function modernTool(tool: AggregatedView['tools'][number]) {
-  const out = stripMcpHeaderMarkings(tool)
-  if (!('execution' in out)) return out
-  const { execution: _execution, ...rest } = out
+  if (!('execution' in tool)) return tool
+  const { execution: _execution, ...rest } = tool
   return rest
 }
 

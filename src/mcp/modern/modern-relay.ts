@@ -10,6 +10,7 @@ import type { Catalog } from '../catalog.js'
 import { buildPostHeaders, type RelayBackend, type RelayBackendSession } from '../relay/http-relay.js'
 import type { RpcMessage, RpcRequest } from '../routing/json-rpc.js'
 import { MODERN_PROTOCOL_VERSIONS } from './era.js'
+import { paramHeaders } from './tool-headers.js'
 import { MCP_NAME_SOURCE } from './wire.js'
 
 const MODERN_VERSION = MODERN_PROTOCOL_VERSIONS[0] as string
@@ -25,8 +26,8 @@ const PLAIN_HEADER_VALUE = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/
  * Whether a call to a 2026-07-28 Streamable HTTP backend can take the raw relay in that
  * revision: a healthy backend (one that also answers 2025 requests too: a 2026-07-28 caller
  * gets the revision's own answers, such as -32021 for a capability it did not declare), a name
- * that fits a header as it is, and no tool argument the backend wants mirrored in an
- * `Mcp-Param-*` header (its `x-mcp-header` markings, SEP-2243). Anything else goes through the
+ * that fits a header as it is, and for tools/call a tool the catalog knows (its `x-mcp-header`
+ * markings say which `Mcp-Param-*` headers to send, SEP-2243). Anything else goes through the
  * v2 client (modern/backend-link.ts).
  */
 export function isModernRelayable(
@@ -41,28 +42,21 @@ export function isModernRelayable(
   const name = field === undefined ? undefined : request.params?.[field]
   if (field !== undefined && !(typeof name === 'string' && PLAIN_HEADER_VALUE.test(name)))
     return false
-  if (request.method !== 'tools/call') return true
-  const tool = catalog?.tools.find((t) => t.name === name)
-  return tool !== undefined && !hasHeaderMarkings(tool)
-}
-
-const marked = new WeakMap<Tool, boolean>()
-
-function hasHeaderMarkings(tool: Tool): boolean {
-  let known = marked.get(tool)
-  if (known === undefined) {
-    known = JSON.stringify(tool.inputSchema).includes('"x-mcp-header"')
-    marked.set(tool, known)
-  }
-  return known
+  // A tool the catalog knows: its markings say which Mcp-Param-* headers to send.
+  return request.method !== 'tools/call' || catalog?.tools.some((t) => t.name === name) === true
 }
 
 /**
  * The 2025 relay's way to a backend, speaking 2026-07-28 instead: no session, the revision in
- * `MCP-Protocol-Version`, and the request mirrored in `Mcp-Method` and `Mcp-Name` (MCP
- * 2026-07-28 §Standard Request Headers). Credentials and configured headers are the base's.
+ * `MCP-Protocol-Version`, and the request mirrored in `Mcp-Method`, `Mcp-Name` and the
+ * `Mcp-Param-*` headers its tool's markings ask for (MCP 2026-07-28 §Standard Request Headers,
+ * §Custom Headers); `toolOf` finds a tool by the backend's own name. Credentials and configured
+ * headers are the base's.
  */
-export function modernRelayBackend(base: RelayBackend): RelayBackend {
+export function modernRelayBackend(
+  base: RelayBackend,
+  toolOf: (name: string) => Tool | undefined,
+): RelayBackend {
   const headers = async (signal?: AbortSignal, request?: RpcRequest) => {
     const out = await base.headers(signal)
     if (!request) return out
@@ -70,6 +64,10 @@ export function modernRelayBackend(base: RelayBackend): RelayBackend {
     const field = MCP_NAME_SOURCE[request.method]
     const name = field === undefined ? undefined : request.params?.[field]
     if (typeof name === 'string') out['mcp-name'] = name
+    // The arguments the backend's tool marks, mirrored as it asked (SEP-2243): derived from
+    // the body only, never copied from the caller's headers.
+    const tool = request.method === 'tools/call' && typeof name === 'string' ? toolOf(name) : undefined
+    if (tool) Object.assign(out, paramHeaders(tool, request.params?.arguments))
     return out
   }
   return {

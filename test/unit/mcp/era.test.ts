@@ -5,7 +5,7 @@ import {
   alignSessionProtocolVersion,
   negotiatedLegacyVersion,
 } from '../../../src/mcp/modern/era.js'
-import { stripMcpHeaderMarkings } from '../../../src/mcp/modern/tool-headers.js'
+import { checkParamHeaders, paramHeaders } from '../../../src/mcp/modern/tool-headers.js'
 
 const URL_ = 'http://127.0.0.1/mcp'
 const envelope = {
@@ -87,28 +87,48 @@ describe('session protocol version', () => {
   })
 })
 
-describe('stripMcpHeaderMarkings', () => {
-  it('removes x-mcp-header from a tool shown to 2026-07-28 callers and leaves the rest', () => {
-    const tool = {
-      name: 'weather',
-      inputSchema: {
-        type: 'object' as const,
-        properties: {
-          region: { type: 'string', 'x-mcp-header': 'Region' },
-          days: { type: 'integer' },
-        },
-        required: ['region'],
+describe('Mcp-Param-* headers (SEP-2243)', () => {
+  const tool = {
+    name: 'weather',
+    inputSchema: {
+      type: 'object' as const,
+      properties: {
+        region: { type: 'string', 'x-mcp-header': 'Region' },
+        days: { type: 'integer', 'x-mcp-header': 'Days' },
+        where: { type: 'object', properties: { city: { type: 'string', 'x-mcp-header': 'City' } } },
+        // Not reachable through `properties` only: no header.
+        list: { type: 'array', items: { type: 'string', 'x-mcp-header': 'Item' } },
       },
-    }
-    const shown = stripMcpHeaderMarkings(tool)
-    expect(JSON.stringify(shown)).not.toContain('x-mcp-header')
-    expect(shown.inputSchema).toEqual({
-      type: 'object',
-      properties: { region: { type: 'string' }, days: { type: 'integer' } },
-      required: ['region'],
+    },
+  }
+  const headers = (h: Record<string, string>) => new Headers(h)
+
+  it('derives the headers from the body: plain when visible ASCII, else Base64', () => {
+    expect(paramHeaders(tool, { region: 'eu', days: 3, where: { city: 'Zürich' }, list: ['a'] })).toEqual({
+      'mcp-param-region': 'eu',
+      'mcp-param-days': '3',
+      'mcp-param-city': `=?base64?${Buffer.from('Zürich').toString('base64')}?=`,
     })
-    expect(tool.inputSchema.properties.region['x-mcp-header']).toBe('Region')
-    const plain = { name: 'echo', inputSchema: { type: 'object' as const } }
-    expect(stripMcpHeaderMarkings(plain)).toBe(plain)
+    // A value that looks like the Base64 form, or has surrounding blanks, is encoded too.
+    const tricky = paramHeaders(tool, { region: '=?base64?ZXU=?=', days: 1 })
+    expect(tricky['mcp-param-region']).toMatch(/^=\?base64\?[A-Za-z0-9+/=]+\?=$/)
+    expect(paramHeaders(tool, { region: ' eu' })['mcp-param-region']).toBe('=?base64?IGV1?=')
+  })
+
+  it('accepts matching headers, numbers compared as numbers, and absent arguments', () => {
+    expect(checkParamHeaders(tool, { region: 'eu', days: 3 }, headers({ 'mcp-param-region': 'eu', 'mcp-param-days': '3.0' }))).toBeUndefined()
+    expect(checkParamHeaders(tool, {}, headers({ 'mcp-param-region': 'anything' }))).toBeUndefined()
+    expect(checkParamHeaders(tool, { region: 'eu' }, headers({ 'mcp-param-region': '=?base64?ZXU=?=' }))).toBeUndefined()
+  })
+
+  it('refuses a missing, different, malformed or non-plain header', () => {
+    const cases: Array<Record<string, string>> = [
+      {},
+      { 'mcp-param-region': 'us' },
+      { 'mcp-param-region': '=?base64?ZXU?=' },
+      { 'mcp-param-region': 'e\u00e9' },
+    ]
+    for (const h of cases)
+      expect(checkParamHeaders(tool, { region: 'eu' }, headers(h))?.data.mismatch.header).toBe('Mcp-Param-Region')
   })
 })

@@ -55,7 +55,8 @@ describe('the raw relay in 2026-07-28 (modern-relay.ts)', () => {
 
   it('leaves to the v2 client what it cannot mirror in headers as it is', () => {
     // SEP-2243 markings ask for Mcp-Param-* headers; an unknown tool has no schema to check.
-    expect(isModernRelayable(runtime(), call('tools/call', { name: 'regional' }), catalog)).toBe(false)
+    // An unknown tool has no markings to mirror; a marked one's headers come from its schema.
+    expect(isModernRelayable(runtime(), call('tools/call', { name: 'regional' }), catalog)).toBe(true)
     expect(isModernRelayable(runtime(), call('tools/call', { name: 'gone' }), catalog)).toBe(false)
     for (const uri of ['x://ünï', ' x://lead', 'x://trail ', 'x://a\nb'])
       expect(isModernRelayable(runtime(), call('resources/read', { uri }), catalog)).toBe(false)
@@ -72,13 +73,16 @@ describe('the raw relay in 2026-07-28 (modern-relay.ts)', () => {
       reportFailure: () => undefined,
       catalogNotification: () => undefined,
     } satisfies RelayBackend
-    const modern = modernRelayBackend(base)
+    const modern = modernRelayBackend(base, (name) => catalog.tools.find((t) => t.name === name))
     expect(await modern.session()).toEqual({ sessionId: undefined, protocolVersion: '2026-07-28' })
     expect(await modern.headers(undefined, call('tools/call', { name: 'echo' }))).toEqual({
       authorization: 'Bearer t',
       'mcp-method': 'tools/call',
       'mcp-name': 'echo',
     })
+    // SEP-2243: the marked argument, from the body (the Base64 form when not plain).
+    const regional = call('tools/call', { name: 'regional', arguments: { region: 'é' } })
+    expect(await modern.headers(undefined, regional)).toMatchObject({ 'mcp-param-region': '=?base64?w6k=?=' })
     expect(await modern.target(undefined, call('tools/call', { name: 'echo' }))).toEqual({
       session: { sessionId: undefined, protocolVersion: '2026-07-28' },
       headers: {
