@@ -9,6 +9,7 @@ import type { RelayBackend } from '../relay/http-relay.js'
 import type { RpcNotification } from '../routing/json-rpc.js'
 import { notifiedList, relayBackendFor } from '../routing/route.js'
 import { modernRelayBackend } from './modern-relay.js'
+import { markedTool } from './tool-headers.js'
 import { BackendUnavailableError } from '../session.js'
 
 export interface CallerPoolOptions {
@@ -181,11 +182,10 @@ export class CallerPool {
     const key = `${runtime.name}\u00002026-07-28`
     const known = caller.relayBackends.get(key)
     if (known?.runtime === runtime) return known.backend
-    const backend = modernRelayBackend(this.relayBackend(caller, runtime), (name) =>
-      (runtime.identityScoped ? caller.userCatalogs.get(runtime.name) : runtime.catalog)?.tools.find(
-        (t) => t.name === name,
-      ),
-    )
+    const backend = modernRelayBackend(this.relayBackend(caller, runtime), (name) => {
+      const catalog = runtime.identityScoped ? caller.userCatalogs.get(runtime.name) : runtime.catalog
+      return catalog && markedTool(catalog.tools, name)
+    })
     caller.relayBackends.set(key, { runtime, backend })
     return backend
   }

@@ -26,7 +26,7 @@ import { CallerPool, type Caller } from './caller-pool.js'
 import { relayHeld } from './held-relay.js'
 import { Interactions, type BackendRetry, type CallIo } from './input-required.js'
 import { ListenHub } from './listen.js'
-import { checkParamHeaders, paramHeaders } from './tool-headers.js'
+import { checkParamHeaders, markedTool, paramHeaders } from './tool-headers.js'
 import { inboundOutcome, MODERN_PROTOCOL_VERSIONS } from './era.js'
 import { isModernRelayable, withoutBackendIdentity, withVmcpEnvelope } from './modern-relay.js'
 import { encodeModernAnswer, passesLadder, withoutEnvelope } from './wire.js'
@@ -398,7 +398,7 @@ export function createModernEndpoint(options: ModernEndpointOptions): ModernEndp
     if (typeof name !== 'string') return undefined
     if (routing.runtimes().some((r) => r.identityScoped && !caller.userCatalogs.has(r.name)))
       await pool.ensureUserCatalogs(caller)
-    const tool = pool.view(caller).tools.find((t) => t.name === name)
+    const tool = markedTool(pool.view(caller).tools, name)
     const refusal = tool && checkParamHeaders(tool, body.params?.arguments, request.headers)
     if (!refusal) return undefined
     logger.debug({ tool: name, err: refusal.message }, 'modern request rejected')
@@ -531,8 +531,8 @@ async function forwardOnce({
   // The Mcp-Param-* headers the backend's tool marks (SEP-2243), derived from the arguments.
   const catalog = runtime.identityScoped ? caller.userCatalogs.get(runtime.name) : runtime.catalog
   const tool =
-    conn.era === 'modern' && method === 'tools/call'
-      ? catalog?.tools.find((t) => t.name === out.name)
+    conn.era === 'modern' && method === 'tools/call' && catalog && typeof out.name === 'string'
+      ? markedTool(catalog.tools, out.name)
       : undefined
   conn.inflight.add(call)
   try {

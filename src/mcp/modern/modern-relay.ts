@@ -50,7 +50,7 @@ export function isModernRelayable(
  * The 2025 relay's way to a backend, speaking 2026-07-28 instead: no session, the revision in
  * `MCP-Protocol-Version`, and the request mirrored in `Mcp-Method`, `Mcp-Name` and the
  * `Mcp-Param-*` headers its tool's markings ask for (MCP 2026-07-28 §Standard Request Headers,
- * §Custom Headers); `toolOf` finds a tool by the backend's own name. Credentials and configured
+ * §Custom Headers); `toolOf` finds a marked tool by the backend's own name. Credentials and configured
  * headers are the base's.
  */
 export function modernRelayBackend(

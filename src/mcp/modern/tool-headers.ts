@@ -48,6 +48,18 @@ function visit(schema: unknown, path: string[], out: Declaration[]): void {
   for (const [key, child] of Object.entries(props)) visit(child, [...path, key], out)
 }
 
+const markedByList = new WeakMap<readonly Tool[], Map<string, Tool>>()
+
+/** The tool of this name in a list when it marks arguments (looked up once per list). */
+export function markedTool(tools: readonly Tool[], name: string): Tool | undefined {
+  let marked = markedByList.get(tools)
+  if (!marked) {
+    marked = new Map(tools.filter((t) => headerDeclarations(t).length > 0).map((t) => [t.name, t]))
+    markedByList.set(tools, marked)
+  }
+  return marked.get(name)
+}
+
 /** A header disagreeing with the body: the -32020 answer's message and data. */
 export interface HeaderMismatch {
   message: string
