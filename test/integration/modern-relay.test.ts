@@ -62,7 +62,7 @@ describe('the raw relay to a 2026-07-28-only backend', () => {
         { 'mcp-name': 'mono_wait_stats' },
       )
       const result = res.body.result as { content: Array<{ text: string }> }
-      return JSON.parse(result.content[0]?.text ?? '') as { waiting: number; cancelled: number }
+      return JSON.parse(result.content[0]?.text ?? '') as { waiting: number; cancelled: number; notices: number }
     }
     const before = await stats()
     const abort = new AbortController()
@@ -97,11 +97,15 @@ describe('the raw relay to a 2026-07-28-only backend', () => {
     await vi.waitFor(async () => expect((await stats()).waiting).toBe(1), EVENTUALLY)
     abort.abort()
     await waiting
-    // MCP 2026-07-28: closing the request's stream is the cancellation.
+    // MCP 2026-07-28 §Cancellation: closing the request's stream is the cancellation, and no
+    // notifications/cancelled follows it (the backend would refuse one).
     await vi.waitFor(
-      async () => expect(await stats()).toEqual({ waiting: 0, cancelled: before.cancelled + 1 }),
+      async () => expect(await stats()).toEqual({ waiting: 0, cancelled: before.cancelled + 1, notices: 0 }),
       EVENTUALLY,
     )
+    // Whatever vmcp sent at the cancel has arrived by now: the calls after it were answered.
+    await postModern(raw.url, 'tools/call', { name: 'mono_echo', arguments: { text: 'after' } }, { 'mcp-name': 'mono_echo' })
+    expect((await stats()).notices).toBe(0)
   })
 
   it('relays progress on the request stream; a caller that can answer input takes the v2 client', async () => {

@@ -15,8 +15,13 @@ import { MCP_NAME_SOURCE } from './wire.js'
 
 const MODERN_VERSION = MODERN_PROTOCOL_VERSIONS[0] as string
 
-// A 2026-07-28 backend has no session: every request stands alone (MCP 2026-07-28 §Versioning).
-const STATELESS: RelayBackendSession = { sessionId: undefined, protocolVersion: MODERN_VERSION }
+// A 2026-07-28 backend has no session: every request stands alone (MCP 2026-07-28 §Versioning),
+// and a call is cancelled by closing its stream (§Cancellation), with no notice.
+const STATELESS: RelayBackendSession = {
+  sessionId: undefined,
+  protocolVersion: MODERN_VERSION,
+  cancelsByClosing: true,
+}
 
 // A header value sent as it is: visible ASCII, no surrounding blanks (anything else would need
 // the revision's encoding of Mcp-Name; such calls take the v2 client).

@@ -28,6 +28,12 @@ export const RELAYED_METHODS: ReadonlySet<string> = new Set([
 export interface RelayBackendSession {
   sessionId: string | undefined
   protocolVersion: string | undefined
+  /**
+   * Closing the request's stream is the cancellation (MCP 2026-07-28 §Cancellation, Streamable
+   * HTTP): no `notifications/cancelled` is sent. A 2025 backend needs the notice, since a
+   * disconnect is not a cancellation there.
+   */
+  cancelsByClosing?: boolean
 }
 
 /** Where one call is posted: the backend session, and every header of the POST. */
@@ -379,12 +385,12 @@ class RelayedCall extends Deadline {
     if (this.entry) this.#relay.end(this.entry)
   }
 
-  /** Stops the backend call: abort the HTTP exchange and tell the backend (MCP cancellation). */
+  /** Stops the backend call: abort the HTTP exchange, and tell the backend when it needs telling (MCP cancellation). */
   #stop(reason: string): void {
     this.#settle()
     this.#post?.abort()
     const session = this.#session
-    if (session && this.#backendId) {
+    if (session && this.#backendId && !session.cancelsByClosing) {
       void this.#relay.notify(this.#options.backend, session, {
         jsonrpc: '2.0',
         method: 'notifications/cancelled',

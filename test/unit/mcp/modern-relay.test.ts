@@ -74,7 +74,7 @@ describe('the raw relay in 2026-07-28 (modern-relay.ts)', () => {
       catalogNotification: () => undefined,
     } satisfies RelayBackend
     const modern = modernRelayBackend(base, (name) => catalog.tools.find((t) => t.name === name))
-    expect(await modern.session()).toEqual({ sessionId: undefined, protocolVersion: '2026-07-28' })
+    expect(await modern.session()).toEqual({ sessionId: undefined, protocolVersion: '2026-07-28', cancelsByClosing: true })
     expect(await modern.headers(undefined, call('tools/call', { name: 'echo' }))).toEqual({
       authorization: 'Bearer t',
       'mcp-method': 'tools/call',
@@ -84,7 +84,7 @@ describe('the raw relay in 2026-07-28 (modern-relay.ts)', () => {
     const regional = call('tools/call', { name: 'regional', arguments: { region: 'é' } })
     expect(await modern.headers(undefined, regional)).toMatchObject({ 'mcp-param-region': '=?base64?w6k=?=' })
     expect(await modern.target(undefined, call('tools/call', { name: 'echo' }))).toEqual({
-      session: { sessionId: undefined, protocolVersion: '2026-07-28' },
+      session: { sessionId: undefined, protocolVersion: '2026-07-28', cancelsByClosing: true },
       headers: {
         authorization: 'Bearer t',
         'mcp-method': 'tools/call',
