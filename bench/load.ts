@@ -6,6 +6,9 @@ export interface LoadOptions {
   durationMs: number
   /** One unit of work for worker `worker` (0 ≤ worker < concurrency); rejects on failure. */
   call: (worker: number) => Promise<unknown>
+  /** Called when the measured window opens and when it closes (e.g. to read CPU time). */
+  onWindowStart?: () => void
+  onWindowEnd?: () => void
 }
 
 export interface LatencySummary {
@@ -24,6 +27,8 @@ export interface LoadResult extends LatencySummary {
   errors: number
   firstError?: string
   rps: number
+  /** Calls that finished inside the measured window, wherever they started (for per-call costs). */
+  finishedInWindow: number
 }
 
 /**
@@ -39,6 +44,20 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const t0 = performance.now()
   const windowStart = t0 + warmupMs
   const windowEnd = windowStart + durationMs
+  let finishedInWindow = 0
+  // Each hook runs once: on its timer, or at the latest when the workers are done.
+  const once = (hook: (() => void) | undefined) => {
+    let done = false
+    return () => {
+      if (done) return
+      done = true
+      hook?.()
+    }
+  }
+  const open = once(options.onWindowStart)
+  const close = once(options.onWindowEnd)
+  const opened = setTimeout(open, warmupMs)
+  const closed = setTimeout(close, warmupMs + durationMs)
 
   const worker = async (i: number) => {
     for (;;) {
@@ -52,6 +71,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
         firstError ??= err instanceof Error ? err.message : String(err)
       }
       const end = performance.now()
+      if (end >= windowStart && end <= windowEnd) finishedInWindow++
       if (start >= windowStart && end <= windowEnd) {
         if (failed) errors++
         else latencies.push(end - start)
@@ -59,6 +79,10 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     }
   }
   await Promise.all(Array.from({ length: concurrency }, (_, i) => worker(i)))
+  clearTimeout(opened)
+  clearTimeout(closed)
+  open()
+  close()
   const seconds = durationMs / 1000
   return {
     concurrency,
@@ -67,6 +91,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     errors,
     ...(firstError ? { firstError } : {}),
     rps: latencies.length / seconds,
+    finishedInWindow,
     ...summarize(latencies),
   }
 }

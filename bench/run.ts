@@ -4,7 +4,7 @@
 // latency, and RSS per idle session. Everything runs on 127.0.0.1 (the Mode B upstream IdP is an
 // in-process oidc-provider); the table goes to stdout, every number to bench/results.json.
 //
-//   BENCH_SECONDS=5   measured seconds per load run (after 1 s of warm-up)
+//   BENCH_SECONDS=5   measured seconds per load run (after 3 s of warm-up)
 //   BENCH_PROFILE=1   run the throughput vmcp child and the Mode B child with --cpu-prof; prints
 //   (or --profile)    where the profiles are (Mode B's covers its tools/call and /oauth/token runs)
 //                     and writes bench/profile-summary.md from the vmcp child's profile
@@ -42,7 +42,8 @@ import { startUpstreamIdp, type UpstreamIdp } from './upstream-idp.js'
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5)
 if (!(SECONDS > 0)) throw new Error('BENCH_SECONDS must be a positive number')
-const WARMUP_MS = 1000
+// Long enough for V8 to have compiled the hot path (CPU per call keeps falling for seconds).
+const WARMUP_MS = 3000
 const DURATION_MS = SECONDS * 1000
 const PROFILE = process.env.BENCH_PROFILE === '1' || process.argv.includes('--profile')
 const PROFILE_SUMMARY = resolve(ROOT, 'bench/profile-summary.md')
@@ -98,7 +99,7 @@ interface CallTarget {
 interface CallRun extends LoadResult {
   target: CallTarget['label']
   /**
-   * CPU time (user + system) of the serving process per call, warm-up included, in µs. Less
+   * CPU time (user + system) of the serving process per call over the measured window, in µs. Less
    * sensitive than req/s to other load on the host: compare modes on it when throughput is noisy.
    */
   serverCpuUsPerCall: number
@@ -265,18 +266,22 @@ async function measureCalls(target: CallTarget, concurrency: number): Promise<Ca
     if (text !== `${BACKEND_NAME}: ping`) {
       throw new Error(`${target.label}: unexpected echo ${JSON.stringify(probe)}`)
     }
-    let calls = 0
-    const cpuBefore = readCpuMs(target.pid)
+    // CPU over the measured window only: the warm-up's JIT compilation is not a call's cost.
+    let cpuStart = 0
+    let cpuEnd = 0
     const result = await runLoad({
       concurrency,
       warmupMs: WARMUP_MS,
       durationMs: DURATION_MS,
-      call: (i) => {
-        calls++
-        return sessions[i]!.callTool(target.tool, args)
+      call: (i) => sessions[i]!.callTool(target.tool, args),
+      onWindowStart: () => {
+        cpuStart = readCpuMs(target.pid)
+      },
+      onWindowEnd: () => {
+        cpuEnd = readCpuMs(target.pid)
       },
     })
-    const serverCpuUsPerCall = ((readCpuMs(target.pid) - cpuBefore) * 1000) / calls
+    const serverCpuUsPerCall = ((cpuEnd - cpuStart) * 1000) / result.finishedInWindow
     await Promise.allSettled(sessions.map((s) => s.close()))
     const errors = result.errors ? `, ${result.errors} errors (${result.firstError})` : ''
     log(
