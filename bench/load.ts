@@ -9,6 +9,8 @@ export interface LoadOptions {
   /** Called when the measured window opens and when it closes (e.g. to read CPU time). */
   onWindowStart?: () => void
   onWindowEnd?: () => void
+  /** Where to put each measured latency (ms) too, to merge several runs' samples. */
+  samples?: number[]
 }
 
 export interface LatencySummary {
@@ -74,7 +76,10 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       if (end >= windowStart && end <= windowEnd) finishedInWindow++
       if (start >= windowStart && end <= windowEnd) {
         if (failed) errors++
-        else latencies.push(end - start)
+        else {
+          latencies.push(end - start)
+          options.samples?.push(end - start)
+        }
       }
     }
   }

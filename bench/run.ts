@@ -4,7 +4,7 @@
 // latency, and RSS per idle session. Everything runs on 127.0.0.1 (the Mode B upstream IdP is an
 // in-process oidc-provider); the table goes to stdout, every number to bench/results.json.
 //
-//   BENCH_SECONDS=5   measured seconds per load run (after 3 s of warm-up)
+//   BENCH_SECONDS=5   measured seconds per row (in 5 interleaved rounds, after 3 s of warm-up)
 //   BENCH_PROFILE=1   run the throughput vmcp child and the Mode B child with --cpu-prof; prints
 //   (or --profile)    where the profiles are (Mode B's covers its tools/call and /oauth/token runs)
 //                     and writes bench/profile-summary.md from the vmcp child's profile
@@ -44,6 +44,8 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 5)
 if (!(SECONDS > 0)) throw new Error('BENCH_SECONDS must be a positive number')
 // Long enough for V8 to have compiled the hot path (CPU per call keeps falling for seconds).
 const WARMUP_MS = 3000
+/** Turns each target takes in the measured time of one concurrency (interleaved rows). */
+const ROUNDS = 5
 const DURATION_MS = SECONDS * 1000
 const PROFILE = process.env.BENCH_PROFILE === '1' || process.argv.includes('--profile')
 const PROFILE_SUMMARY = resolve(ROOT, 'bench/profile-summary.md')
@@ -251,47 +253,96 @@ async function startModeB(backend: BackendChild, nodeArgs: string[]): Promise<Mo
 
 // ---- 1 + 2: tools/call throughput and latency ----
 
-async function measureCalls(target: CallTarget, concurrency: number): Promise<CallRun> {
-  const origin = new URL(target.url).origin
-  const pool = new Pool(origin, { connections: concurrency, keepAliveTimeout: 60_000 })
+/**
+ * The rows of one concurrency, measured interleaved: every target's sessions are opened and
+ * warmed up first, then the measured time is cut into rounds and the targets take turns, so a
+ * change in the host's load (other processes, CPU frequency) shifts every row alike and the
+ * ratios between rows hold. Server CPU is read over each target's own slices only.
+ */
+async function measureCallsInterleaved(targets: CallTarget[], concurrency: number): Promise<CallRun[]> {
+  const args = { text: 'ping' }
+  interface Prepared {
+    target: CallTarget
+    pool: Pool
+    sessions: Array<McpHttpSession | McpModernCaller>
+    samples: number[]
+    cpuMs: number
+    finished: number
+    errors: number
+    firstError: string | undefined
+  }
+  const prepared: Prepared[] = []
   try {
-    const path = new URL(target.url).pathname
-    const headers = target.headers ?? {}
-    const sessions: Array<McpHttpSession | McpModernCaller> = target.stateless
-      ? Array.from({ length: concurrency }, () => new McpModernCaller({ pool, path, headers }))
-      : await openSessions(pool, target.url, concurrency, target.headers)
-    const args = { text: 'ping' }
-    const probe = await sessions[0]!.callTool(target.tool, args)
-    const text = (probe.content as Array<{ text?: string }> | undefined)?.[0]?.text
-    if (text !== `${BACKEND_NAME}: ping`) {
-      throw new Error(`${target.label}: unexpected echo ${JSON.stringify(probe)}`)
+    for (const target of targets) {
+      const pool = new Pool(new URL(target.url).origin, { connections: concurrency, keepAliveTimeout: 60_000 })
+      const path = new URL(target.url).pathname
+      const headers = target.headers ?? {}
+      const sessions: Array<McpHttpSession | McpModernCaller> = target.stateless
+        ? Array.from({ length: concurrency }, () => new McpModernCaller({ pool, path, headers }))
+        : await openSessions(pool, target.url, concurrency, target.headers)
+      prepared.push({ target, pool, sessions, samples: [], cpuMs: 0, finished: 0, errors: 0, firstError: undefined })
+      const probe = await sessions[0]!.callTool(target.tool, args)
+      const text = (probe.content as Array<{ text?: string }> | undefined)?.[0]?.text
+      if (text !== `${BACKEND_NAME}: ping`) {
+        throw new Error(`${target.label}: unexpected echo ${JSON.stringify(probe)}`)
+      }
     }
-    // CPU over the measured window only: the warm-up's JIT compilation is not a call's cost.
-    let cpuStart = 0
-    let cpuEnd = 0
-    const result = await runLoad({
-      concurrency,
-      warmupMs: WARMUP_MS,
-      durationMs: DURATION_MS,
-      call: (i) => sessions[i]!.callTool(target.tool, args),
-      onWindowStart: () => {
-        cpuStart = readCpuMs(target.pid)
-      },
-      onWindowEnd: () => {
-        cpuEnd = readCpuMs(target.pid)
-      },
+    const slice = (p: Prepared, warmupMs: number, durationMs: number, measured: boolean) => {
+      let cpuStart = 0
+      return runLoad({
+        concurrency,
+        warmupMs,
+        durationMs,
+        call: (i) => p.sessions[i]!.callTool(p.target.tool, args),
+        ...(measured
+          ? {
+              samples: p.samples,
+              onWindowStart: () => {
+                cpuStart = readCpuMs(p.target.pid)
+              },
+              onWindowEnd: () => {
+                p.cpuMs += readCpuMs(p.target.pid) - cpuStart
+              },
+            }
+          : {}),
+      }).then((r) => {
+        if (!measured) return
+        p.finished += r.finishedInWindow
+        p.errors += r.errors
+        p.firstError ??= r.firstError
+      })
+    }
+    // Warm-up: long enough for V8 to have compiled each process's hot path.
+    for (const p of prepared) await slice(p, 0, WARMUP_MS, false)
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const p of prepared) await slice(p, 0, DURATION_MS / ROUNDS, true)
+    }
+    return prepared.map((p) => {
+      const seconds = DURATION_MS / 1000
+      const result = {
+        concurrency,
+        seconds,
+        requests: p.samples.length,
+        errors: p.errors,
+        ...(p.firstError ? { firstError: p.firstError } : {}),
+        rps: p.samples.length / seconds,
+        finishedInWindow: p.finished,
+        ...summarize(p.samples),
+      }
+      const serverCpuUsPerCall = (p.cpuMs * 1000) / p.finished
+      const errors = result.errors ? `, ${result.errors} errors (${result.firstError})` : ''
+      log(
+        `${p.target.label} c=${concurrency}: ${round(result.rps, 0)} req/s, ` +
+          `p50 ${round(result.p50Ms, 3)} ms, p99 ${round(result.p99Ms, 3)} ms, ` +
+          `server CPU ${round(serverCpuUsPerCall, 0)} µs/call${errors}`,
+      )
+      return { target: p.target.label, serverCpuUsPerCall, ...result }
     })
-    const serverCpuUsPerCall = ((cpuEnd - cpuStart) * 1000) / result.finishedInWindow
-    await Promise.allSettled(sessions.map((s) => s.close()))
-    const errors = result.errors ? `, ${result.errors} errors (${result.firstError})` : ''
-    log(
-      `${target.label} c=${concurrency}: ${round(result.rps, 0)} req/s, ` +
-        `p50 ${round(result.p50Ms, 3)} ms, p99 ${round(result.p99Ms, 3)} ms, ` +
-        `server CPU ${round(serverCpuUsPerCall, 0)} µs/call${errors}`,
-    )
-    return { target: target.label, serverCpuUsPerCall, ...result }
   } finally {
-    await pool.close()
+    for (const p of prepared) {
+      await Promise.allSettled(p.sessions.map((s) => s.close()))
+      await p.pool.close()
+    }
   }
 }
 
@@ -334,7 +385,7 @@ async function benchCalls(backend: BackendChild, modeB: ModeB) {
     },
   ]
   const runs: CallRun[] = []
-  for (const c of CONCURRENCY) for (const t of targets) runs.push(await measureCalls(t, c))
+  for (const c of CONCURRENCY) runs.push(...(await measureCallsInterleaved(targets, c)))
   await stop(anon)
   await stop(jwt)
   await stop(bare)
@@ -365,7 +416,7 @@ async function benchModern(): Promise<CallRun[]> {
     { label: MODERN_ONLY_VMCP, stateless: true, url: onlyGw.url, tool, pid: onlyGw.pid },
   ]
   const runs: CallRun[] = []
-  for (const c of CONCURRENCY) for (const t of targets) runs.push(await measureCalls(t, c))
+  for (const c of CONCURRENCY) runs.push(...(await measureCallsInterleaved(targets, c)))
   await stop(gw)
   await stop(onlyGw)
   await stop(backend)
@@ -733,7 +784,7 @@ async function main() {
   const started = performance.now()
   const loadBefore = loadavg()
   const load = loadBefore.map((l) => l.toFixed(2)).join(' ')
-  log(`${SECONDS} s per run after ${WARMUP_MS} ms warm-up; load average ${load}`)
+  log(`${SECONDS} s per row in ${ROUNDS} interleaved rounds, after ${WARMUP_MS} ms warm-up per row; load average ${load}`)
   const backend = await startHttpBackend(BACKEND_NAME)
   children.push(backend)
   const modeB = await startModeB(backend, profileArgs)
