@@ -10,7 +10,7 @@ import type { Catalog } from '../catalog.js'
 import { buildPostHeaders, type RelayBackend, type RelayBackendSession } from '../relay/http-relay.js'
 import type { RpcMessage, RpcRequest } from '../routing/json-rpc.js'
 import { MODERN_PROTOCOL_VERSIONS } from './era.js'
-import { paramHeaders } from './tool-headers.js'
+import { isPlainHeaderValue, paramHeaders } from './tool-headers.js'
 import { MCP_NAME_SOURCE } from './wire.js'
 
 const MODERN_VERSION = MODERN_PROTOCOL_VERSIONS[0] as string
@@ -22,10 +22,6 @@ const STATELESS: RelayBackendSession = {
   protocolVersion: MODERN_VERSION,
   cancelsByClosing: true,
 }
-
-// A header value sent as it is: visible ASCII, no surrounding blanks (anything else would need
-// the revision's encoding of Mcp-Name; such calls take the v2 client).
-const PLAIN_HEADER_VALUE = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/
 
 /**
  * Whether a call to a 2026-07-28 Streamable HTTP backend can take the raw relay in that
@@ -45,7 +41,9 @@ export function isModernRelayable(
   if (runtime.health !== 'healthy' && runtime.health !== 'per-user') return false
   const field = MCP_NAME_SOURCE[request.method]
   const name = field === undefined ? undefined : request.params?.[field]
-  if (field !== undefined && !(typeof name === 'string' && PLAIN_HEADER_VALUE.test(name)))
+  // A name sent as it is (anything else would need the revision's encoding of Mcp-Name; such
+  // calls take the v2 client).
+  if (field !== undefined && !(typeof name === 'string' && isPlainHeaderValue(name)))
     return false
   // A tool the catalog knows: its markings say which Mcp-Param-* headers to send.
   return request.method !== 'tools/call' || catalog?.tools.some((t) => t.name === name) === true

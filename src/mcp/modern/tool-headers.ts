@@ -9,6 +9,12 @@ const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 // A value sent as it is: visible ASCII, inner spaces only (RFC 9110 §5.5 field-value, without
 // obs-text); anything else goes Base64-encoded as `=?base64?…?=`.
 const PLAIN = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/
+
+/** A value that can travel in an HTTP header as it is (no encoding needed). */
+export function isPlainHeaderValue(value: string): boolean {
+  return PLAIN.test(value)
+}
+
 const BASE64_FORM = /^=\?base64\?(.*)\?=$/
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/
 const CANONICAL_DECIMAL = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?$/
