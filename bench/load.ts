@@ -120,3 +120,45 @@ export function summarize(samples: number[]): LatencySummary {
     maxMs: n ? (sorted[n - 1] ?? NaN) : NaN,
   }
 }
+
+/** A ratio between two rows and its 95 % interval. */
+export interface PairedRatio {
+  ratio: number
+  low: number
+  high: number
+}
+
+/**
+ * sum(a) / sum(b) over rounds measured in pairs (a's and b's turns in round i saw the same
+ * host), with a 95 % percentile-bootstrap interval: the rounds are resampled with replacement,
+ * pairs kept together, so the interval shows how far the ratio moves with which seconds the host
+ * happened to be busy. The generator is seeded: the same rounds give the same interval.
+ */
+export function pairedRatio(a: readonly number[], b: readonly number[], resamples = 4000): PairedRatio {
+  const n = Math.min(a.length, b.length)
+  const sum = (xs: readonly number[], idx: ArrayLike<number>) => {
+    let s = 0
+    for (let i = 0; i < idx.length; i++) s += xs[idx[i]!]!
+    return s
+  }
+  const all = Array.from({ length: n }, (_, i) => i)
+  const ratio = sum(a, all) / sum(b, all)
+  if (n < 2) return { ratio, low: ratio, high: ratio }
+  // mulberry32: small, seeded, good enough to pick indices.
+  let state = 0x9e3779b9
+  const random = () => {
+    state = (state + 0x6d2b79f5) | 0
+    let t = Math.imul(state ^ (state >>> 15), 1 | state)
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+  const draws = new Float64Array(resamples)
+  const idx = new Uint32Array(n)
+  for (let r = 0; r < resamples; r++) {
+    for (let i = 0; i < n; i++) idx[i] = Math.floor(random() * n)
+    draws[r] = sum(a, idx) / sum(b, idx)
+  }
+  draws.sort()
+  const at = (q: number) => draws[Math.min(resamples - 1, Math.floor(q * resamples))] ?? NaN
+  return { ratio, low: at(0.025), high: at(0.975) }
+}
