@@ -72,14 +72,16 @@ export class NodeReplyChannel implements ReplyChannel {
     }
   }
 
-  finish(message: RpcMessage, status = 200): void {
+  finish(message: RpcMessage, status = 200, text?: string): void {
     if (this.#done) return
     this.#done = true
     this.#listeners.length = 0
     if (this.#closed) return
     this.#record(outcomeOf(message))
     if (this.#sse) {
-      const last = `event: message\ndata: ${JSON.stringify(message)}\n\n`
+      // One `data:` line: a text with line breaks (a pretty-printed answer) is serialized anew.
+      const oneLine = text !== undefined && !text.includes('\n') && !text.includes('\r')
+      const last = `event: message\ndata: ${oneLine ? text : JSON.stringify(message)}\n\n`
       // SDK clients handle a notification a microtask after a response read in the same chunk,
       // and drop a progress notification whose request has been answered: let the events
       // written in this tick leave in their own write before the answer.
@@ -87,7 +89,7 @@ export class NodeReplyChannel implements ReplyChannel {
       else this.#res.end(last)
       return
     }
-    const body = JSON.stringify(message)
+    const body = text ?? JSON.stringify(message)
     this.#res.writeHead(status, {
       ...this.#headers,
       'content-type': 'application/json',

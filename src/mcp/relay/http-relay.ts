@@ -11,6 +11,7 @@ import {
   type RpcResponse,
 } from '../routing/json-rpc.js'
 import { Deadline, DeadlineSweep } from './deadline-sweep.js'
+import { renameAnswerId } from './answer-text.js'
 import { SseParser } from './sse-parser.js'
 
 // The revision whose requests carry no session (the raw relay's 2026-07-28 backends).
@@ -338,12 +339,15 @@ class RelayedCall extends Deadline {
     this.#finish(this.#options.failure({ kind: 'unavailable', error: err }))
   }
 
-  /** One JSON-RPC message from the backend (a JSON body, or one SSE event's data). */
-  onMessage(message: RpcMessage): void {
+  /**
+   * One JSON-RPC message from the backend (a JSON body, or one SSE event's data); `text` is the
+   * JSON it was parsed from, so the answer reaches the client without a second serialization.
+   */
+  onMessage(message: RpcMessage, text?: string): void {
     if (this.#done) return
     if (isResponse(message)) {
       if (message.id !== this.#backendId) return
-      this.#finish(message)
+      this.#finish(message, text)
       return
     }
     const { backend } = this.#options
@@ -371,10 +375,11 @@ class RelayedCall extends Deadline {
     deadlines.arm(this, this.#relay.callTimeout)
   }
 
-  #finish(answer: RpcResponse): void {
+  #finish(answer: RpcResponse, text?: string): void {
     if (this.#done) return
     this.#settle()
-    this.#channel.finish({ ...answer, id: this.#clientId })
+    const raw = text === undefined ? undefined : renameAnswerId(text, this.#backendId, this.#clientId)
+    this.#channel.finish({ ...answer, id: this.#clientId }, undefined, raw)
   }
 
   /** Done: no deadline, no server requests to route back, no call-table entry. */
@@ -438,7 +443,7 @@ class BackendPost implements Dispatcher.DispatchHandler {
     this.#status = status
     const type = headers['content-type']
     if (status >= 200 && status < 300 && typeof type === 'string' && type.startsWith('text/event-stream')) {
-      this.#parser = new SseParser((data) => this.#call.onMessage(JSON.parse(data) as RpcMessage))
+      this.#parser = new SseParser((data) => this.#call.onMessage(JSON.parse(data) as RpcMessage, data))
     }
   }
 
@@ -473,7 +478,8 @@ class BackendPost implements Dispatcher.DispatchHandler {
     }
     if (!this.#parser) {
       try {
-        this.#call.onMessage(JSON.parse(this.#text()) as RpcMessage)
+        const text = this.#text()
+        this.#call.onMessage(JSON.parse(text) as RpcMessage, text)
       } catch (err) {
         return this.#fail(err)
       }

@@ -16,9 +16,10 @@ export interface ReplyChannel {
   event(message: RpcMessage): void
   /**
    * The final answer; ends the reply. `status`: the HTTP status of a lone JSON answer (default
-   * 200; an answer after events goes on the open SSE stream).
+   * 200; an answer after events goes on the open SSE stream). `text`: `message` as JSON already,
+   * written as it is by a channel that writes JSON.
    */
-  finish(message: RpcMessage, status?: number): void
+  finish(message: RpcMessage, status?: number, text?: string): void
   /** Called once if the client disconnects before `finish`. */
   onClose(listener: () => void): void
   /**
