@@ -44,14 +44,15 @@ function guardedLookup(hostname: string, options: object, callback: LookupCallba
  * resolved internal addresses are refused.
  */
 export function createOutboundFetch(options: OutboundFetchOptions = {}): FetchLike {
-  const agent = new Agent({
+  const agentOptions: Agent.Options = {
     connect: {
       timeout: options.connectTimeoutMs ?? 10_000,
       ...(options.ssrfGuard ? { lookup: guardedLookup as never } : {}),
     },
     headersTimeout: options.headersTimeoutMs ?? 30_000,
     bodyTimeout: 0,
-  })
+  }
+  const agent = new Agent(agentOptions)
   const outbound: FetchLike = async (input, init) => {
     const url = new URL(typeof input === 'string' || input instanceof URL ? input : input.url)
     if (options.ssrfGuard && isPrivateAddress(url.hostname.replace(/^\[|\]$/g, ''))) {
@@ -64,11 +65,15 @@ export function createOutboundFetch(options: OutboundFetchOptions = {}): FetchLi
     } as never)
     return res as unknown as Response
   }
-  DISPATCHERS.set(outbound, agent)
+  // Request/response exchanges without fetch get connections of their own: every backend session
+  // keeps a GET stream open through `agent`, and undici looks for a free connection by walking an
+  // origin's pool from the start, past every connection a stream holds, on each request.
+  let exchanges: Agent | undefined
+  DISPATCHERS.set(outbound, () => (exchanges ??= new Agent(agentOptions)))
   return outbound
 }
 
-const DISPATCHERS = new WeakMap<FetchLike, Dispatcher>()
+const DISPATCHERS = new WeakMap<FetchLike, () => Dispatcher>()
 
 /**
  * The undici dispatcher behind a fetch made by {@link createOutboundFetch} (same timeouts and
@@ -76,7 +81,7 @@ const DISPATCHERS = new WeakMap<FetchLike, Dispatcher>()
  * for any other fetch (an injected one): such callers must then use the fetch.
  */
 export function outboundDispatcher(fetch: FetchLike): Dispatcher | undefined {
-  return DISPATCHERS.get(fetch)
+  return DISPATCHERS.get(fetch)?.()
 }
 
 /**
