@@ -128,6 +128,8 @@ const profileArgs = PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [
 const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`)
 const round = (n: number, digits = 2) =>
   Number.isFinite(n) ? Math.round(n * 10 ** digits) / 10 ** digits : n
+/** A ratio and its 95 % interval; the ratio floored to three decimals, so one just under a goal never prints as it. */
+const ratioText = (r: PairedRatio) => `${Math.floor(r.ratio * 1000) / 1000}× (95 % ${round(r.low)}–${round(r.high)})`
 
 function writeConfig(name: string, config: Record<string, unknown>): string {
   const path = join(tmp, `${name}.yaml`)
@@ -662,7 +664,6 @@ function evaluate(calls: CallRun[], memory: { perSessionBytes: number }) {
   // Throughput ratios of rows measured in the same rounds, each with its 95 % interval.
   const versus = (a: CallRun['target'], b: CallRun['target'], c: number) =>
     pairedRatio(get(a, c).roundRps, get(b, c).roundRps)
-  const shown = (r: PairedRatio) => `${round(r.ratio)}× (95 % ${round(r.low)}–${round(r.high)})`
   const direct32 = versus('vmcp', 'direct', 32)
   const bare32 = versus('vmcp', BARE, 32)
   const addedP50 = get('vmcp', 1).p50Ms - get('direct', 1).p50Ms
@@ -678,8 +679,8 @@ function evaluate(calls: CallRun[], memory: { perSessionBytes: number }) {
     return { name, value, raw, goal, pass }
   }
   return [
-    target('vmcp throughput vs bare relay (c=32)', shown(bare32), bare32.ratio, '≥ 0.9×', bare32.ratio >= 0.9),
-    target('vmcp throughput vs direct (c=32)', shown(direct32), direct32.ratio, '≥ 0.75×', direct32.ratio >= 0.75),
+    target('vmcp throughput vs bare relay (c=32)', ratioText(bare32), bare32.ratio, '≥ 0.9×', bare32.ratio >= 0.9),
+    target('vmcp throughput vs direct (c=32)', ratioText(direct32), direct32.ratio, '≥ 0.75×', direct32.ratio >= 0.75),
     target(
       'added p50 latency (c=1)',
       `${round(addedP50, 3)} ms (bare relay ${round(bareAddedP50, 3)} ms)`,
@@ -699,7 +700,7 @@ function evaluate(calls: CallRun[], memory: { perSessionBytes: number }) {
       const r = versus(MODE_B, 'vmcp+jwt', c)
       return target(
         `Mode B throughput vs Mode A vmcp+jwt (c=${c})`,
-        shown(r),
+        ratioText(r),
         r.ratio,
         `≥ ${MODE_B_MIN_RATIO}× (within 10 %)`,
         r.ratio >= MODE_B_MIN_RATIO,
@@ -744,7 +745,7 @@ function report(
       CONCURRENCY.map((c) => {
         const rows = [MODE_B, 'vmcp+jwt'].map((t) => calls.find((r) => r.target === t && r.concurrency === c))
         const r = pairedRatio(rows[0]?.roundRps ?? [], rows[1]?.roundRps ?? [])
-        return `c=${c} ${round(r.ratio)}× (95 % ${round(r.low)}–${round(r.high)})`
+        return `c=${c} ${ratioText(r)}`
       }).join(', ') +
       ` (target ≥ ${MODE_B_MIN_RATIO}×); server CPU per call: ` +
       CONCURRENCY.map((c) => `c=${c} ${round(cpuRatios[`c${c}`] ?? NaN)}×`).join(', '),
@@ -829,7 +830,7 @@ async function main() {
       const row = (t: CallRun['target']) => calls.runs.find((r) => r.target === t && r.concurrency === c)
       for (const [a, b] of [['vmcp', BARE], ['vmcp', 'direct'], ['vmcp+jwt', 'vmcp'], [MODE_B, 'vmcp+jwt']] as const) {
         const r = pairedRatio(row(a)?.roundRps ?? [], row(b)?.roundRps ?? [])
-        log(`c=${c} ${a} / ${b}: ${round(r.ratio)}× (95 % ${round(r.low)}–${round(r.high)})`)
+        log(`c=${c} ${a} / ${b}: ${ratioText(r)}`)
       }
     }
     if (calls.profileDir && calls.pids) {
