@@ -1,12 +1,12 @@
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { collectDefaultMetrics, Counter, Gauge, Registry, type Histogram } from 'prom-client'
 
 /** How a client request ended. */
 export type CallOutcome = 'ok' | 'error' | 'tool_error' | 'cancelled'
 const OUTCOMES: readonly CallOutcome[] = ['ok', 'error', 'tool_error', 'cancelled']
 
 /**
- * The metric children of one (JSON-RPC method, backend) pair, bound once and reused by every
- * call: recording a call is one counter increment and one histogram observation.
+ * The counts of one (JSON-RPC method, backend) pair, bound once and reused by every call:
+ * recording a call adds to plain numbers, which the registry reads when scraped.
  */
 export interface CallStat {
   readonly method: string
@@ -59,29 +59,95 @@ const KNOWN_METHODS = new Set([
 const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
 const HEALTH_STATES = ['starting', 'healthy', 'unhealthy', 'per-user']
 
+/** One (method, backend)'s calls: counts by outcome (OUTCOMES order) and their durations. */
+interface CallCounts {
+  readonly labels: { method: string; backend: string }
+  readonly outcomes: number[]
+  /** Calls per duration bucket, not cumulative (the last slot: above every bound). */
+  readonly buckets: number[]
+  sum: number
+  count: number
+}
+
+/**
+ * `vmcp_request_duration_seconds` from the calls' own counts, in the shape prom-client's
+ * Histogram hands its registry (MetricObjectWithValues: `_bucket` series with a cumulative `le`,
+ * then `_sum` and `_count`). prom-client's labelled `observe` builds a label object and a hash
+ * string on every call, the costliest part of recording one; here a call adds to its own numbers
+ * and the series are built only when scraped.
+ */
+function durationHistogram(name: string, help: string, all: () => Iterable<CallCounts>) {
+  return {
+    name,
+    help,
+    type: 'histogram' as const,
+    aggregator: 'sum' as const,
+    /** Registry.resetMetrics: the calls start over (the request counter reads the same calls). */
+    reset() {
+      for (const c of all()) {
+        c.outcomes.fill(0)
+        c.buckets.fill(0)
+        c.sum = 0
+        c.count = 0
+      }
+    },
+    async get() {
+      const values: Array<{ value: number; labels: Record<string, string | number>; metricName: string }> = []
+      for (const c of all()) {
+        if (c.count === 0) continue
+        let below = 0
+        DURATION_BUCKETS.forEach((le, i) => {
+          below += c.buckets[i] as number
+          values.push({ value: below, labels: { le, ...c.labels }, metricName: `${name}_bucket` })
+        })
+        values.push({ value: c.count, labels: { le: '+Inf', ...c.labels }, metricName: `${name}_bucket` })
+        values.push({ value: c.sum, labels: { ...c.labels }, metricName: `${name}_sum` })
+        values.push({ value: c.count, labels: { ...c.labels }, metricName: `${name}_count` })
+      }
+      return { name, help, type: 'histogram' as const, aggregator: 'sum' as const, values }
+    },
+  }
+}
+
+/** Index of the first bucket whose upper bound holds `seconds` (`le`), else the overflow slot. */
+function bucketOf(seconds: number): number {
+  let i = 0
+  while (i < DURATION_BUCKETS.length && seconds > (DURATION_BUCKETS[i] as number)) i++
+  return i
+}
+
 /**
  * Prometheus metrics of one vmcp instance, in a registry of its own (several instances in one
- * process, as in tests, do not mix). Counters and histograms are bound per label set on first
- * use; gauges are read from the gateway when scraped.
+ * process, as in tests, do not mix). Calls are counted per (method, backend) in plain numbers
+ * that the registry reads when scraped; gauges are read from the gateway then too.
  */
 export function createMetrics(): Metrics {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
   let source: MetricsSource | undefined
 
-  const requests = new Counter({
+  const calls: CallCounts[] = []
+  new Counter({
     name: 'vmcp_requests_total',
     help: 'Client JSON-RPC requests by method, serving backend and outcome',
     labelNames: ['method', 'backend', 'outcome'] as const,
     registers: [registry],
+    collect() {
+      this.reset()
+      for (const c of calls) {
+        c.outcomes.forEach((n, i) => {
+          if (n > 0) this.inc({ ...c.labels, outcome: OUTCOMES[i] as CallOutcome }, n)
+        })
+      }
+    },
   })
-  const duration = new Histogram({
-    name: 'vmcp_request_duration_seconds',
-    help: 'Time from a client request reaching its session to its answer',
-    labelNames: ['method', 'backend'] as const,
-    buckets: DURATION_BUCKETS,
-    registers: [registry],
-  })
+  // Not a prom-client Histogram, but what the registry reads of one (see durationHistogram).
+  const duration = durationHistogram(
+    'vmcp_request_duration_seconds',
+    'Time from a client request reaching its session to its answer',
+    () => calls,
+  )
+  registry.registerMetric(duration as unknown as Histogram)
   new Gauge({
     name: 'vmcp_sessions',
     help: 'Open client sessions (2025 protocol revisions)',
@@ -137,18 +203,26 @@ export function createMetrics(): Metrics {
 
   const stats = new Map<string, Map<string, CallStat>>()
   const bind = (method: string, backend: string): CallStat => {
-    const counters = OUTCOMES.map((o) => requests.labels(method, backend, o))
-    const [ok, error, toolError, cancelled] = counters as [(typeof counters)[number], (typeof counters)[number], (typeof counters)[number], (typeof counters)[number]]
-    const timer = duration.labels(method, backend)
+    const counts: CallCounts = {
+      labels: { method, backend },
+      outcomes: OUTCOMES.map(() => 0),
+      buckets: new Array<number>(DURATION_BUCKETS.length + 1).fill(0),
+      sum: 0,
+      count: 0,
+    }
+    calls.push(counts)
+    const { outcomes, buckets } = counts
     return {
       method,
       backend,
       done(outcome, seconds) {
-        if (outcome === 'ok') ok.inc()
-        else if (outcome === 'error') error.inc()
-        else if (outcome === 'tool_error') toolError.inc()
-        else cancelled.inc()
-        timer.observe(seconds)
+        const i = outcome === 'ok' ? 0 : outcome === 'error' ? 1 : outcome === 'tool_error' ? 2 : 3
+        outcomes[i] = (outcomes[i] as number) + 1
+        if (!Number.isFinite(seconds)) return
+        const b = bucketOf(seconds)
+        buckets[b] = (buckets[b] as number) + 1
+        counts.sum += seconds
+        counts.count++
       },
     }
   }

@@ -35,6 +35,26 @@ describe('createMetrics', () => {
     expect(m.contentType).toMatch(/^text\/plain; version=0\.0\.4/)
   })
 
+  it('writes the duration histogram as Prometheus does: inclusive cumulative buckets, +Inf, sum and count', async () => {
+    const m = createMetrics()
+    const stat = m.call('tools/call', 'a"b')
+    stat.done('ok', 0.0005) // exactly a bound: counted in it (le is "less or equal")
+    stat.done('ok', 0.0007)
+    stat.done('cancelled', 61) // above every bound: +Inf only
+    m.call('tools/list', 'never-called')
+    const lines = (await m.render()).split('\n').filter((l) => l.startsWith('vmcp_request_duration_seconds'))
+    const label = 'method="tools/call",backend="a\\"b"'
+    expect(lines).toContain(`vmcp_request_duration_seconds_bucket{le="0.0005",${label}} 1`)
+    expect(lines).toContain(`vmcp_request_duration_seconds_bucket{le="0.001",${label}} 2`)
+    expect(lines).toContain(`vmcp_request_duration_seconds_bucket{le="60",${label}} 2`)
+    expect(lines).toContain(`vmcp_request_duration_seconds_bucket{le="+Inf",${label}} 3`)
+    expect(lines).toContain(`vmcp_request_duration_seconds_sum{${label}} 61.0012`)
+    expect(lines).toContain(`vmcp_request_duration_seconds_count{${label}} 3`)
+    // A pair bound but never called has no series.
+    expect(lines.some((l) => l.includes('never-called'))).toBe(false)
+    expect(await m.render()).toContain(`vmcp_requests_total{${label},outcome="cancelled"} 1`)
+  })
+
   it('two instances keep separate registries', async () => {
     const a = createMetrics()
     const b = createMetrics()
