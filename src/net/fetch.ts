@@ -76,9 +76,10 @@ export function createOutboundFetch(options: OutboundFetchOptions = {}): FetchLi
 const DISPATCHERS = new WeakMap<FetchLike, () => Dispatcher>()
 
 /**
- * The undici dispatcher behind a fetch made by {@link createOutboundFetch} (same timeouts and
- * DNS guard), for callers that speak HTTP without fetch's Request/Response objects. `undefined`
- * for any other fetch (an injected one): such callers must then use the fetch.
+ * An undici dispatcher beside a fetch made by {@link createOutboundFetch} (the same timeouts and
+ * DNS guard, connection pools of its own), for callers that speak HTTP without fetch's
+ * Request/Response objects. `undefined` for any other fetch (an injected one): such callers must
+ * then use the fetch.
  */
 export function outboundDispatcher(fetch: FetchLike): Dispatcher | undefined {
   return DISPATCHERS.get(fetch)?.()
