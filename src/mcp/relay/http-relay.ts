@@ -1,4 +1,5 @@
 import type { Dispatcher } from 'undici'
+import { MODERN_PROTOCOL_VERSIONS } from '../modern/era.js'
 import type { CallEntry, CallTable, ReplyChannel } from '../routing/call-table.js'
 import {
   isNotification,
@@ -13,9 +14,6 @@ import {
 import { Deadline, DeadlineSweep } from './deadline-sweep.js'
 import { renameAnswerId } from './answer-text.js'
 import { SseParser } from './sse-parser.js'
-
-// The revision whose requests carry no session (the raw relay's 2026-07-28 backends).
-const MODERN_REVISION = '2026-07-28'
 
 /** Methods whose answer is one result: relayed as raw JSON-RPC, without the SDK. */
 export const RELAYED_METHODS: ReadonlySet<string> = new Set([
@@ -471,7 +469,8 @@ class BackendPost implements Dispatcher.DispatchHandler {
       // MCP 2026-07-28 answers some JSON-RPC errors with a 4xx status (-32021 with 400): the
       // error for this request is the backend's answer, not a failure to reach it. (A 2025
       // request refused so is a failure: the backend may have changed era.)
-      const modern = this.#session.protocolVersion === MODERN_REVISION
+      const version = this.#session.protocolVersion
+      const modern = version !== undefined && MODERN_PROTOCOL_VERSIONS.includes(version)
       if (modern && status >= 400 && status < 500 && this.#answersWithError()) return
       const text = this.#text().slice(0, ERROR_TEXT_MAX)
       return this.#fail(new Error(`HTTP ${status}${text ? `: ${text}` : ''}`))
