@@ -216,7 +216,7 @@ export function createMetrics(): Metrics {
       method,
       backend,
       done(outcome, seconds) {
-        const i = outcome === 'ok' ? 0 : outcome === 'error' ? 1 : outcome === 'tool_error' ? 2 : 3
+        const i = OUTCOMES.indexOf(outcome)
         outcomes[i] = (outcomes[i] as number) + 1
         if (!Number.isFinite(seconds)) return
         const b = bucketOf(seconds)
