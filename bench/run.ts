@@ -128,6 +128,12 @@ const profileArgs = PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [
 const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`)
 const round = (n: number, digits = 2) =>
   Number.isFinite(n) ? Math.round(n * 10 ** digits) / 10 ** digits : n
+/** Throughput of row `a` over row `b` at concurrency `c`, round by round (NaN if a row is missing). */
+function rowRatio(calls: CallRun[], a: CallRun['target'], b: CallRun['target'], c: number): PairedRatio {
+  const rounds = (t: CallRun['target']) => calls.find((r) => r.target === t && r.concurrency === c)?.roundRps ?? []
+  return pairedRatio(rounds(a), rounds(b))
+}
+
 /** A ratio and its 95 % interval; the ratio floored to three decimals, so one just under a goal never prints as it. */
 const ratioText = (r: PairedRatio) => `${Math.floor(r.ratio * 1000) / 1000}× (95 % ${round(r.low)}–${round(r.high)})`
 
@@ -742,11 +748,7 @@ function report(
     ),
     '',
     `Mode B / Mode A (vmcp+jwt) throughput: ` +
-      CONCURRENCY.map((c) => {
-        const rows = [MODE_B, 'vmcp+jwt'].map((t) => calls.find((r) => r.target === t && r.concurrency === c))
-        const r = pairedRatio(rows[0]?.roundRps ?? [], rows[1]?.roundRps ?? [])
-        return `c=${c} ${ratioText(r)}`
-      }).join(', ') +
+      CONCURRENCY.map((c) => `c=${c} ${ratioText(rowRatio(calls, MODE_B, 'vmcp+jwt', c))}`).join(', ') +
       ` (target ≥ ${MODE_B_MIN_RATIO}×); server CPU per call: ` +
       CONCURRENCY.map((c) => `c=${c} ${round(cpuRatios[`c${c}`] ?? NaN)}×`).join(', '),
     '',
@@ -827,10 +829,8 @@ async function main() {
   if (CALLS_ONLY) {
     // The ratios the targets read, each with its interval: a quick before/after of the hot path.
     for (const c of CONCURRENCY) {
-      const row = (t: CallRun['target']) => calls.runs.find((r) => r.target === t && r.concurrency === c)
       for (const [a, b] of [['vmcp', BARE], ['vmcp', 'direct'], ['vmcp+jwt', 'vmcp'], [MODE_B, 'vmcp+jwt']] as const) {
-        const r = pairedRatio(row(a)?.roundRps ?? [], row(b)?.roundRps ?? [])
-        log(`c=${c} ${a} / ${b}: ${ratioText(r)}`)
+        log(`c=${c} ${a} / ${b}: ${ratioText(rowRatio(calls.runs, a, b, c))}`)
       }
     }
     if (calls.profileDir && calls.pids) {
