@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startHttpBackend, type RunningBackend } from '../support/backends.js'
-import { callTextV2, connectV2, MODERN_BACKEND, postModern } from '../support/modern.js'
-import { startVmcp, type RunningVmcp } from '../support/vmcp.js'
+import type { RunningBackend } from '../support/backends.js'
+import { callTextV2, connectV2, fixtureBehindBothPaths, postModern } from '../support/modern.js'
+import type { RunningVmcp } from '../support/vmcp.js'
 
 // The conformance suite's diagnostic tools (fixture --conformance) on a backend that serves
 // both eras: a 2026-07-28 caller gets the revision's own answers through vmcp, on the raw relay
@@ -10,16 +10,12 @@ describe('2026-07-28 answers of a dual-era backend through vmcp', () => {
   let dual: RunningBackend
   let raw: RunningVmcp
   let sdk: RunningVmcp
+  let close: (() => Promise<void>) | undefined
 
   beforeAll(async () => {
-    dual = await startHttpBackend(MODERN_BACKEND, ['--name', 'dual', '--conformance'])
-    const config = { backends: [{ name: 'dual', transport: 'streamable-http', url: dual.url }] }
-    ;[raw, sdk] = await Promise.all([startVmcp(config), startVmcp(config, { relay: false })])
+    ;({ backend: dual, raw, sdk, close } = await fixtureBehindBothPaths('dual', ['--conformance']))
   })
-  afterAll(async () => {
-    await Promise.allSettled([raw?.close(), sdk?.close()])
-    await dual?.close()
-  })
+  afterAll(() => close?.())
 
   it('answers -32021 with HTTP 400 when a backend needs a capability not declared', async () => {
     const direct = await postModern(

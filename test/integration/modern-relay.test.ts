@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
-import { startHttpBackend, type RunningBackend } from '../support/backends.js'
-import { callTextV2, connectV2, MODERN_BACKEND, postModern } from '../support/modern.js'
-import { startVmcp, type RunningVmcp } from '../support/vmcp.js'
+import type { RunningBackend } from '../support/backends.js'
+import { callTextV2, connectV2, fixtureBehindBothPaths, postModern } from '../support/modern.js'
+import type { RunningVmcp } from '../support/vmcp.js'
 import { EVENTUALLY } from '../support/wait.js'
 
 // A backend that speaks only 2026-07-28 (--legacy reject): calls that cannot need input take
@@ -10,16 +10,12 @@ describe('the raw relay to a 2026-07-28-only backend', () => {
   let mono: RunningBackend
   let raw: RunningVmcp
   let sdk: RunningVmcp
+  let close: (() => Promise<void>) | undefined
 
   beforeAll(async () => {
-    mono = await startHttpBackend(MODERN_BACKEND, ['--name', 'mono', '--legacy', 'reject'])
-    const config = { backends: [{ name: 'mono', transport: 'streamable-http', url: mono.url }] }
-    ;[raw, sdk] = await Promise.all([startVmcp(config), startVmcp(config, { relay: false })])
+    ;({ backend: mono, raw, sdk, close } = await fixtureBehindBothPaths('mono', ['--legacy', 'reject']))
   })
-  afterAll(async () => {
-    await Promise.allSettled([raw?.close(), sdk?.close()])
-    await mono?.close()
-  })
+  afterAll(() => close?.())
 
   it('answers exactly as the v2 client path does, with vmcp as the server', async () => {
     const requests: Array<[string, Record<string, unknown>, Record<string, string>]> = [

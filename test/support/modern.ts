@@ -5,14 +5,42 @@ import {
 } from '@modelcontextprotocol/client'
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js'
 import { expect, vi } from 'vitest'
-import { FIXTURES } from './backends.js'
-import { callText, connectClient } from './vmcp.js'
+import { FIXTURES, startHttpBackend, type RunningBackend } from './backends.js'
+import { callText, connectClient, startVmcp, type RunningVmcp } from './vmcp.js'
 import { EVENTUALLY } from './wait.js'
 
 /** The 2026-07-28 fixture backend (v2 SDK createMcpHandler; also serves 2025 per request). */
 export const MODERN_BACKEND = `${FIXTURES}modern-http.mjs`
 
 export type NegotiationMode = 'auto' | 'legacy' | { pin: '2026-07-28' }
+
+/** The fixture backend behind two vmcps: `raw` with its relay (the default), `sdk` without. */
+export interface BothPaths {
+  backend: RunningBackend
+  raw: RunningVmcp
+  sdk: RunningVmcp
+  close(): Promise<void>
+}
+
+/**
+ * Starts the fixture backend `name` (with `args`) and two vmcps in front of it, so one request
+ * can be compared on the raw relay and on the SDK path (`relay: false`).
+ */
+export async function fixtureBehindBothPaths(name: string, args: string[]): Promise<BothPaths> {
+  const backend = await startHttpBackend(MODERN_BACKEND, ['--name', name, ...args])
+  const config = { backends: [{ name, transport: 'streamable-http', url: backend.url }] }
+  const started = await Promise.allSettled([startVmcp(config), startVmcp(config, { relay: false })])
+  const close = async () => {
+    await Promise.allSettled(started.map((s) => (s.status === 'fulfilled' ? s.value.close() : undefined)))
+    await backend.close()
+  }
+  const [raw, sdk] = started
+  if (raw.status === 'rejected' || sdk.status === 'rejected') {
+    await close()
+    throw raw.status === 'rejected' ? raw.reason : (sdk as PromiseRejectedResult).reason
+  }
+  return { backend, raw: raw.value, sdk: sdk.value, close }
+}
 
 /** A v2 SDK client connected with the given era negotiation. */
 export async function connectV2(
