@@ -2,11 +2,14 @@
  * A small `text/event-stream` parser over Node Buffers (WHATWG HTML §9.2.6 "Interpreting an
  * event stream"): `data:` lines joined with newlines, dispatched on a blank line; `event:` names
  * the event; comments and `id:`/`retry:` are ignored (vmcp does not resume relayed calls).
- * No web streams, no TextDecoder: one Buffer scan per chunk.
+ * No web streams, no TextDecoder: one Buffer scan per chunk, and only the values of `data` and
+ * `event` fields are decoded (the field name is compared as bytes).
  */
 export class SseParser {
   #rest: Buffer | undefined
-  #data: string[] = []
+  // The event's data: its first line, then any further lines (most events have one).
+  #data: string | undefined
+  #more: string[] | undefined
   #event = ''
   readonly #onEvent: (data: string, event: string) => void
   readonly #maxLine: number
@@ -25,30 +28,49 @@ export class SseParser {
       if (nl < 0) break
       // CRLF and LF both end a line.
       const end = nl > start && buf[nl - 1] === 13 ? nl - 1 : nl
-      this.#line(buf.toString('utf8', start, end))
+      this.#line(buf, start, end)
       start = nl + 1
     }
     this.#rest = start < buf.length ? buf.subarray(start) : undefined
     if (this.#rest && this.#rest.length > this.#maxLine) throw new Error('event stream line too long')
   }
 
-  #line(line: string): void {
-    if (line === '') {
-      if (this.#data.length > 0) {
-        const data = this.#data.join('\n')
-        const event = this.#event || 'message'
-        this.#data = []
-        this.#event = ''
-        this.#onEvent(data, event)
-      } else this.#event = ''
-      return
-    }
-    if (line.charCodeAt(0) === 58) return
-    const colon = line.indexOf(':')
-    const field = colon < 0 ? line : line.slice(0, colon)
-    let value = colon < 0 ? '' : line.slice(colon + 1)
-    if (value.charCodeAt(0) === 32) value = value.slice(1)
-    if (field === 'data') this.#data.push(value)
-    else if (field === 'event') this.#event = value
+  #line(buf: Buffer, start: number, end: number): void {
+    if (start === end) return this.#dispatch()
+    // A line that starts with a colon is a comment.
+    if (buf[start] === COLON) return
+    const colon = buf.indexOf(COLON, start)
+    const nameEnd = colon < 0 || colon > end ? end : colon
+    let value = nameEnd + 1
+    // One space after the colon is not part of the value.
+    if (value < end && buf[value] === SPACE) value++
+    const decode = () => (nameEnd === end ? '' : buf.toString('utf8', value, end))
+    if (isField(buf, start, nameEnd, DATA)) {
+      const line = decode()
+      if (this.#data === undefined) this.#data = line
+      else (this.#more ??= []).push(line)
+    } else if (isField(buf, start, nameEnd, EVENT)) this.#event = decode()
   }
+
+  #dispatch(): void {
+    const first = this.#data
+    const event = this.#event || 'message'
+    this.#event = ''
+    if (first === undefined) return
+    const data = this.#more ? [first, ...this.#more].join('\n') : first
+    this.#data = undefined
+    this.#more = undefined
+    this.#onEvent(data, event)
+  }
+}
+
+const COLON = 58
+const SPACE = 32
+const DATA = Buffer.from('data')
+const EVENT = Buffer.from('event')
+
+function isField(buf: Buffer, start: number, end: number, name: Buffer): boolean {
+  if (end - start !== name.length) return false
+  for (let i = 0; i < name.length; i++) if (buf[start + i] !== name[i]) return false
+  return true
 }

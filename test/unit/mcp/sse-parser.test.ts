@@ -30,6 +30,20 @@ describe('SseParser', () => {
     expect(parse(['event: ping\n\n', 'event: other\ndata: y\n\n'])).toEqual([['other', 'y']])
   })
 
+  it('reads fields as §9.2.6 does: no colon means an empty value, one leading space is dropped, other names are ignored', () => {
+    expect(
+      parse([
+        'data\ndata:x\ndata:  two spaces\ndata: a:b\n\n',
+        'dat: no\ndatum: no\nDATA: no\nevent\ndata: y\n\n',
+        'event: named\nevent:\ndata: z\n\n',
+      ]),
+    ).toEqual([
+      ['message', '\nx\n two spaces\na:b'],
+      ['message', 'y'],
+      ['message', 'z'],
+    ])
+  })
+
   it('refuses an unterminated line past its cap', () => {
     const p = new SseParser(() => undefined, 8)
     expect(() => p.push(Buffer.from('data: 0123456789'))).toThrow('event stream line too long')
