@@ -211,3 +211,21 @@ export function readCpuMs(pid: number): number {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100
 }
+
+/** The host's CPU time so far, in clock ticks (Linux /proc/stat, the aggregate `cpu` line). */
+export function readHostTicks(): { total: number; steal: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? ''
+  // proc(5): user nice system idle iowait irq softirq steal guest guest_nice; guest time is
+  // already counted in user and nice.
+  const ticks = line.trim().split(/\s+/).slice(1, 9).map(Number)
+  return { total: ticks.reduce((a, b) => a + b, 0), steal: ticks[7] ?? 0 }
+}
+
+/**
+ * The share of the host's CPU time the hypervisor gave to other guests between two readings
+ * (steal): a run taken while neighbours took CPU reads slow on every row.
+ */
+export function stealShare(from: { total: number; steal: number }, to = readHostTicks()): number {
+  const total = to.total - from.total
+  return total > 0 ? (to.steal - from.steal) / total : 0
+}

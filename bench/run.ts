@@ -31,6 +31,8 @@ import {
   readCpuMs,
   readRssBytes,
   ROOT,
+  readHostTicks,
+  stealShare,
   startBareRelay,
   startHttpBackend,
   startModernBackend,
@@ -383,6 +385,10 @@ async function benchCalls(backend: BackendChild, modeB: ModeB) {
   const bare = await startBareRelay(backend.url)
   children.push(bare)
   const anon = await vmcp('calls', { backends }, profileArgs)
+  // Every relaying process serves one row, so each idles the same 5 s between its turns: a
+  // process that also served the 2026-07-28 row would be woken twice as often, and a row's
+  // first calls after an idle spell cost more (caches, scheduling), so its rows would read fast.
+  const anonModern = await vmcp('calls-modern', { backends })
   const jwt = await vmcp('calls-jwt', {
     backends,
     incomingAuth: {
@@ -405,7 +411,7 @@ async function benchCalls(backend: BackendChild, modeB: ModeB) {
     { label: 'direct', url: backend.url, tool: 'echo', pid: backend.pid },
     { label: BARE, url: bare.url, tool: prefixed, pid: bare.pid },
     { label: 'vmcp', url: anon.url, tool: prefixed, pid: anon.pid },
-    { label: MODERN_TO_2025, stateless: true, url: anon.url, tool: prefixed, pid: anon.pid },
+    { label: MODERN_TO_2025, stateless: true, url: anonModern.url, tool: prefixed, pid: anonModern.pid },
     { label: 'vmcp+jwt', url: jwt.url, tool: prefixed, headers: bearer, pid: jwt.pid },
     {
       label: MODE_B,
@@ -418,6 +424,7 @@ async function benchCalls(backend: BackendChild, modeB: ModeB) {
   const runs: CallRun[] = []
   for (const c of CONCURRENCY) runs.push(...(await measureCallsInterleaved(targets, c)))
   await stop(anon)
+  await stop(anonModern)
   await stop(jwt)
   await stop(bare)
   // Profile files are named CPU.<date>.<pid>.…: the pids tell the two children apart.
@@ -727,6 +734,7 @@ function report(
   token: Awaited<ReturnType<typeof benchToken>>,
   targets: Targets,
   load1: number,
+  steal: number,
 ) {
   const cpuRatios = modeBRatios(calls, 'serverCpuUsPerCall')
   const us = (n: number) => Math.round(n)
@@ -734,7 +742,7 @@ function report(
   const busy = load1 > cpus().length / 2
   const out = [
     `## vmcp bench: node ${process.version}, ${cpus().length} cores, ${SECONDS} s per run, ` +
-      `load average ${load1.toFixed(2)} at start`,
+      `load average ${load1.toFixed(2)} at start, steal ${round(steal * 100, 1)} % during the tools/call rows`,
     '',
     ...(busy ? ['> ⚠ the host was busy at start: throughput and latency are skewed.', ''] : []),
     '### tools/call (echo), one MCP session (2026-07-28: one stateless caller) per worker',
@@ -820,12 +828,15 @@ function report(
 async function main() {
   const started = performance.now()
   const loadBefore = loadavg()
+  const ticksBefore = readHostTicks()
   const load = loadBefore.map((l) => l.toFixed(2)).join(' ')
   log(`${SECONDS} s per row in ${roundsFor(SECONDS)} interleaved rounds, after ${WARMUP_MS} ms warm-up per row; load average ${load}`)
   const backend = await startHttpBackend(BACKEND_NAME)
   children.push(backend)
   const modeB = await startModeB(backend, profileArgs)
   const calls = await benchCalls(backend, modeB)
+  const callsSteal = stealShare(ticksBefore)
+  log(`steal during the tools/call rows: ${round(callsSteal * 100, 1)} % of the host's CPU time`)
   if (CALLS_ONLY) {
     // The ratios the targets read, each with its interval: a quick before/after of the hot path.
     for (const c of CONCURRENCY) {
@@ -855,6 +866,8 @@ async function main() {
     totalMemBytes: totalmem(),
     // Other work on the host skews every number: compare runs only at similar load.
     loadAverage: { before: loadBefore.map((l) => round(l)), after: loadavg().map((l) => round(l)) },
+    // The hypervisor's share of the host CPU given to other guests (/proc/stat steal).
+    stealShare: { callRows: round(callsSteal, 4), wholeRun: round(stealShare(ticksBefore), 4) },
     benchSeconds: SECONDS,
     warmupMs: WARMUP_MS,
     calls: { ...calls, runs: calls.runs.map((r) => roundAll(r)) },
@@ -881,7 +894,7 @@ async function main() {
   }
   mkdirSync(resolve(ROOT, 'bench'), { recursive: true })
   writeFileSync(RESULTS, `${JSON.stringify(results, null, 2)}\n`)
-  report(calls.runs, list, memory, token, targets, loadBefore[0] ?? 0)
+  report(calls.runs, list, memory, token, targets, loadBefore[0] ?? 0, callsSteal)
   log(`wrote ${RESULTS} in ${results.totalSeconds} s`)
   if (calls.profileDir && calls.pids) {
     const { vmcp: plain, modeB: b } = calls.pids
