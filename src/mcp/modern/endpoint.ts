@@ -18,7 +18,7 @@ import type { InflightCall } from '../backend-connection.js'
 import { errorText, type BackendRuntime } from '../backend-runtime.js'
 import type { DirectReply, GatewayRouting } from '../gateway.js'
 import { HttpRelay, RELAYED_METHODS, type RelayCallOptions } from '../relay/http-relay.js'
-import { CallTable, type ReplyChannel } from '../routing/call-table.js'
+import { StatelessCallTable, type ReplyChannel } from '../routing/call-table.js'
 import { isNotification, isRequest, type RpcMessage, type RpcRequest } from '../routing/json-rpc.js'
 import { isRelayable, routeCall } from '../routing/route.js'
 import { failureText, isTransportFailure, relayFailure, toolError } from '../session.js'
@@ -289,7 +289,7 @@ export function createModernEndpoint(options: ModernEndpointOptions): ModernEndp
   const relay = routing.dispatcher
     ? new HttpRelay({
         dispatcher: routing.dispatcher,
-        table: new CallTable(),
+        table: new StatelessCallTable(),
         callTimeout: options.callTimeout,
       })
     : undefined

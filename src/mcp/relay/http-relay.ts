@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici'
 import { MODERN_PROTOCOL_VERSIONS } from '../modern/era.js'
-import type { CallEntry, CallTable, ReplyChannel } from '../routing/call-table.js'
+import type { CallEntry, RelayCallTable, ReplyChannel } from '../routing/call-table.js'
 import {
   isNotification,
   isRequest,
@@ -103,12 +103,12 @@ interface PendingServerRequest {
  */
 export class HttpRelay {
   readonly #dispatcher: Dispatcher
-  readonly #table: CallTable
+  readonly #table: RelayCallTable
   readonly #callTimeout: number
   readonly #serverRequests = new Map<string, PendingServerRequest>()
   #nextServerRequest = 1
 
-  constructor(options: { dispatcher: Dispatcher; table: CallTable; callTimeout: number }) {
+  constructor(options: { dispatcher: Dispatcher; table: RelayCallTable; callTimeout: number }) {
     this.#dispatcher = options.dispatcher
     this.#table = options.table
     this.#callTimeout = options.callTimeout

@@ -47,6 +47,47 @@ export interface CallEntry {
  */
 export type CancelCall = (entry: CallEntry, reason: string, answer: boolean) => void
 
+/** What the relay needs of a table: calls numbered by vmcp, ended, or abandoned by the client. */
+export type RelayCallTable = Pick<CallTable, 'begin' | 'end' | 'abandon'>
+
+/**
+ * The calls of callers without a session (MCP 2026-07-28 stateless requests). Each request is
+ * its own call: a caller cancels by closing its stream, never by id, and two callers may use
+ * the same id, so nothing maps client ids and no cancellation is owed. Nothing is kept per call
+ * beyond its entry: a process-wide {@link CallTable} that took and dropped every such call in
+ * its Maps cost 2026-07-28 calls through the relay about 14 µs of garbage collection per call
+ * at 32 concurrent calls (198 → 151 µs of CPU per call, `--cpu-prof`).
+ */
+export class StatelessCallTable implements RelayCallTable {
+  #next = 1
+
+  begin(clientId: ClientRequestId, cancel: CancelCall): CallEntry {
+    // The stop travels on the entry itself: a process-wide WeakMap would churn as a Map does.
+    const entry: StatelessEntry = {
+      clientId,
+      internalId: this.#next++,
+      settled: false,
+      clientCancelled: false,
+      cancel,
+    }
+    return entry
+  }
+
+  end(entry: CallEntry): void {
+    entry.settled = true
+  }
+
+  abandon(entry: CallEntry, reason = 'client disconnected'): void {
+    if (entry.settled) return
+    entry.settled = true
+    ;(entry as StatelessEntry).cancel(entry, reason, false)
+  }
+}
+
+interface StatelessEntry extends CallEntry {
+  readonly cancel: CancelCall
+}
+
 // Cancellations owed by calls that ended without one; bounded so a client cannot grow it.
 const MAX_CREDITS = 1024
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { CallTable, type CallEntry } from '../../../src/mcp/routing/call-table.js'
+import { CallTable, StatelessCallTable, type CallEntry } from '../../../src/mcp/routing/call-table.js'
 
 function table() {
   const cancelled: Array<{ internalId: number; answer: boolean }> = []
@@ -65,5 +65,36 @@ describe('CallTable', () => {
     // The oldest debts were dropped: this cancellation stops the live call.
     calls.cancelFromClient(0, 'x')
     expect(retry.settled).toBe(true)
+  })
+})
+
+describe('StatelessCallTable', () => {
+  function stateless() {
+    const cancelled: Array<{ internalId: number; reason: string; answer: boolean }> = []
+    const calls = new StatelessCallTable()
+    const begin = (id: number | string) =>
+      calls.begin(id, (e: CallEntry, reason, answer) => cancelled.push({ internalId: e.internalId, reason, answer }))
+    return { calls, begin, cancelled }
+  }
+
+  it('numbers every call on its own, when callers use the same id', () => {
+    const { begin } = stateless()
+    const ids = [begin(1), begin(1), begin('1')].map((e) => e.internalId)
+    expect(new Set(ids).size).toBe(3)
+  })
+
+  it('stops exactly the call whose caller went away, once, and not one that already ended', () => {
+    const { calls, begin, cancelled } = stateless()
+    const a = begin(7)
+    const b = begin(7)
+    const c = begin(8)
+    calls.end(c)
+    calls.abandon(a)
+    calls.abandon(a)
+    calls.abandon(c)
+    expect(cancelled).toEqual([{ internalId: a.internalId, reason: 'client disconnected', answer: false }])
+    expect(a.settled).toBe(true)
+    expect(b.settled).toBe(false)
+    expect(c.settled).toBe(true)
   })
 })
