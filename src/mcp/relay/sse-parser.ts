@@ -39,17 +39,15 @@ export class SseParser {
     if (start === end) return this.#dispatch()
     // A line that starts with a colon is a comment.
     if (buf[start] === COLON) return
-    const colon = buf.indexOf(COLON, start)
-    const nameEnd = colon < 0 || colon > end ? end : colon
-    let value = nameEnd + 1
-    // One space after the colon is not part of the value.
-    if (value < end && buf[value] === SPACE) value++
-    const decode = () => (nameEnd === end ? '' : buf.toString('utf8', value, end))
+    // The colon is looked for within this line only: Buffer.indexOf would run on to the next
+    // colon, however far, for every line without one (quadratic on a stream of such lines).
+    let nameEnd = start
+    while (nameEnd < end && buf[nameEnd] !== COLON) nameEnd++
     if (isField(buf, start, nameEnd, DATA)) {
-      const line = decode()
+      const line = valueOf(buf, nameEnd, end)
       if (this.#data === undefined) this.#data = line
       else (this.#more ??= []).push(line)
-    } else if (isField(buf, start, nameEnd, EVENT)) this.#event = decode()
+    } else if (isField(buf, start, nameEnd, EVENT)) this.#event = valueOf(buf, nameEnd, end)
   }
 
   #dispatch(): void {
@@ -68,6 +66,14 @@ const COLON = 58
 const SPACE = 32
 const DATA = Buffer.from('data')
 const EVENT = Buffer.from('event')
+
+/** A field's value: after the colon and one space, if any; empty without a colon. */
+function valueOf(buf: Buffer, nameEnd: number, end: number): string {
+  if (nameEnd === end) return ''
+  let value = nameEnd + 1
+  if (value < end && buf[value] === SPACE) value++
+  return buf.toString('utf8', value, end)
+}
 
 function isField(buf: Buffer, start: number, end: number, name: Buffer): boolean {
   if (end - start !== name.length) return false
