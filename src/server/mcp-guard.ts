@@ -22,13 +22,8 @@ export interface McpGuard {
   cors(origin: string | null): Record<string, string>
 }
 
-// Spread into reply headers, never written to.
+// Shared by every request without an Origin: read into reply headers, never written to.
 const NO_CORS: Record<string, string> = Object.freeze({}) as Record<string, string>
-
-/** Reply headers with CORS added (the same object when there is none to add). */
-export function withCors(headers: Record<string, string>, cors: Record<string, string>): Record<string, string> {
-  return cors === NO_CORS ? headers : { ...headers, ...cors }
-}
 
 export function createMcpGuard(server: ServerConfig, baseUrl: string): McpGuard {
   const allowedOrigins = decidedOnce(buildAllowedOrigins(server, baseUrl))

@@ -92,6 +92,15 @@ describe('HTTP rules of /mcp on a session POST (tools/call)', () => {
     expect(JSON.stringify(gw.logs)).not.toContain(sessionId)
   })
 
+  it('answers a notification with 202 and CORS for an allowed Origin', async () => {
+    const res = await post(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/roots/list_changed' }), {
+      origin: 'https://app.example.com',
+    })
+    expect(res.status).toBe(202)
+    expect(res.headers.get('access-control-allow-origin')).toBe('https://app.example.com')
+    expect(res.headers.get('mcp-session-id')).toBe(sessionId)
+  })
+
   it('403 for a foreign Origin (DNS rebinding)', async () => {
     await expectRpcError(await post(JSON.stringify(CALL), { origin: 'https://evil.example' }), 403, -32000, /Origin not allowed/)
   })
