@@ -130,9 +130,13 @@ const profileArgs = PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [
 const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`)
 const round = (n: number, digits = 2) =>
   Number.isFinite(n) ? Math.round(n * 10 ** digits) / 10 ** digits : n
+/** The row of `target` at concurrency `c`, if it was measured. */
+const findRow = (calls: CallRun[], target: CallRun['target'], c: number) =>
+  calls.find((r) => r.target === target && r.concurrency === c)
+
 /** Throughput of row `a` over row `b` at concurrency `c`, round by round (NaN if a row is missing). */
 function rowRatio(calls: CallRun[], a: CallRun['target'], b: CallRun['target'], c: number): PairedRatio {
-  const rounds = (t: CallRun['target']) => calls.find((r) => r.target === t && r.concurrency === c)?.roundRps ?? []
+  const rounds = (t: CallRun['target']) => findRow(calls, t, c)?.roundRps ?? []
   return pairedRatio(rounds(a), rounds(b))
 }
 
@@ -659,8 +663,7 @@ function modeBRatios(
   calls: CallRun[],
   metric: 'rps' | 'serverCpuUsPerCall' = 'rps',
 ): Record<string, number> {
-  const value = (target: CallRun['target'], c: number) =>
-    calls.find((r) => r.target === target && r.concurrency === c)?.[metric] ?? NaN
+  const value = (target: CallRun['target'], c: number) => findRow(calls, target, c)?.[metric] ?? NaN
   return Object.fromEntries(
     CONCURRENCY.map((c) => [`c${c}`, value(MODE_B, c) / value('vmcp+jwt', c)]),
   )
@@ -670,7 +673,7 @@ type Targets = ReturnType<typeof evaluate>
 
 function evaluate(calls: CallRun[], memory: { perSessionBytes: number }) {
   const get = (target: CallRun['target'], c: number) => {
-    const r = calls.find((x) => x.target === target && x.concurrency === c)
+    const r = findRow(calls, target, c)
     if (!r) throw new Error(`missing run ${target} c=${c}`)
     return r
   }
@@ -762,19 +765,18 @@ function report(
     '',
     `2026-07-28 stateless, vmcp / direct throughput: ` +
       CONCURRENCY.map((c) => {
-        const pick = (label: string) => calls.find((r) => r.target === label && r.concurrency === c)
+        const pick = (label: CallRun['target']) => findRow(calls, label, c)
         return `c=${c} ${round((pick(MODERN_VMCP)?.rps ?? NaN) / (pick(MODERN_DIRECT)?.rps ?? NaN))}×`
       }).join(', ') +
       '; to the 2026-07-28-only backend: ' +
       CONCURRENCY.map((c) => {
-        const pick = (label: string) => calls.find((r) => r.target === label && r.concurrency === c)
+        const pick = (label: CallRun['target']) => findRow(calls, label, c)
         return `c=${c} ${round((pick(MODERN_ONLY_VMCP)?.rps ?? NaN) / (pick(MODERN_ONLY_DIRECT)?.rps ?? NaN))}×`
       }).join(', '),
     '',
     `2026-07-28 caller / 2025 session, server CPU per call through vmcp to the 2025 backend: ` +
       CONCURRENCY.map((c) => {
-        const cpu = (label: string) =>
-          calls.find((r) => r.target === label && r.concurrency === c)?.serverCpuUsPerCall ?? NaN
+        const cpu = (label: CallRun['target']) => findRow(calls, label, c)?.serverCpuUsPerCall ?? NaN
         return `c=${c} ${round(cpu(MODERN_TO_2025) / cpu('vmcp'))}×`
       }).join(', '),
     '',
