@@ -88,7 +88,7 @@ export interface Gateway {
     identity: Identity,
     body: unknown,
     direct: DirectReply,
-  ): Promise<Response | undefined | false>
+  ): Response | undefined | false | Promise<Response | undefined | false>
   /** Backends and views for the sessionless 2026-07-28 path (src/mcp/modern). */
   readonly routing: GatewayRouting
   status(): GatewayStatus
@@ -361,6 +361,17 @@ export function createGateway(options: GatewayOptions): Gateway {
     }
   }
 
+  const postMessage: Gateway['postMessage'] = (headers, identity, body, direct) => {
+    const version = headers.get('mcp-protocol-version')
+    if (Array.isArray(body) || (body as { method?: unknown } | null)?.method === 'initialize') return false
+    if (version !== null && MODERN_PROTOCOL_VERSIONS.includes(version)) return false
+    // Synchronous once started: a call is posted to its backend in the tick its body was read.
+    if (!ready && starting) return starting.then(() => postMessage(headers, identity, body, direct))
+    const session = existingSession(headers.get('mcp-session-id') ?? '', identity)
+    if (!session) return sessionNotFound()
+    return postDirect(session, headers, body, direct)
+  }
+
   return {
     get ready() {
       return ready
@@ -453,15 +464,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       })
     },
 
-    async postMessage(headers, identity, body, direct) {
-      const version = headers.get('mcp-protocol-version')
-      if (Array.isArray(body) || (body as { method?: unknown } | null)?.method === 'initialize') return false
-      if (version !== null && MODERN_PROTOCOL_VERSIONS.includes(version)) return false
-      if (!ready && starting) await starting
-      const session = existingSession(headers.get('mcp-session-id') ?? '', identity)
-      if (!session) return sessionNotFound()
-      return postDirect(session, headers, body, direct)
-    },
+    postMessage,
 
     status() {
       return {

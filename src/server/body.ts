@@ -14,10 +14,25 @@ export async function readBodyLimited(req: Request, maxBytes: number): Promise<B
   return buf ? { ok: true, text: buf.toString('utf8') } : { ok: false }
 }
 
-/** {@link readBodyLimited} on the Node request itself: no web stream in between. */
-export function readIncomingLimited(incoming: IncomingMessage, maxBytes: number): Promise<BodyRead> {
+/**
+ * {@link readBodyLimited} on the Node request itself: no web stream in between. A request whose
+ * body has all arrived (the usual small POST, read a tick after its headers) is read at once:
+ * no listeners, no promise, no flowing mode.
+ */
+export function readIncomingLimited(incoming: IncomingMessage, maxBytes: number): BodyRead | Promise<BodyRead> {
   const declared = Number(incoming.headers['content-length'] ?? NaN)
-  if (Number.isFinite(declared) && declared > maxBytes) return Promise.resolve({ ok: false })
+  if (Number.isFinite(declared) && declared > maxBytes) return { ok: false }
+  if (incoming.complete && incoming.readableFlowing === null && !incoming.readableEnded) {
+    // Everything the parser took is buffered in the stream: read() hands it over as one Buffer.
+    if (incoming.readableLength > maxBytes) return { ok: false }
+    const buf = incoming.readableLength === 0 ? undefined : (incoming.read() as Buffer | null)
+    if (buf === null) return readFlowing(incoming, maxBytes)
+    return { ok: true, text: buf ? buf.toString('utf8') : '' }
+  }
+  return readFlowing(incoming, maxBytes)
+}
+
+function readFlowing(incoming: IncomingMessage, maxBytes: number): Promise<BodyRead> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
     let size = 0

@@ -75,7 +75,9 @@ export function createMcpPostListener(options: McpPostOptions) {
     if (!isJsonContentType(headers.get('content-type'))) {
       return writeJson(req, res, 415, rpcErrorBody(-32000, UNSUPPORTED_MEDIA_TYPE), cors)
     }
-    const read = await readIncomingLimited(req, maxBodyBytes)
+    // Authentication took a tick, so a small body has arrived by now and is read without one.
+    const reading = readIncomingLimited(req, maxBodyBytes)
+    const read = reading instanceof Promise ? await reading : reading
     if (!read.ok) return writeJson(req, res, 413, rpcErrorBody(-32000, bodyTooLarge(maxBodyBytes)), cors)
     let body: unknown
     try {
@@ -90,7 +92,8 @@ export function createMcpPostListener(options: McpPostOptions) {
     if (options.modern && claimsEnvelope(body)) return handOn(req, res, { auth, body }, logged)
     if (logged) logged.note.body = body
     const direct = new NodeDirectReply(res, cors, logged?.note)
-    const answer = await gateway.postMessage(headers, auth.identity, body, direct)
+    const posted = gateway.postMessage(headers, auth.identity, body, direct)
+    const answer = posted instanceof Promise ? await posted : posted
     if (answer === false) return handOn(req, res, { auth, body }, logged)
     if (answer) return writeResponse(req, res, answer, cors)
   }

@@ -106,44 +106,49 @@ const MAX_CREDITS = 1024
  */
 export class CallTable {
   #next = 1
-  readonly #latest = new Map<ClientRequestId, { entry: CallEntry; cancel: CancelCall }>()
-  readonly #live = new Map<number, { entry: CallEntry; cancel: CancelCall }>()
+  // The live calls, newest first, linked through their entries: no per-call Map entry by
+  // internal id to add and delete (the session's busiest Map at 32 concurrent calls).
+  #newest: LiveEntry | undefined = undefined
+  #size = 0
+  readonly #latest = new Map<ClientRequestId, LiveEntry>()
   readonly #credits = new Map<ClientRequestId, number>()
 
   /** Calls in flight. */
   get size(): number {
-    return this.#live.size
+    return this.#size
   }
 
   /** Registers a client request; its work stops through `cancel`. */
   begin(clientId: ClientRequestId, cancel: CancelCall): CallEntry {
-    const entry: CallEntry = { clientId, internalId: this.#next++, settled: false, clientCancelled: false }
-    const slot = { entry, cancel }
-    this.#latest.set(clientId, slot)
-    this.#live.set(entry.internalId, slot)
+    const newest = this.#newest
+    const entry: LiveEntry = {
+      clientId,
+      internalId: this.#next++,
+      settled: false,
+      clientCancelled: false,
+      cancel,
+      newer: undefined,
+      older: newest,
+    }
+    if (newest) newest.newer = entry
+    this.#newest = entry
+    this.#size++
+    this.#latest.set(clientId, entry)
     return entry
-  }
-
-  /** The live call with this internal id. */
-  get(internalId: number): CallEntry | undefined {
-    return this.#live.get(internalId)?.entry
   }
 
   /** The call was answered (or failed) normally. */
   end(entry: CallEntry): void {
-    entry.settled = true
-    this.#forget(entry)
+    this.#forget(entry as LiveEntry)
   }
 
   /** The client went away (its HTTP stream closed before the answer): stop the work. */
   abandon(entry: CallEntry, reason = 'client disconnected'): void {
-    const slot = this.#live.get(entry.internalId)
-    if (!slot) return
-    entry.settled = true
-    this.#forget(entry)
+    if (entry.settled) return
+    this.#forget(entry as LiveEntry)
     // The client may still send notifications/cancelled for it: that one is owed to this call.
     if (!entry.clientCancelled) this.#owe(entry.clientId)
-    slot.cancel(entry, reason, false)
+    ;(entry as LiveEntry).cancel(entry, reason, false)
   }
 
   /**
@@ -157,29 +162,33 @@ export class CallTable {
       else this.#credits.set(clientId, owed - 1)
       return
     }
-    const slot = this.#latest.get(clientId)
-    if (!slot) return
-    slot.entry.clientCancelled = true
-    slot.entry.settled = true
-    this.#forget(slot.entry)
-    slot.cancel(slot.entry, reason, true)
+    const entry = this.#latest.get(clientId)
+    if (!entry) return
+    entry.clientCancelled = true
+    this.#forget(entry)
+    entry.cancel(entry, reason, true)
   }
 
   /** Ends every call (session closed). */
   clear(reason: string): void {
-    const slots = [...this.#live.values()]
-    this.#live.clear()
-    this.#latest.clear()
+    const entries: LiveEntry[] = []
+    for (let e = this.#newest; e; e = e.older) entries.push(e)
+    for (const e of entries) this.#forget(e)
     this.#credits.clear()
-    for (const { entry, cancel } of slots) {
-      entry.settled = true
-      cancel(entry, reason, false)
-    }
+    for (const entry of entries.reverse()) entry.cancel(entry, reason, false)
   }
 
-  #forget(entry: CallEntry): void {
-    this.#live.delete(entry.internalId)
-    if (this.#latest.get(entry.clientId)?.entry === entry) this.#latest.delete(entry.clientId)
+  /** Settles a live call and takes it out of the table (once). */
+  #forget(entry: LiveEntry): void {
+    if (entry.settled) return
+    entry.settled = true
+    const { newer, older } = entry
+    if (newer) newer.older = older
+    else this.#newest = older
+    if (older) older.newer = newer
+    entry.newer = entry.older = undefined
+    this.#size--
+    if (this.#latest.get(entry.clientId) === entry) this.#latest.delete(entry.clientId)
   }
 
   #owe(clientId: ClientRequestId): void {
@@ -189,4 +198,11 @@ export class CallTable {
     }
     this.#credits.set(clientId, (this.#credits.get(clientId) ?? 0) + 1)
   }
+}
+
+/** A call in a session's table: its stop, and its place in the list of live calls. */
+interface LiveEntry extends CallEntry {
+  readonly cancel: CancelCall
+  newer: LiveEntry | undefined
+  older: LiveEntry | undefined
 }

@@ -32,7 +32,8 @@ describe('CallTable', () => {
     const retry = begin(3)
     calls.cancelFromClient(3, 'for the first one')
     expect(cancelled).toEqual([{ internalId: first.internalId, answer: false }])
-    expect(calls.get(retry.internalId)).toBe(retry)
+    expect(retry.settled).toBe(false)
+    expect(calls.size).toBe(1)
     // The debt is paid: the next cancellation is the client's word about the retry.
     calls.cancelFromClient(3, 'now the retry')
     expect(cancelled.at(-1)).toEqual({ internalId: retry.internalId, answer: true })
@@ -53,9 +54,32 @@ describe('CallTable', () => {
     const stale = begin(9)
     const fresh = begin(9)
     calls.end(fresh)
-    expect(calls.get(stale.internalId)).toBe(stale)
+    expect(stale.settled).toBe(false)
+    expect(calls.size).toBe(1)
     calls.end(stale)
     expect(calls.size).toBe(0)
+  })
+
+  it('stops every live call once when the session closes, and forgets what the client owed', () => {
+    const { calls, begin, cancelled } = table()
+    const [a, b, c, d] = [begin(1), begin(2), begin(3), begin(4)]
+    calls.end(b)
+    calls.end(d)
+    const owing = begin(5)
+    calls.abandon(owing)
+    cancelled.length = 0
+    calls.clear('session closed')
+    expect(cancelled).toEqual([
+      { internalId: a.internalId, answer: false },
+      { internalId: c.internalId, answer: false },
+    ])
+    expect(calls.size).toBe(0)
+    calls.abandon(a)
+    expect(cancelled).toHaveLength(2)
+    // No debt survives the close: a new call with the abandoned call's id can be cancelled.
+    const next = begin(5)
+    calls.cancelFromClient(5, 'x')
+    expect(next.settled).toBe(true)
   })
 
   it('bounds what it owes', () => {
