@@ -12,6 +12,17 @@ export const TEST_BACKEND = resolve(ROOT, 'fixtures/backends/test-backend.mjs')
 export const MODERN_BACKEND = resolve(ROOT, 'fixtures/backends/modern-http.mjs')
 export const VMCP_CLI = resolve(ROOT, 'dist/src/cli/main.js')
 
+/**
+ * Node flags of every process the bench starts (backend, bare relay, vmcp). V8's memory reducer
+ * shrinks an idle heap, young generation included, about 8 s after a process goes quiet; a
+ * process it hit then scavenges more often until its young generation has grown back, for
+ * longer than a row's turns last. Whether it hits a process depends on how long that process
+ * waits for its turn (the row order), not on the code measured: in a run of four identical vmcp
+ * processes the ones it hit used 82–90 µs of CPU per call, the others 71–81 µs. Off in every
+ * process alike, each row is measured in the same steady state.
+ */
+export const NODE_FLAGS: readonly string[] = ['--no-memory-reducer']
+
 export interface Child {
   readonly name: string
   readonly proc: ChildProcess
@@ -90,7 +101,7 @@ export function startBareRelay(backendUrl: string): Promise<BackendChild> {
 }
 
 async function startBackendScript(name: string, args: string[]): Promise<BackendChild> {
-  const proc = spawn(process.execPath, [...args, '--port', '0'], {
+  const proc = spawn(process.execPath, [...NODE_FLAGS, ...args, '--port', '0'], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   })
@@ -155,6 +166,7 @@ export async function startVmcp(options: StartVmcpOptions): Promise<VmcpChild> {
   const proc = spawn(
     process.execPath,
     [
+      ...NODE_FLAGS,
       ...(options.nodeArgs ?? []),
       VMCP_CLI,
       'serve',
