@@ -17,9 +17,9 @@ export const VMCP_CLI = resolve(ROOT, 'dist/src/cli/main.js')
  * shrinks an idle heap, young generation included, about 8 s after a process goes quiet; a
  * process it hit then scavenges more often until its young generation has grown back, for
  * longer than a row's turns last. Whether it hits a process depends on how long that process
- * waits for its turn (the row order), not on the code measured: in a run of four identical vmcp
- * processes the ones it hit used 82–90 µs of CPU per call, the others 71–81 µs. Off in every
- * process alike, each row is measured in the same steady state.
+ * waits for its turn (the row order), not on the code measured: in two runs of four identical
+ * vmcp processes at c=32, the three it hit used 82–90 µs of CPU per call, the five others 77–82 µs.
+ * Off in every process alike, each row is measured in the same steady state.
  */
 export const NODE_FLAGS: readonly string[] = ['--no-memory-reducer']
 
