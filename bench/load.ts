@@ -162,3 +162,19 @@ export function pairedRatio(a: readonly number[], b: readonly number[], resample
   const at = (q: number) => draws[Math.min(resamples - 1, Math.floor(q * resamples))] ?? NaN
   return { ratio, low: at(0.025), high: at(0.975) }
 }
+
+/**
+ * The order `n` rows take their turns in round `round`: a balanced Latin square (Williams
+ * design). Over `n` rounds (2n when `n` is odd) every row goes first once and follows every
+ * other row equally often. A row's turn starts while the host is still settling after the row
+ * before it (its GC, its sockets, the backend's share of its work): rotating one fixed order
+ * would have every row always follow the same one, so a heavy row would always slow the same
+ * neighbour down.
+ */
+export function turnOrder(n: number, round: number): number[] {
+  const base: number[] = []
+  for (let i = 0, low = 0, high = n - 1; i < n; i++) base.push(i % 2 === 0 ? low++ : high--)
+  // base: 0, n-1, 1, n-2, ...: its steps (differences mod n) take every value once.
+  const shifted = base.map((row) => (row + round) % n)
+  return n % 2 === 1 && Math.floor(round / n) % 2 === 1 ? shifted.reverse() : shifted
+}

@@ -21,7 +21,7 @@ import { pathToFileURL } from 'node:url'
 import { Pool } from 'undici'
 import { stringify } from 'yaml'
 import { startJwksServer, type JwksServer } from './jwks-server.js'
-import { pairedRatio, runLoad, summarize, type LatencySummary, type LoadResult, type PairedRatio } from './load.js'
+import { pairedRatio, runLoad, summarize, turnOrder, type LatencySummary, type LoadResult, type PairedRatio } from './load.js'
 import { McpHttpSession, McpModernCaller } from './mcp-http.js'
 import { summarizeProfile } from './profile-summary.js'
 import { ModeBClient } from './oauth-flow.js'
@@ -345,11 +345,11 @@ async function measureCallsInterleaved(
     }
     // Warm-up: long enough for V8 to have compiled each process's hot path.
     for (const p of prepared) await slice(p, 0, WARMUP_MS, false)
-    // The order turns each round: a row does not always follow the same one, whose process may
-    // still be finishing its work (a concurrent GC, socket teardown) when the next turn starts.
+    // Each round in another order (see turnOrder): no row always follows the same one, whose
+    // process may still be finishing its work (a concurrent GC, socket teardown) when the next
+    // turn starts.
     for (let round = 0; round < rounds; round++) {
-      const turn = round % prepared.length
-      for (const p of [...prepared.slice(turn), ...prepared.slice(0, turn)]) {
+      for (const p of turnOrder(prepared.length, round).map((i) => prepared[i] as Prepared)) {
         const before = p.samples.length
         await slice(p, 0, sliceMs, true)
         p.roundRps.push(((p.samples.length - before) * 1000) / sliceMs)
