@@ -106,6 +106,11 @@ interface CallTarget {
   /** The process serving `url`, whose CPU time per call is recorded. */
   pid: number
   headers?: Record<string, string>
+  /**
+   * A second process of the same kind (same config, its own start): the row's rounds alternate
+   * between the two, so one process's luck (code placement, GC timing) does not make the row.
+   */
+  twin?: { url: string; pid: number; headers?: Record<string, string> }
 }
 
 interface CallRun extends LoadResult {
@@ -209,19 +214,32 @@ interface ModeB {
 }
 
 /**
- * vmcp in Mode B on a port chosen up front (its issuer names it): memory storage, one `oidc`
- * upstream (the in-process IdP, confidential client for `${issuer}/oauth/callback`), the echo
- * backend behind upstream_inject, rate limits out of the way of the token benchmark.
+ * vmcp in Mode B, twice (the tools/call row's two processes; the first also serves the token and
+ * sign-in runs), each on a port chosen up front (its issuer names it): memory storage, one `oidc`
+ * upstream (the in-process IdP, one confidential client for both `${issuer}/oauth/callback`), the
+ * echo backend behind upstream_inject, rate limits out of the way of the token benchmark.
  */
-async function startModeB(backend: BackendChild, nodeArgs: string[]): Promise<ModeB> {
-  const port = await freePort()
-  const issuer = `http://127.0.0.1:${port}`
-  const resource = `${issuer}/mcp`
-  idp = await startUpstreamIdp({ redirectUris: [`${issuer}/oauth/callback`] })
+async function startModeBs(backend: BackendChild, nodeArgs: string[]): Promise<[ModeB, ModeB]> {
+  const ports = [await freePort(), await freePort()]
+  idp = await startUpstreamIdp({ redirectUris: ports.map((port) => `http://127.0.0.1:${port}/oauth/callback`) })
   const secretFile = join(tmp, 'idp-client-secret')
   writeFileSync(secretFile, idp.clientSecret, { mode: 0o600 })
+  const first = await startModeB(backend, nodeArgs, ports[0] as number, secretFile, '')
+  return [first, await startModeB(backend, [], ports[1] as number, secretFile, '-2')]
+}
+
+async function startModeB(
+  backend: BackendChild,
+  nodeArgs: string[],
+  port: number,
+  secretFile: string,
+  suffix: string,
+): Promise<ModeB> {
+  const issuer = `http://127.0.0.1:${port}`
+  const resource = `${issuer}/mcp`
+  const upstream = idp as UpstreamIdp
   const child = await vmcp(
-    'mode-b',
+    `mode-b${suffix}`,
     {
       backends: [{ name: BACKEND_NAME, transport: 'streamable-http', url: backend.url }],
       incomingAuth: {
@@ -239,14 +257,14 @@ async function startModeB(backend: BackendChild, nodeArgs: string[]): Promise<Mo
           allowedAudiences: [resource],
           storage: { type: 'memory' },
           rateLimits: { token: 1_000_000, register: 1000 },
-          dataDir: join(tmp, 'mode-b-data'),
+          dataDir: join(tmp, `mode-b-data${suffix}`),
           upstreams: [
             {
               name: UPSTREAM,
               type: 'oidc',
               oidc: {
-                issuerUrl: idp.issuer,
-                clientId: idp.clientId,
+                issuerUrl: upstream.issuer,
+                clientId: upstream.clientId,
                 clientSecret: { file: secretFile },
                 scopes: ['openid', 'offline_access', 'email'],
               },
@@ -291,10 +309,14 @@ async function measureCallsInterleaved(
   const rounds = roundsFor(seconds)
   const sliceMs = (seconds * 1000) / rounds
   const args = { text: 'ping' }
-  interface Prepared {
-    target: CallTarget
+  interface Leg {
+    pid: number
     pool: Pool
     sessions: Array<McpHttpSession | McpModernCaller>
+  }
+  interface Prepared {
+    target: CallTarget
+    legs: Leg[]
     samples: number[]
     roundRps: number[]
     cpuMs: number
@@ -305,34 +327,38 @@ async function measureCallsInterleaved(
   const prepared: Prepared[] = []
   try {
     for (const target of targets) {
-      const pool = new Pool(new URL(target.url).origin, { connections: concurrency, keepAliveTimeout: 60_000 })
-      const path = new URL(target.url).pathname
-      const headers = target.headers ?? {}
-      const sessions: Array<McpHttpSession | McpModernCaller> = target.stateless
-        ? Array.from({ length: concurrency }, () => new McpModernCaller({ pool, path, headers }))
-        : await openSessions(pool, target.url, concurrency, target.headers)
-      prepared.push({ target, pool, sessions, samples: [], roundRps: [], cpuMs: 0, finished: 0, errors: 0, firstError: undefined })
-      const probe = await sessions[0]!.callTool(target.tool, args)
-      const text = (probe.content as Array<{ text?: string }> | undefined)?.[0]?.text
-      if (text !== `${BACKEND_NAME}: ping`) {
-        throw new Error(`${target.label}: unexpected echo ${JSON.stringify(probe)}`)
+      const p: Prepared = { target, legs: [], samples: [], roundRps: [], cpuMs: 0, finished: 0, errors: 0, firstError: undefined }
+      prepared.push(p)
+      const processes = [{ url: target.url, pid: target.pid, headers: target.headers }, ...(target.twin ? [target.twin] : [])]
+      for (const { url, pid, headers } of processes) {
+        const pool = new Pool(new URL(url).origin, { connections: concurrency, keepAliveTimeout: 60_000 })
+        const path = new URL(url).pathname
+        const sessions: Array<McpHttpSession | McpModernCaller> = target.stateless
+          ? Array.from({ length: concurrency }, () => new McpModernCaller({ pool, path, headers: headers ?? {} }))
+          : await openSessions(pool, url, concurrency, headers)
+        p.legs.push({ pid, pool, sessions })
+        const probe = await sessions[0]!.callTool(target.tool, args)
+        const text = (probe.content as Array<{ text?: string }> | undefined)?.[0]?.text
+        if (text !== `${BACKEND_NAME}: ping`) {
+          throw new Error(`${target.label}: unexpected echo ${JSON.stringify(probe)}`)
+        }
       }
     }
-    const slice = (p: Prepared, warmupMs: number, durationMs: number, measured: boolean) => {
+    const slice = (p: Prepared, leg: Leg, warmupMs: number, durationMs: number, measured: boolean) => {
       let cpuStart = 0
       return runLoad({
         concurrency,
         warmupMs,
         durationMs,
-        call: (i) => p.sessions[i]!.callTool(p.target.tool, args),
+        call: (i) => leg.sessions[i]!.callTool(p.target.tool, args),
         ...(measured
           ? {
               samples: p.samples,
               onWindowStart: () => {
-                cpuStart = readCpuMs(p.target.pid)
+                cpuStart = readCpuMs(leg.pid)
               },
               onWindowEnd: () => {
-                p.cpuMs += readCpuMs(p.target.pid) - cpuStart
+                p.cpuMs += readCpuMs(leg.pid) - cpuStart
               },
             }
           : {}),
@@ -344,14 +370,15 @@ async function measureCallsInterleaved(
       })
     }
     // Warm-up: long enough for V8 to have compiled each process's hot path.
-    for (const p of prepared) await slice(p, 0, WARMUP_MS, false)
+    for (const p of prepared) for (const leg of p.legs) await slice(p, leg, 0, WARMUP_MS, false)
     // Each round in another order (see turnOrder): no row always follows the same one, whose
     // process may still be finishing its work (a concurrent GC, socket teardown) when the next
     // turn starts.
     for (let round = 0; round < rounds; round++) {
       for (const p of turnOrder(prepared.length, round).map((i) => prepared[i] as Prepared)) {
         const before = p.samples.length
-        await slice(p, 0, sliceMs, true)
+        // A row with twins alternates them round by round.
+        await slice(p, p.legs[round % p.legs.length] as Leg, 0, sliceMs, true)
         p.roundRps.push(((p.samples.length - before) * 1000) / sliceMs)
       }
     }
@@ -376,24 +403,17 @@ async function measureCallsInterleaved(
       return { target: p.target.label, serverCpuUsPerCall, roundRps: p.roundRps, ...result }
     })
   } finally {
-    for (const p of prepared) {
-      await Promise.allSettled(p.sessions.map((s) => s.close()))
-      await p.pool.close()
+    for (const leg of prepared.flatMap((p) => p.legs)) {
+      await Promise.allSettled(leg.sessions.map((s) => s.close()))
+      await leg.pool.close()
     }
   }
 }
 
-async function benchCalls(backend: BackendChild, modeB: ModeB) {
+async function benchCalls(backend: BackendChild, modeBs: [ModeB, ModeB]) {
   jwks = await startJwksServer()
   const backends = [{ name: BACKEND_NAME, transport: 'streamable-http', url: backend.url }]
-  const bare = await startBareRelay(backend.url)
-  children.push(bare)
-  const anon = await vmcp('calls', { backends }, profileArgs)
-  // Every relaying process serves one row, so each idles the same 5 s between its turns: a
-  // process that also served the 2026-07-28 row would be woken twice as often, and a row's
-  // first calls after an idle spell cost more (caches, scheduling), so its rows would read fast.
-  const anonModern = await vmcp('calls-modern', { backends })
-  const jwt = await vmcp('calls-jwt', {
+  const jwtConfig = {
     backends,
     incomingAuth: {
       type: 'oidc',
@@ -405,34 +425,48 @@ async function benchCalls(backend: BackendChild, modeB: ModeB) {
         algorithms: ['ES256'],
       },
     },
-  })
+  }
+  // Every relay row has two processes of its own, which take its rounds in turn (see
+  // CallTarget.twin): so each relaying process idles equally long between its turns (a process
+  // that also served another row would be woken more often, and a row's first calls after an
+  // idle spell cost more), and one process's luck does not make a row. The first `vmcp` process
+  // is the one profiled.
+  const bares = [await startBareRelay(backend.url), await startBareRelay(backend.url)]
+  children.push(...bares)
+  const anons = [await vmcp('calls', { backends }, profileArgs), await vmcp('calls-2', { backends })]
+  const moderns = [await vmcp('calls-modern', { backends }), await vmcp('calls-modern-2', { backends })]
+  const jwts = [await vmcp('calls-jwt', jwtConfig), await vmcp('calls-jwt-2', jwtConfig)]
   const token = await jwks.mint(AUDIENCE)
   const prefixed = `${BACKEND_NAME}_echo`
   const bearer = { authorization: `Bearer ${token}` }
-  // One sign-in, one token for every session (as the Mode A row shares one minted token).
-  const modeBToken = (await modeB.signIn()).access_token
+  // One sign-in per Mode B process, one token for all its sessions (as the Mode A row shares one
+  // minted token).
+  const modeBBearers = await Promise.all(
+    modeBs.map(async (m) => ({ authorization: `Bearer ${(await m.signIn()).access_token}` })),
+  )
+  const twinOf = (procs: Array<{ url: string; pid: number }>, headers?: Record<string, string>) => {
+    const [first, second] = procs as [{ url: string; pid: number }, { url: string; pid: number }]
+    return { url: first.url, pid: first.pid, twin: { url: second.url, pid: second.pid, ...(headers ? { headers } : {}) } }
+  }
   const targets: CallTarget[] = [
     { label: 'direct', url: backend.url, tool: 'echo', pid: backend.pid },
-    { label: BARE, url: bare.url, tool: prefixed, pid: bare.pid },
-    { label: 'vmcp', url: anon.url, tool: prefixed, pid: anon.pid },
-    { label: MODERN_TO_2025, stateless: true, url: anonModern.url, tool: prefixed, pid: anonModern.pid },
-    { label: 'vmcp+jwt', url: jwt.url, tool: prefixed, headers: bearer, pid: jwt.pid },
+    { label: BARE, tool: prefixed, ...twinOf(bares) },
+    { label: 'vmcp', tool: prefixed, ...twinOf(anons) },
+    { label: MODERN_TO_2025, stateless: true, tool: prefixed, ...twinOf(moderns) },
+    { label: 'vmcp+jwt', tool: prefixed, headers: bearer, ...twinOf(jwts, bearer) },
     {
       label: MODE_B,
-      url: modeB.child.url,
-      pid: modeB.child.pid,
       tool: prefixed,
-      headers: { authorization: `Bearer ${modeBToken}` },
+      headers: modeBBearers[0] as Record<string, string>,
+      ...twinOf(modeBs.map((m) => m.child), modeBBearers[1]),
     },
   ]
   const runs: CallRun[] = []
   for (const c of CONCURRENCY) runs.push(...(await measureCallsInterleaved(targets, c)))
-  await stop(anon)
-  await stop(anonModern)
-  await stop(jwt)
-  await stop(bare)
+  for (const child of [...anons, ...moderns, ...jwts, ...bares]) await stop(child)
+  await stop(modeBs[1].child)
   // Profile files are named CPU.<date>.<pid>.…: the pids tell the two children apart.
-  const profiles = { profileDir, pids: { vmcp: anon.pid, modeB: modeB.child.pid } }
+  const profiles = { profileDir, pids: { vmcp: anons[0]!.pid, modeB: modeBs[0].child.pid } }
   return { runs, jwksFetches: jwks.jwksHits, ...(PROFILE ? profiles : {}) }
 }
 
@@ -835,8 +869,9 @@ async function main() {
   log(`${SECONDS} s per row in ${roundsFor(SECONDS)} interleaved rounds, after ${WARMUP_MS} ms warm-up per row; load average ${load}`)
   const backend = await startHttpBackend(BACKEND_NAME)
   children.push(backend)
-  const modeB = await startModeB(backend, profileArgs)
-  const calls = await benchCalls(backend, modeB)
+  const modeBs = await startModeBs(backend, profileArgs)
+  const [modeB] = modeBs
+  const calls = await benchCalls(backend, modeBs)
   const callsSteal = stealShare(ticksBefore)
   log(`steal during the tools/call rows: ${round(callsSteal * 100, 1)} % of the host's CPU time`)
   if (CALLS_ONLY) {
