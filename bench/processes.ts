@@ -17,10 +17,11 @@ export const VMCP_CLI = resolve(ROOT, 'dist/src/cli/main.js')
  * shrinks a heap, young generation included, when a process has gone quiet some 8 s after a full
  * GC, as a vmcp does after its startup while it waits for its first turn (12 s of quiet after
  * load with only young-generation GCs did not set it off); a process it hit then scavenges more
- * often until its young generation has grown back, for longer than a row's turns last. Whether it hits a process depends on how long that process
- * waits for its turn (the row order), not on the code measured: in two runs of four identical
- * vmcp processes at c=32, the three it hit used 82–90 µs of CPU per call, the five others 77–82 µs.
- * Off in every process alike, each row is measured in the same steady state.
+ * often until its young generation has grown back, for longer than a row's turns last. Whether
+ * it hits a process depends on how long that process waits for its turn (the row order), not on
+ * the code measured: in two runs of four identical vmcp processes at c=32, the three it hit used
+ * 82–90 µs of CPU per call, the five others 77–82 µs. Off in every process alike, each row is
+ * measured in the same steady state.
  */
 export const NODE_FLAGS: readonly string[] = ['--no-memory-reducer']
 

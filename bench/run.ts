@@ -101,16 +101,13 @@ interface CallTarget {
     | typeof MODERN_ONLY_VMCP
   /** 2026-07-28 callers: one stateless caller per worker instead of one session. */
   stateless?: boolean
-  url: string
   tool: string
-  /** The process serving `url`, whose CPU time per call is recorded. */
-  pid: number
-  headers?: Record<string, string>
   /**
-   * A second process of the same kind (same config, its own start): the row's rounds alternate
-   * between the two, so one process's luck (code placement, GC timing) does not make the row.
+   * The processes serving the row, each at `url` with its CPU time per call recorded: one, or
+   * two of the same kind (same config, each its own start) that take the row's rounds in turn,
+   * so one process's luck (code placement, GC timing) does not make the row.
    */
-  twin?: { url: string; pid: number; headers?: Record<string, string> }
+  processes: Array<{ url: string; pid: number; headers?: Record<string, string> }>
 }
 
 interface CallRun extends LoadResult {
@@ -329,8 +326,7 @@ async function measureCallsInterleaved(
     for (const target of targets) {
       const p: Prepared = { target, legs: [], samples: [], roundRps: [], cpuMs: 0, finished: 0, errors: 0, firstError: undefined }
       prepared.push(p)
-      const processes = [{ url: target.url, pid: target.pid, headers: target.headers }, ...(target.twin ? [target.twin] : [])]
-      for (const { url, pid, headers } of processes) {
+      for (const { url, pid, headers } of target.processes) {
         const pool = new Pool(new URL(url).origin, { connections: concurrency, keepAliveTimeout: 60_000 })
         const path = new URL(url).pathname
         const sessions: Array<McpHttpSession | McpModernCaller> = target.stateless
@@ -377,7 +373,7 @@ async function measureCallsInterleaved(
     for (let round = 0; round < rounds; round++) {
       for (const p of turnOrder(prepared.length, round).map((i) => prepared[i] as Prepared)) {
         const before = p.samples.length
-        // A row with twins alternates them round by round.
+        // A row of two processes alternates them round by round.
         await slice(p, p.legs[round % p.legs.length] as Leg, 0, sliceMs, true)
         p.roundRps.push(((p.samples.length - before) * 1000) / sliceMs)
       }
@@ -427,7 +423,7 @@ async function benchCalls(backend: BackendChild, modeBs: [ModeB, ModeB]) {
     },
   }
   // Every relay row has two processes of its own, which take its rounds in turn (see
-  // CallTarget.twin): so each relaying process idles equally long between its turns (a process
+  // CallTarget.processes): so each relaying process idles equally long between its turns (a process
   // that also served another row would be woken more often, and a row's first calls after an
   // idle spell cost more), and one process's luck does not make a row. The first `vmcp` process
   // is the one profiled.
@@ -444,21 +440,16 @@ async function benchCalls(backend: BackendChild, modeBs: [ModeB, ModeB]) {
   const modeBBearers = await Promise.all(
     modeBs.map(async (m) => ({ authorization: `Bearer ${(await m.signIn()).access_token}` })),
   )
-  const twinOf = (procs: Array<{ url: string; pid: number }>, headers?: Record<string, string>) => {
-    const [first, second] = procs as [{ url: string; pid: number }, { url: string; pid: number }]
-    return { url: first.url, pid: first.pid, twin: { url: second.url, pid: second.pid, ...(headers ? { headers } : {}) } }
-  }
   const targets: CallTarget[] = [
-    { label: 'direct', url: backend.url, tool: 'echo', pid: backend.pid },
-    { label: BARE, tool: prefixed, ...twinOf(bares) },
-    { label: 'vmcp', tool: prefixed, ...twinOf(anons) },
-    { label: MODERN_TO_2025, stateless: true, tool: prefixed, ...twinOf(moderns) },
-    { label: 'vmcp+jwt', tool: prefixed, headers: bearer, ...twinOf(jwts, bearer) },
+    { label: 'direct', tool: 'echo', processes: [backend] },
+    { label: BARE, tool: prefixed, processes: bares },
+    { label: 'vmcp', tool: prefixed, processes: anons },
+    { label: MODERN_TO_2025, stateless: true, tool: prefixed, processes: moderns },
+    { label: 'vmcp+jwt', tool: prefixed, processes: jwts.map(({ url, pid }) => ({ url, pid, headers: bearer })) },
     {
       label: MODE_B,
       tool: prefixed,
-      headers: modeBBearers[0] as Record<string, string>,
-      ...twinOf(modeBs.map((m) => m.child), modeBBearers[1]),
+      processes: modeBs.map(({ child: { url, pid } }, i) => ({ url, pid, headers: modeBBearers[i] })),
     },
   ]
   const runs: CallRun[] = []
@@ -486,10 +477,10 @@ async function benchModern(): Promise<CallRun[]> {
   })
   const tool = `${BACKEND_NAME}_echo`
   const targets: CallTarget[] = [
-    { label: MODERN_DIRECT, stateless: true, url: backend.url, tool: 'echo', pid: backend.pid },
-    { label: MODERN_VMCP, stateless: true, url: gw.url, tool, pid: gw.pid },
-    { label: MODERN_ONLY_DIRECT, stateless: true, url: only.url, tool: 'echo', pid: only.pid },
-    { label: MODERN_ONLY_VMCP, stateless: true, url: onlyGw.url, tool, pid: onlyGw.pid },
+    { label: MODERN_DIRECT, stateless: true, tool: 'echo', processes: [backend] },
+    { label: MODERN_VMCP, stateless: true, tool, processes: [gw] },
+    { label: MODERN_ONLY_DIRECT, stateless: true, tool: 'echo', processes: [only] },
+    { label: MODERN_ONLY_VMCP, stateless: true, tool, processes: [onlyGw] },
   ]
   const runs: CallRun[] = []
   // No targets read these rows: half the time is enough for what they show.
