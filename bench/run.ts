@@ -4,9 +4,10 @@
 // latency, and RSS per idle session. Everything runs on 127.0.0.1 (the Mode B upstream IdP is an
 // in-process oidc-provider); the table goes to stdout, every number to bench/results.json.
 //
-//   BENCH_SECONDS=10  measured seconds per tools/call row, in one-second interleaved rounds after
-//                     3 s of warm-up (the 2026-07-28 rows get half); the ratios the targets compare
-//                     are printed with a 95 % interval bootstrapped over those rounds
+//   BENCH_SECONDS=10  measured seconds per tools/call row, in interleaved rounds after 3 s of
+//                     warm-up (the 2026-07-28 rows get half); the ratios the targets compare are
+//                     printed with a 95 % interval bootstrapped over those rounds
+//   BENCH_TURN_MS=500 how long each row's turn in a round lasts
 //   BENCH_PROFILE=1   run the throughput vmcp child and the Mode B child with --cpu-prof; prints
 //   (or --profile)    where the profiles are (Mode B's covers its tools/call and /oauth/token runs)
 //                     and writes bench/profile-summary.md from the vmcp child's profile
@@ -49,12 +50,14 @@ if (!(SECONDS > 0)) throw new Error('BENCH_SECONDS must be a positive number')
 // Long enough for V8 to have compiled the hot path (CPU per call keeps falling for seconds).
 const WARMUP_MS = 3000
 /**
- * Turns each target takes in the measured time of one concurrency (interleaved rows): one a
- * second. On a 2-core host two identical vmcp processes measured in one-second turns differ by
- * up to 18 % in a single turn; the ratio over ten turns, with its bootstrap interval, is what
- * the targets read.
+ * How long one turn of one row lasts (interleaved rows). The host's load moves on a scale of
+ * seconds, and a round of six rows spans six turns: shorter turns keep the rows of a round
+ * closer in time, so a round's ratio compares rows under more nearly the same load, and give
+ * more rounds to average over. A row's first calls in a turn cost no more than its later ones.
  */
-const roundsFor = (seconds: number) => Math.max(1, Math.round(seconds))
+const TURN_MS = Number(process.env.BENCH_TURN_MS ?? 500)
+if (!(TURN_MS > 0)) throw new Error('BENCH_TURN_MS must be a positive number')
+const roundsFor = (seconds: number) => Math.max(1, Math.round((seconds * 1000) / TURN_MS))
 /** The /oauth/token and tools/list runs: no ratio between rows to pin down, so half the time. */
 const OTHER_RUN_MS = (SECONDS * 1000) / 2
 const PROFILE = process.env.BENCH_PROFILE === '1' || process.argv.includes('--profile')
@@ -769,7 +772,7 @@ function report(
   const ms = (n: number) => round(n, 3).toFixed(3)
   const busy = load1 > cpus().length / 2
   const out = [
-    `## vmcp bench: node ${process.version}, ${cpus().length} cores, ${SECONDS} s per run, ` +
+    `## vmcp bench: node ${process.version}, ${cpus().length} cores, ${SECONDS} s per run in ${roundsFor(SECONDS)} turns of ${TURN_MS} ms, ` +
       `load average ${load1.toFixed(2)} at start, steal ${round(steal * 100, 1)} % during the tools/call rows`,
     '',
     ...(busy ? ['> ⚠ the host was busy at start: throughput and latency are skewed.', ''] : []),
@@ -897,6 +900,7 @@ async function main() {
     // The hypervisor's share of the host CPU given to other guests (/proc/stat steal).
     stealShare: { callRows: round(callsSteal, 4), wholeRun: round(stealShare(ticksBefore), 4) },
     benchSeconds: SECONDS,
+    turnMs: TURN_MS,
     warmupMs: WARMUP_MS,
     calls: { ...calls, runs: calls.runs.map((r) => roundAll(r)) },
     // Mode B: vmcp is its own authorization server (memory storage, one oidc upstream, the echo
