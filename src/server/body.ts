@@ -16,8 +16,8 @@ export async function readBodyLimited(req: Request, maxBytes: number): Promise<B
 
 /**
  * {@link readBodyLimited} on the Node request itself: no web stream in between. A request whose
- * body has all arrived (the usual small POST, read a tick after its headers) is read at once:
- * no listeners, no promise, no flowing mode.
+ * body has all arrived (the usual small POST, read in the event loop's check phase after its
+ * headers) is read at once: no listeners, no promise, no flowing mode.
  */
 export function readIncomingLimited(incoming: IncomingMessage, maxBytes: number): BodyRead | Promise<BodyRead> {
   const declared = Number(incoming.headers['content-length'] ?? NaN)

@@ -75,7 +75,6 @@ export function createMcpPostListener(options: McpPostOptions) {
     if (!isJsonContentType(headers.get('content-type'))) {
       return writeJson(req, res, 415, rpcErrorBody(-32000, UNSUPPORTED_MEDIA_TYPE), cors)
     }
-    // Authentication took a tick, so a small body has arrived by now and is read without one.
     const reading = readIncomingLimited(req, maxBodyBytes)
     const read = reading instanceof Promise ? await reading : reading
     if (!read.ok) return writeJson(req, res, 413, rpcErrorBody(-32000, bodyTooLarge(maxBodyBytes)), cors)
@@ -98,6 +97,15 @@ export function createMcpPostListener(options: McpPostOptions) {
     if (answer) return writeResponse(req, res, answer, cors)
   }
 
+  const run = (req: IncomingMessage, res: ServerResponse): void => {
+    serve(req, res).catch((err: unknown) => {
+      const e = err instanceof Error ? err : new Error(String(err))
+      logger.error({ err: { message: e.message, stack: e.stack } }, 'unhandled error')
+      if (res.headersSent) res.destroy()
+      else writeJson(req, res, 500, JSON.stringify({ error: 'server_error', error_description: 'internal error' }), {})
+    })
+  }
+
   /** To the app, with what was established: it neither authenticates nor reads again. */
   const handOn = (req: IncomingMessage, res: ServerResponse, prepared: PreparedPost, logged?: { cancel(): void }) => {
     logged?.cancel()
@@ -109,12 +117,12 @@ export function createMcpPostListener(options: McpPostOptions) {
     const url = req.url ?? ''
     if (req.method !== 'POST' || req.headers['mcp-session-id'] === undefined) return false
     if (url !== path && !url.startsWith(pathWithQuery)) return false
-    serve(req, res).catch((err: unknown) => {
-      const e = err instanceof Error ? err : new Error(String(err))
-      logger.error({ err: { message: e.message, stack: e.stack } }, 'unhandled error')
-      if (res.headersSent) res.destroy()
-      else writeJson(req, res, 500, JSON.stringify({ error: 'server_error', error_description: 'internal error' }), {})
-    })
+    // The body comes in the same read as the headers, but Node parses it only after this
+    // 'request' event and the microtasks it queues: the first moment it is all there is the
+    // event loop's check phase. Served then, a small body is read at once (no listeners, no
+    // flowing mode); one that has not all arrived is read as it comes.
+    if (req.complete) run(req, res)
+    else setImmediate(run, req, res)
     return true
   }
 }

@@ -146,6 +146,46 @@ describe('HTTP rules of /mcp on a session POST (tools/call)', () => {
     await expectRpcError(await post(JSON.stringify(CALL), { authorization: `Bearer ${bob}` }), 404, -32001, /Session not found/)
   })
 
+  it('serves a tools/call whose body arrives well after its headers, in two parts', async () => {
+    // The fast path reads a body that came with its headers in one go; this one is not there
+    // when the request is served, so it is read as it comes.
+    const body = Buffer.from(JSON.stringify(CALL))
+    let req: ReturnType<typeof httpRequest> | undefined
+    const answer = new Promise<{ status: number; text: string }>((ok, fail) => {
+      req = httpRequest(
+        gw.url,
+        {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            'content-length': String(body.length),
+            accept: ACCEPT,
+            authorization: `Bearer ${token}`,
+            'mcp-session-id': sessionId,
+            'mcp-protocol-version': VERSION,
+          },
+        },
+        (res) => {
+          let text = ''
+          res.setEncoding('utf8')
+          res.on('data', (c: string) => (text += c))
+          res.on('end', () => ok({ status: res.statusCode ?? 0, text }))
+        },
+      )
+      req.on('error', fail)
+    })
+    const write = (part: Buffer) => new Promise<void>((done, fail) => req!.write(part, (err) => (err ? fail(err) : done())))
+    await write(body.subarray(0, 20))
+    // Another request answered on another connection: by then vmcp has taken the headers and the
+    // first part, and begun serving the call.
+    expect((await fetch(new URL('/readyz', gw.url))).status).toBe(200)
+    await write(body.subarray(20))
+    req!.end()
+    const { status, text } = await answer
+    expect(status).toBe(200)
+    expect(JSON.parse(text)).toMatchObject({ id: 7, result: { content: [{ text: 'b: hi' }] } })
+  })
+
   it('413 for a body over server.maxBodyBytes, declared or streamed', async () => {
     const big = JSON.stringify({ ...CALL, params: { ...CALL.params, arguments: { text: 'x'.repeat(5000) } } })
     await expectRpcError(await post(big), 413, -32000, /exceeds 4096 bytes/)

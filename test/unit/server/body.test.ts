@@ -11,7 +11,7 @@ afterEach(() => new Promise<void>((done) => (server ? server.close(() => done())
 
 async function readOn(
   body: Array<string | Buffer>,
-  when: 'at-headers' | 'later',
+  when: 'at-headers' | 'microtask' | 'later',
   maxBytes = 64,
   headers: Record<string, string> = {},
 ): Promise<{ read: BodyRead; sync: boolean }> {
@@ -21,7 +21,12 @@ async function readOn(
       const r = readIncomingLimited(req, maxBytes)
       return r instanceof Promise ? r.then((read) => ({ read, sync: false })) : Promise.resolve({ read: r, sync: true })
     }
-    seen = when === 'at-headers' ? read() : new Promise((ok) => setImmediate(() => ok(read())))
+    seen =
+      when === 'at-headers'
+        ? read()
+        : when === 'microtask'
+          ? Promise.resolve().then(read)
+          : new Promise((ok) => setImmediate(() => ok(read())))
     void seen.then(() => res.end('ok'))
   })
   await new Promise<void>((ok) => server!.listen(0, '127.0.0.1', ok))
@@ -42,6 +47,12 @@ describe('readIncomingLimited', () => {
   it('reads a body that has all arrived at once, without waiting', async () => {
     const got = await readOn(['{"a":1}'], 'later', 64, { 'content-length': '7' })
     expect(got).toEqual({ read: { ok: true, text: '{"a":1}' }, sync: true })
+  })
+
+  it('finds the body not yet parsed a microtask after the request event: only the check phase has it', async () => {
+    // Why the /mcp POST listener serves from setImmediate (src/server/mcp-post.ts).
+    const got = await readOn(['{"a":1}'], 'microtask', 64, { 'content-length': '7' })
+    expect(got).toEqual({ read: { ok: true, text: '{"a":1}' }, sync: false })
   })
 
   it('streams a body that is still arriving', async () => {
