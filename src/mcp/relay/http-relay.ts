@@ -377,7 +377,10 @@ class RelayedCall extends Deadline {
     if (this.#done) return
     this.#settle()
     const raw = text === undefined ? undefined : renameAnswerId(text, this.#backendId, this.#clientId)
-    this.#channel.finish({ ...answer, id: this.#clientId }, undefined, raw)
+    // The answer is this call's own (parsed from the backend's text, or made for a failure):
+    // renamed for the client in place, not copied.
+    answer.id = this.#clientId
+    this.#channel.finish(answer, undefined, raw)
   }
 
   /** Done: no deadline, no server requests to route back, no call-table entry. */

@@ -106,11 +106,12 @@ const MAX_CREDITS = 1024
  */
 export class CallTable {
   #next = 1
-  // The live calls, newest first, linked through their entries: no per-call Map entry by
-  // internal id to add and delete (the session's busiest Map at 32 concurrent calls).
+  // The live calls, newest first, linked through their entries: no per-call Map entry to add
+  // and delete, by internal id or by client id (a session's busiest Maps at 32 concurrent calls).
+  // A cancellation walks them to find its call: a session has a few calls in flight, each an
+  // open request of its own, and a cancellation is rare.
   #newest: LiveEntry | undefined = undefined
   #size = 0
-  readonly #latest = new Map<ClientRequestId, LiveEntry>()
   readonly #credits = new Map<ClientRequestId, number>()
 
   /** Calls in flight. */
@@ -133,7 +134,6 @@ export class CallTable {
     if (newest) newest.newer = entry
     this.#newest = entry
     this.#size++
-    this.#latest.set(clientId, entry)
     return entry
   }
 
@@ -162,7 +162,8 @@ export class CallTable {
       else this.#credits.set(clientId, owed - 1)
       return
     }
-    const entry = this.#latest.get(clientId)
+    let entry = this.#newest
+    while (entry && entry.clientId !== clientId) entry = entry.older
     if (!entry) return
     entry.clientCancelled = true
     this.#forget(entry)
@@ -188,7 +189,6 @@ export class CallTable {
     if (older) older.newer = newer
     entry.newer = entry.older = undefined
     this.#size--
-    if (this.#latest.get(entry.clientId) === entry) this.#latest.delete(entry.clientId)
   }
 
   #owe(clientId: ClientRequestId): void {

@@ -60,6 +60,25 @@ describe('CallTable', () => {
     expect(calls.size).toBe(0)
   })
 
+  it('cancels the older call with a reused id once the newer one has ended, and picks the newest of several', () => {
+    const { calls, begin, cancelled } = table()
+    const stale = begin(5)
+    const other = begin(6)
+    const fresh = begin(5)
+    calls.end(fresh)
+    calls.cancelFromClient(5, 'user')
+    expect(cancelled).toEqual([{ internalId: stale.internalId, answer: true }])
+    expect(other.settled).toBe(false)
+    const older = begin(8)
+    const newer = begin(8)
+    calls.cancelFromClient(8, 'user')
+    expect(cancelled.at(-1)).toEqual({ internalId: newer.internalId, answer: true })
+    expect(older.settled).toBe(false)
+    calls.cancelFromClient(404, 'no such call')
+    expect(cancelled).toHaveLength(2)
+    expect(calls.size).toBe(2)
+  })
+
   it('stops every live call once when the session closes, and forgets what the client owed', () => {
     const { calls, begin, cancelled } = table()
     const [a, b, c, d] = [begin(1), begin(2), begin(3), begin(4)]
