@@ -191,8 +191,9 @@ export function createGateway(options: GatewayOptions): Gateway {
   /** The session with this id, if this identity owns it; marked as seen. */
   const existingSession = (sessionId: string, identity: Identity): ClientSession | undefined => {
     const session = sessions.get(sessionId)
-    // Another identity presenting this id learns nothing: same answer as an unknown id.
-    if (!session || session.ownerKey !== identityKey(identity)) return undefined
+    // Another identity presenting this id learns nothing: same answer as an unknown id. (A
+    // verified token keeps its identity object, so the one seen last is usually this one.)
+    if (!session || (session.identity !== identity && session.ownerKey !== identityKey(identity))) return undefined
     session.identity = identity
     session.lastSeen = Date.now()
     return session
