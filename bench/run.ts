@@ -53,7 +53,9 @@ const WARMUP_MS = 3000
  * How long one turn of one row lasts (interleaved rows). The host's load moves on a scale of
  * seconds, and a round of six rows spans six turns: shorter turns keep the rows of a round
  * closer in time, so a round's ratio compares rows under more nearly the same load, and give
- * more rounds to average over. A row's first calls in a turn cost no more than its later ones.
+ * more rounds to average over. Turns of 1 s, at c=32, with two rows of two processes each (each
+ * process idle some 3 s between its turns): a turn's first 200 ms ran at 1.01–1.07× the rate of
+ * its rest, so a shorter turn is not a slower one.
  */
 const TURN_MS = Number(process.env.BENCH_TURN_MS ?? 500)
 if (!(TURN_MS > 0)) throw new Error('BENCH_TURN_MS must be a positive number')
