@@ -269,6 +269,9 @@ export function createConfigSchema(ctx: SchemaContext) {
       .optional()
       .describe('externally visible origin, e.g. https://vmcp.example.com'),
     maxBodyBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(4 * 1024 * 1024),
+    keepAliveTimeout: duration('5s').describe(
+      "how long an idle client connection stays open (Node's default). Behind a load balancer, set it above the balancer's idle timeout (AWS ALB: 60s, so e.g. 65s), or the balancer may reuse a connection vmcp is closing",
+    ),
     allowedOrigins: z.array(z.string()).default([]).describe('browser origins allowed besides loopback and publicUrl'),
     trustedProxies: z
       .array(z.string().refine(isCidrOrAddress, 'must be a CIDR such as 10.0.0.0/8 or an IP address'))

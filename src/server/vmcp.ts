@@ -228,9 +228,14 @@ export function createVmcp(options: VmcpOptions): Vmcp {
             port,
             createServer: ((serverOptions: ServerOptions, listener: RequestListener) => {
               appListener = listener
-              return createServer(serverOptions, (req, res) => {
+              const node = createServer(serverOptions, (req, res) => {
                 if (!fastPost?.(req, res)) void listener(req, res)
               })
+              // A load balancer that keeps idle connections longer than vmcp may send a request
+              // on one as vmcp closes it, and answer its client 502: behind one, vmcp's timeout
+              // must be the longer (the default is Node's, 5 s).
+              node.keepAliveTimeout = config.server.keepAliveTimeout
+              return node
             }) as typeof createServer,
           },
           (info) => resolve(info),

@@ -1,3 +1,4 @@
+import { get } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { fingerprint } from '../../src/log/index.js'
 import { TEST_BACKEND } from '../support/backends.js'
@@ -184,5 +185,28 @@ describe('graceful shutdown', () => {
     expect(gw.vmcp.gateway.status().sessions).toBe(0)
     await client.close()
     expect(closed).toBe(true)
+  })
+})
+
+/** The Keep-Alive header a plain HTTP/1.1 request to `url` is answered with. */
+const keepAliveOf = (url: string) =>
+  new Promise<string | undefined>((ok, fail) => {
+    get(url, (res) => {
+      res.resume()
+      ok(res.headers['keep-alive'] as string | undefined)
+    }).on('error', fail)
+  })
+
+describe('idle client connections', () => {
+  it("stay open as long as server.keepAliveTimeout says (above a load balancer's idle timeout), 5 s by default", async () => {
+    const byDefault = await startVmcp({ backends: [] })
+    const configured = await startVmcp({ server: { keepAliveTimeout: '65s' }, backends: [] })
+    try {
+      expect(await keepAliveOf(new URL('/health', byDefault.url).href)).toBe('timeout=5')
+      expect(await keepAliveOf(new URL('/health', configured.url).href)).toBe('timeout=65')
+    } finally {
+      await byDefault.close()
+      await configured.close()
+    }
   })
 })

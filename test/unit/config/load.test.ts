@@ -42,6 +42,7 @@ describe('defaults', () => {
         host: '127.0.0.1',
         port: 4483,
         maxBodyBytes: 4 * 1024 * 1024,
+        keepAliveTimeout: 5_000,
         allowedOrigins: [],
         trustedProxies: [],
         forwardedHeader: 'x-forwarded-for',
@@ -440,6 +441,13 @@ describe('errors', () => {
       '- operational.shutdownTimeout: must be a duration such as 500ms, 30s, 5m or 1h',
       '- operational.maxSessions: must be at least 1',
       '- nmae: unknown key; did you mean "name"?',
+    ])
+  })
+
+  it('reads server.keepAliveTimeout as a duration, and names its path when it is not one', () => {
+    expect(parse('server: { keepAliveTimeout: 90s }').server.keepAliveTimeout).toBe(90_000)
+    expect(issueLines(() => parse('server: { keepAliveTimeout: forever }'))).toEqual([
+      '- server.keepAliveTimeout: must be a duration such as 500ms, 30s, 5m or 1h',
     ])
   })
 
