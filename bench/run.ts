@@ -429,9 +429,8 @@ async function benchCalls(backend: BackendChild, modeBs: [ModeB, ModeB]) {
   }
   // Every relay row has two processes of its own, which take its rounds in turn (see
   // CallTarget.processes): so each relaying process idles equally long between its turns (a process
-  // that also served another row would be woken more often, and a row's first calls after an
-  // idle spell cost more), and one process's luck does not make a row. The first `vmcp` process
-  // is the one profiled.
+  // that also served another row would be woken more often), and one process's luck does not make
+  // a row. The first `vmcp` process is the one profiled.
   const bares = [await startBareRelay(backend.url), await startBareRelay(backend.url)]
   children.push(...bares)
   const anons = [await vmcp('calls', { backends }, profileArgs), await vmcp('calls-2', { backends })]
